@@ -1,0 +1,98 @@
+"""The `haltless` command. Thin: parses flags, builds Settings, calls into the layers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from haltless.settings import Settings
+
+app = typer.Typer(help="Haltless: keeps industrial machines from halting unexpectedly.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administrative commands that work on the database directly.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database and secrets live.")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL of the database.")]
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    return Settings(**overrides)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return asyncio.run(coro)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the server."""
+    from haltless.server.runner import serve as run_server
+
+    run_server(_settings(data_dir, database_url), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    machines: Annotated[int, typer.Option(min=1, max=500, help="How many simulated machines.")] = 6,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the server with a demo tenant and a simulated fleet."""
+    from haltless.demo.runner import run_demo
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run_demo(_settings(data_dir, None), host=host, port=port, machines=machines))
+
+
+@admin_app.command("create-tenant")
+def create_tenant_command(
+    name: Annotated[str, typer.Option(help="Tenant name.")],
+    email: Annotated[str, typer.Option(help="Email of the first admin user.")],
+    password: Annotated[str, typer.Option(help="Password of the first admin user (8+ characters).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a tenant and its first admin; prints {"tenant_id": ..., "user_id": ...}."""
+    from haltless.admin import create_tenant
+    from haltless.errors import HaltlessError
+
+    if len(password) < 8:
+        typer.echo("error: the password needs at least 8 characters", err=True)
+        raise typer.Exit(2)
+    if "@" not in email:
+        typer.echo("error: not an email address", err=True)
+        raise typer.Exit(2)
+    try:
+        tenant_id, user_id = _run(
+            create_tenant(_settings(data_dir, database_url), name=name, email=email, password=password)
+        )
+    except HaltlessError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"tenant_id": tenant_id, "user_id": user_id}))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Pure logic: no I/O, no asyncio, no database. Time comes in as an argument."""

@@ -1,0 +1,58 @@
+"""I/O-free parsing of the dashboard socket's first message: a bare JWT or `{"token": ..., ...}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from haltless.core.wire import MAX_AUTH_MESSAGE_BYTES, CloseCode
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """What a client asked for in its first message."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRefusal:
+    """The first message cannot authenticate: close with `code`, `reason` for humans."""
+
+    code: CloseCode
+    reason: str
+
+
+def parse_first_message(text: str | None, data: bytes | None) -> AuthRequest | AuthRefusal:
+    """Turn the first frame into a token request, or into the close code that refuses it."""
+    if text is None:
+        if data is not None and len(data) > MAX_AUTH_MESSAGE_BYTES:
+            return AuthRefusal(CloseCode.MESSAGE_TOO_BIG, "first message too big")
+        return AuthRefusal(CloseCode.UNSUPPORTED_DATA, "send the token as a text message")
+    if len(text) > MAX_AUTH_MESSAGE_BYTES:
+        return AuthRefusal(CloseCode.MESSAGE_TOO_BIG, "first message too big")
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            payload = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return AuthRefusal(CloseCode.INVALID_TOKEN, "first message is not valid JSON")
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            return AuthRefusal(CloseCode.INVALID_TOKEN, "JSON first message needs a string 'token'")
+        return AuthRequest(token=token.strip())
+    if stripped.startswith('"'):
+        # A JSON string literal (a client that JSON-encoded the bare token).
+        try:
+            token = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return AuthRefusal(CloseCode.INVALID_TOKEN, "invalid token")
+        if isinstance(token, str) and token:
+            return AuthRequest(token=token.strip())
+        return AuthRefusal(CloseCode.INVALID_TOKEN, "invalid token")
+    if not stripped:
+        return AuthRefusal(CloseCode.INVALID_TOKEN, "empty token")
+    if stripped.lower().startswith("bearer "):
+        stripped = stripped[7:].strip()
+    return AuthRequest(token=stripped)

@@ -1,0 +1,110 @@
+"""Validation of ingested readings, one item at a time, so a bad item never sinks its batch."""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+
+from haltless.core.timefmt import TimestampError, parse_timestamp, to_micros
+
+MAX_READINGS_PER_REQUEST = 10_000
+MAX_INGEST_BODY_BYTES = 8 * 1024 * 1024
+MAX_METRIC_NAME_LENGTH = 64
+MAX_UNIT_LENGTH = 32
+MAX_READING_ID_LENGTH = 128
+# Metric names go into URLs, CSV headers and rule lookups: keep them to a safe, readable alphabet.
+_METRIC_NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")
+_KNOWN_FIELDS = frozenset({"machine_id", "metric_name", "value", "unit", "timestamp", "reading_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One valid reading, ready to store; `index` is its position in the request."""
+
+    index: int
+    machine_id: str
+    metric_name: str
+    value: float
+    unit: str
+    ts: int  # microseconds since the Unix epoch, UTC
+    reading_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why the item at `index` was not accepted."""
+
+    index: int
+    detail: str
+
+
+def normalize_uuid(text: object) -> str | None:
+    """The canonical lowercase form of a UUID string, or None when it is not one."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+def validate_reading(index: int, item: object, now_us: int, max_future_us: int) -> Reading | Rejection:
+    """Check one raw item of `{"readings": [...]}`; `now_us` is the server's receive time."""
+    if not isinstance(item, dict):
+        return Rejection(index, "reading must be a JSON object")
+    unknown = item.keys() - _KNOWN_FIELDS
+    if unknown:
+        return Rejection(index, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+
+    machine_id = normalize_uuid(item.get("machine_id"))
+    if machine_id is None:
+        return Rejection(index, "machine_id must be a UUID string")
+
+    metric_name = item.get("metric_name")
+    if not isinstance(metric_name, str) or not metric_name:
+        return Rejection(index, "metric_name must be a non-empty string")
+    if len(metric_name) > MAX_METRIC_NAME_LENGTH or not _METRIC_NAME.match(metric_name):
+        return Rejection(
+            index,
+            f"metric_name must be at most {MAX_METRIC_NAME_LENGTH} characters of letters, digits and _.:/-",
+        )
+
+    value = item.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Rejection(index, "value must be a number")
+    value = float(value)
+    if not math.isfinite(value):
+        return Rejection(index, "value must be a finite number (no NaN or Infinity)")
+
+    unit = item.get("unit", "")
+    if unit is None:
+        unit = ""
+    if not isinstance(unit, str) or len(unit) > MAX_UNIT_LENGTH:
+        return Rejection(index, f"unit must be a string of at most {MAX_UNIT_LENGTH} characters")
+
+    raw_ts = item.get("timestamp")
+    if raw_ts is None:
+        ts = now_us
+    elif isinstance(raw_ts, str):
+        try:
+            ts = to_micros(parse_timestamp(raw_ts))
+        except TimestampError as exc:
+            return Rejection(index, f"timestamp: {exc}")
+        except OverflowError:
+            return Rejection(index, "timestamp is out of range")
+        if ts > now_us + max_future_us:
+            return Rejection(index, "timestamp is too far in the future (check the sender's clock)")
+        if ts < 0:
+            return Rejection(index, "timestamp is before 1970")
+    else:
+        return Rejection(index, "timestamp must be an ISO 8601 string such as 2026-04-04T10:30:05Z")
+
+    reading_id = item.get("reading_id")
+    if reading_id is not None and (
+        not isinstance(reading_id, str) or not reading_id or len(reading_id) > MAX_READING_ID_LENGTH
+    ):
+        return Rejection(index, f"reading_id must be a non-empty string of at most {MAX_READING_ID_LENGTH} characters")
+
+    return Reading(index, machine_id, metric_name, value, unit, ts, reading_id)

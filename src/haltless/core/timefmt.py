@@ -1,0 +1,48 @@
+"""The one place where times are parsed from and written to the wire (ISO 8601 UTC with `Z`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class TimestampError(ValueError):
+    """A timestamp string that is not ISO 8601 with a time zone."""
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp that names its zone (`Z` or an offset) into an aware UTC datetime."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise TimestampError(f"{text!r} is not an ISO 8601 timestamp such as 2026-04-04T10:30:05Z") from None
+    if parsed.tzinfo is None:
+        raise TimestampError(f"{text!r} has no time zone; add Z for UTC (2026-04-04T10:30:05Z)")
+    return parsed.astimezone(UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch; the storage form of every reading time."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime of a stored microsecond timestamp."""
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+def format_micros(micros: int) -> str:
+    """`2026-04-04T10:30:05Z`, with fractional seconds only when there are any."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        return f"{base}.{fraction:06d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def format_datetime(moment: datetime) -> str:
+    """Wire form of an aware datetime."""
+    return format_micros(to_micros(moment.astimezone(UTC)))

@@ -1,0 +1,113 @@
+"""JWT access and refresh tokens: HS256 pinned, required claims, and a `typ` that keeps them apart."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from haltless.core.models import Role
+
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+_REQUIRED = ["exp", "iat", "sub", "tid", "typ", "jti"]
+
+
+class TokenError(ValueError):
+    """The token is malformed, forged, expired or of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """The verified content of a token."""
+
+    subject: str
+    tenant_id: str
+    token_type: TokenType
+    jti: str
+    issued_at: int
+    expires_at: int
+    role: Role | None
+    family_id: str | None
+
+
+def issue(
+    secret: str,
+    *,
+    token_type: TokenType,
+    subject: str,
+    tenant_id: str,
+    now: int,
+    ttl: int,
+    role: Role | None = None,
+    family_id: str | None = None,
+    jti: str | None = None,
+) -> tuple[str, TokenClaims]:
+    """Sign a token; `now` and `ttl` in whole seconds."""
+    claims = TokenClaims(
+        subject=subject,
+        tenant_id=tenant_id,
+        token_type=token_type,
+        jti=jti or str(uuid.uuid4()),
+        issued_at=now,
+        expires_at=now + ttl,
+        role=role,
+        family_id=family_id,
+    )
+    payload: dict[str, object] = {
+        "sub": subject,
+        "tid": tenant_id,
+        "typ": token_type,
+        "jti": claims.jti,
+        "iat": now,
+        "exp": now + ttl,
+    }
+    if role is not None:
+        payload["role"] = role.value
+    if family_id is not None:
+        payload["fam"] = family_id
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
+
+
+def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> TokenClaims:
+    """Check signature, algorithm, required claims, expiry and type; raise TokenError otherwise."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": _REQUIRED, "verify_iat": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("token expired") from None
+    except jwt.PyJWTError:
+        raise TokenError("invalid token") from None
+    if payload.get("typ") != expected_type:
+        raise TokenError(f"not an {expected_type} token" if expected_type == "access" else "not a refresh token")
+    exp, iat = payload["exp"], payload["iat"]
+    if not isinstance(exp, int) or not isinstance(iat, int) or exp <= now:
+        raise TokenError("token expired")
+    sub, tid, jti = payload["sub"], payload["tid"], payload["jti"]
+    if not all(isinstance(v, str) and v for v in (sub, tid, jti)):
+        raise TokenError("invalid token")
+    role: Role | None = None
+    if expected_type == "access":
+        try:
+            role = Role(str(payload.get("role")))
+        except ValueError:
+            raise TokenError("invalid token") from None
+    family = payload.get("fam")
+    if expected_type == "refresh" and not isinstance(family, str):
+        raise TokenError("invalid token")
+    return TokenClaims(
+        subject=sub,
+        tenant_id=tid,
+        token_type=expected_type,
+        jti=jti,
+        issued_at=iat,
+        expires_at=exp,
+        role=role,
+        family_id=family if isinstance(family, str) else None,
+    )

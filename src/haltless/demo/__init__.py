@@ -1,0 +1,1 @@
+"""The simulated fleet behind `haltless demo` (and the agent's simulator source)."""

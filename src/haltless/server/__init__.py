@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket server: FastAPI app factory, routes, dashboard hub."""

@@ -1,0 +1,105 @@
+"""`create_app(settings)`: the FastAPI application and the lifespan that owns engine, bus and hub."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from haltless import __version__
+from haltless.bus import create_bus
+from haltless.core.secrets import new_secret
+from haltless.server.errors import install_error_handlers
+from haltless.server.hub import DashboardHub
+from haltless.server.ingest import IngestPipeline
+from haltless.server.routes import api_keys, auth, machines, sensor_data, users
+from haltless.server.state import AppState
+from haltless.server.ws import router as ws_router
+from haltless.settings import Settings
+from haltless.store.database import create_engine, migrate
+
+
+def load_or_create_jwt_secret(settings: Settings) -> str:
+    """HALTLESS_JWT_SECRET, or a secret generated once and kept (mode 0600) in the data dir."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path: Path = settings.data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = new_secret()
+    # O_EXCL: when two processes start at once, exactly one writes; the other reads its secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The whole server as an ASGI app."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.effective_database_url)
+        await migrate(engine)
+        bus = create_bus(settings.bus_url)
+        hub = DashboardHub(max_pending=settings.ws_max_pending)
+        bus.subscribe(hub.deliver)
+        await bus.start()
+        app.state.haltless = AppState(
+            settings=settings,
+            engine=engine,
+            bus=bus,
+            hub=hub,
+            jwt_secret=load_or_create_jwt_secret(settings),
+            pipeline=IngestPipeline(settings, engine, bus),
+        )
+        try:
+            yield
+        finally:
+            hub.close_all()
+            await bus.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Haltless",
+        version=__version__,
+        description="Sensor ingestion, alerting and live dashboards for industrial machines.",
+        lifespan=lifespan,
+    )
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    install_error_handlers(app)
+    for router in (
+        auth.router,
+        users.router,
+        api_keys.router,
+        machines.router,
+        sensor_data.router,
+        ws_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/api/v1/health", tags=["health"])
+    async def health() -> dict[str, object]:
+        """Liveness, and how many dashboard sockets this process serves."""
+        state: AppState = app.state.haltless
+        return {"status": "ok", "version": __version__, "websockets": state.hub.connection_count()}
+
+    return app

@@ -1,0 +1,138 @@
+"""The ingest pipeline: validate → store (one transaction per batch) → publish `sensor_update` events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from haltless.bus import EventBus
+from haltless.core import wire
+from haltless.core.readings import (
+    MAX_READINGS_PER_REQUEST,
+    Reading,
+    Rejection,
+    validate_reading,
+)
+from haltless.errors import InvalidRequest, PayloadTooLarge
+from haltless.settings import Settings
+from haltless.store import machines, readings
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [{"index": r.index, "detail": r.detail} for r in self.rejected],
+        }
+
+
+def parse_body(body: bytes) -> list[object]:
+    """The `readings` list of an ingest body; NaN/Infinity literals parse so they can be refused per item."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            # Python's json.dumps writes NaN/Infinity by default; accept the syntax, reject the item.
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidRequest("body is not valid JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("readings"), list):
+        raise InvalidRequest('body must be a JSON object {"readings": [...]}')
+    extra = payload.keys() - {"readings"}
+    if extra:
+        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(map(str, extra)))}")
+    items: list[object] = payload["readings"]
+    if len(items) > MAX_READINGS_PER_REQUEST:
+        raise PayloadTooLarge(
+            f"at most {MAX_READINGS_PER_REQUEST} readings per request (got {len(items)}); split the batch"
+        )
+    return items
+
+
+class IngestPipeline:
+    """Owns the order of work for a batch; one instance per app."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, bus: EventBus) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._bus = bus
+        # SQLite has one writer at a time; queueing writers here is cheaper than busy-waiting on the file lock.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    async def ingest(self, tenant_id: str, items: list[object], now_us: int) -> IngestResult:
+        """Validate, store and publish one batch; returns per-item outcomes."""
+        result = IngestResult()
+        max_future_us = int(self._settings.max_future_skew * 1_000_000)
+        valid: list[Reading] = []
+        for index, item in enumerate(items):
+            outcome = validate_reading(index, item, now_us, max_future_us)
+            if isinstance(outcome, Rejection):
+                result.rejected.append(outcome)
+            else:
+                valid.append(outcome)
+
+        if valid:
+            if self._write_lock is None:
+                stored = await self._store(tenant_id, valid, now_us, result)
+            else:
+                async with self._write_lock:
+                    stored = await self._store(tenant_id, valid, now_us, result)
+            if stored:
+                await self._publish(tenant_id, stored)
+        result.rejected.sort(key=lambda r: r.index)
+        return result
+
+    async def _store(self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult) -> list[Reading]:
+        for attempt in range(2):
+            try:
+                return await self._store_once(tenant_id, valid, now_us, result)
+            except IntegrityError:
+                # A concurrent batch stored one of our reading ids first; the re-check sees it now.
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store_once(
+        self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
+    ) -> list[Reading]:
+        rejected: list[Rejection] = []
+        duplicates = 0
+        async with self._engine.begin() as conn:
+            known = await machines.existing_ids(conn, tenant_id=tenant_id, machine_ids=(r.machine_id for r in valid))
+            ids = [r.reading_id for r in valid if r.reading_id is not None and r.machine_id in known]
+            seen = await readings.seen_reading_ids(conn, tenant_id=tenant_id, reading_ids=ids) if ids else set()
+            batch: list[Reading] = []
+            for reading in valid:
+                if reading.machine_id not in known:
+                    rejected.append(Rejection(reading.index, "unknown machine_id"))
+                    continue
+                if reading.reading_id is not None:
+                    if reading.reading_id in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(reading.reading_id)
+                batch.append(reading)
+            await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
+            if batch:
+                await machines.mark_seen(conn, last_seen={r.machine_id: now_us for r in batch})
+        result.rejected.extend(rejected)
+        result.duplicates += duplicates
+        result.accepted += len(batch)
+        return batch
+
+    async def _publish(self, tenant_id: str, stored: list[Reading]) -> None:
+        # Events of one machine go out in measurement order, whatever order the batch had.
+        ordered = sorted(stored, key=lambda r: r.ts)
+        events = [wire.sensor_update(r.machine_id, r.metric_name, r.value, r.unit, r.ts) for r in ordered]
+        await self._bus.publish(tenant_id, events)

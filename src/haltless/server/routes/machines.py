@@ -1,0 +1,129 @@
+"""Machines CRUD and latest values."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from haltless.core.readings import normalize_uuid
+from haltless.core.timefmt import format_micros
+from haltless.errors import NotFound
+from haltless.server.schemas import (
+    LatestReading,
+    MachineCreate,
+    MachineLatest,
+    MachineOut,
+    MachinePage,
+    MachineUpdate,
+)
+from haltless.server.security import Admin, State, Viewer
+from haltless.server.state import AppState, now_micros
+from haltless.store import machines, readings
+from haltless.store.machines import Machine
+
+router = APIRouter(prefix="/api/v1/machines", tags=["machines"])
+
+
+def _out(machine: Machine) -> MachineOut:
+    return MachineOut(
+        id=machine.id,
+        name=machine.name,
+        location=machine.location,
+        tags=machine.tags,
+        status=machine.status,
+        last_seen_at=format_micros(machine.last_seen_at) if machine.last_seen_at is not None else None,
+        created_at=format_micros(machine.created_at),
+    )
+
+
+async def _get(state: AppState, tenant_id: str, machine_id: str) -> Machine:
+    normalized = normalize_uuid(machine_id)
+    machine = None
+    if normalized is not None:
+        async with state.engine.connect() as conn:
+            machine = await machines.get(conn, tenant_id=tenant_id, machine_id=normalized)
+    if machine is None:
+        raise NotFound("machine not found")
+    return machine
+
+
+@router.post("", status_code=201, response_model=MachineOut)
+async def create_machine(body: MachineCreate, principal: Admin, state: State) -> MachineOut:
+    """Register a machine; it is `offline` until its first reading."""
+    async with state.engine.begin() as conn:
+        machine = await machines.create(
+            conn,
+            tenant_id=principal.tenant_id,
+            name=body.name,
+            location=body.location,
+            tags=body.tags,
+            now=now_micros(),
+        )
+    return _out(machine)
+
+
+@router.get("", response_model=MachinePage)
+async def list_machines(
+    principal: Viewer,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MachinePage:
+    """The tenant's machines, ordered by name."""
+    async with state.engine.connect() as conn:
+        items, total = await machines.list_page(conn, tenant_id=principal.tenant_id, limit=limit, offset=offset)
+    return MachinePage(items=[_out(m) for m in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{machine_id}", response_model=MachineOut)
+async def get_machine(machine_id: str, principal: Viewer, state: State) -> MachineOut:
+    return _out(await _get(state, principal.tenant_id, machine_id))
+
+
+@router.patch("/{machine_id}", response_model=MachineOut)
+async def update_machine(machine_id: str, body: MachineUpdate, principal: Admin, state: State) -> MachineOut:
+    """Change name, location or tags; fields left out stay as they are."""
+    machine = await _get(state, principal.tenant_id, machine_id)
+    values: dict[str, Any] = body.model_dump(exclude_unset=True)
+    if "name" in values and values["name"] is None:
+        del values["name"]
+    if "tags" in values and values["tags"] is None:
+        values["tags"] = []
+    async with state.engine.begin() as conn:
+        updated = await machines.update_fields(
+            conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values
+        )
+    if updated is None:
+        raise NotFound("machine not found")
+    return _out(updated)
+
+
+@router.delete("/{machine_id}", status_code=204, response_class=Response)
+async def delete_machine(machine_id: str, principal: Admin, state: State) -> Response:
+    """Delete a machine and all of its readings."""
+    machine = await _get(state, principal.tenant_id, machine_id)
+    async with state.engine.begin() as conn:
+        await machines.remove(conn, tenant_id=principal.tenant_id, machine_id=machine.id)
+    return Response(status_code=204)
+
+
+@router.get("/{machine_id}/latest", response_model=MachineLatest)
+async def latest(machine_id: str, principal: Viewer, state: State) -> MachineLatest:
+    """The newest reading (by measurement time) of each metric of the machine."""
+    machine = await _get(state, principal.tenant_id, machine_id)
+    async with state.engine.connect() as conn:
+        rows = await readings.latest_per_metric(conn, machine_id=machine.id)
+    return MachineLatest(
+        machine_id=machine.id,
+        readings=[
+            LatestReading(
+                metric_name=r.metric_name,
+                value=r.value,
+                unit=r.unit,
+                timestamp=format_micros(r.ts),
+                received_at=format_micros(r.received_at),
+            )
+            for r in rows
+        ],
+    )

@@ -1,0 +1,37 @@
+"""How the server runs under uvicorn: one place for the protocol choices and the log config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from haltless.server.app import create_app
+from haltless.server.logs import uvicorn_log_config
+from haltless.settings import Settings
+
+# Clients send one small auth frame; nothing bigger is ever expected from them.
+WS_MAX_INCOMING_BYTES = 1024 * 1024
+
+
+def uvicorn_config(settings: Settings, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+    """uvloop + httptools + the sans-I/O websockets protocol, no per-message compression."""
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": uvicorn_log_config(log_level),
+        "log_level": log_level,
+        "ws": "websockets-sansio",
+        "ws_max_size": WS_MAX_INCOMING_BYTES,
+        "ws_per_message_deflate": False,
+        "http": "httptools",
+        "loop": "uvloop",
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 5,
+    }
+    return uvicorn.Config(create_app(settings), **options)
+
+
+def serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
+    """Run the server until interrupted."""
+    uvicorn.Server(uvicorn_config(settings, host=host, port=port, log_level=log_level)).run()

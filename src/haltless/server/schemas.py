@@ -1,0 +1,131 @@
+"""Request and response bodies of the REST API (they make up the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from haltless.core.models import MachineStatus, Role
+
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(StrictBody):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RefreshRequest(StrictBody):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class Me(BaseModel):
+    user_id: str
+    tenant_id: str
+    email: str
+    role: Role
+
+
+class UserCreate(StrictBody):
+    email: Email
+    password: Password
+    role: Role = Role.VIEWER
+
+
+class UserOut(BaseModel):
+    id: str
+    tenant_id: str
+    email: str
+    role: Role
+    created_at: str
+
+
+class ApiKeyCreate(StrictBody):
+    name: Name
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret key. It is shown only in this response.")
+
+
+class MachineCreate(StrictBody):
+    name: Name
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
+
+
+class MachineUpdate(StrictBody):
+    name: Name | None = None
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+
+
+class MachineOut(BaseModel):
+    id: str
+    name: str
+    location: str | None
+    tags: list[str]
+    status: MachineStatus
+    last_seen_at: str | None
+    created_at: str
+
+
+class MachinePage(BaseModel):
+    items: list[MachineOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class LatestReading(BaseModel):
+    metric_name: str
+    value: float
+    unit: str
+    timestamp: str
+    received_at: str
+
+
+class MachineLatest(BaseModel):
+    machine_id: str
+    readings: list[LatestReading]
+
+
+class IngestRejection(BaseModel):
+    index: int
+    detail: str
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[IngestRejection]
+
+
+class CreatedTenant(BaseModel):
+    tenant_id: str
+    user_id: str

@@ -1,0 +1,66 @@
+"""Who is calling: bearer access tokens for users, bearer API keys for edge agents; role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from haltless.core import tokens
+from haltless.core.models import Principal, Role
+from haltless.core.secrets import API_KEY_PREFIX, hash_api_key
+from haltless.errors import AuthenticationError, PermissionDenied
+from haltless.server.state import AppState, now_seconds, request_state
+from haltless.store import accounts
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationError("missing Authorization: Bearer header")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise AuthenticationError("Authorization header must be 'Bearer <token>'")
+    return credential.strip()
+
+
+def principal_from_access_token(state: AppState, token: str) -> Principal:
+    """Verify an access token (also used by the WebSocket); raises AuthenticationError."""
+    try:
+        claims = tokens.verify(state.jwt_secret, token, expected_type="access", now=now_seconds())
+    except tokens.TokenError as exc:
+        raise AuthenticationError(str(exc)) from None
+    return Principal(tenant_id=claims.tenant_id, subject_id=claims.subject, role=claims.role)
+
+
+async def _authenticate(request: Request, state: AppState, *, allow_api_key: bool) -> Principal:
+    credential = _bearer(request)
+    if credential.startswith(API_KEY_PREFIX):
+        async with state.engine.connect() as conn:
+            key = await accounts.api_key_by_hash(conn, hash_api_key(credential))
+        if key is None or key.revoked_at is not None:
+            raise AuthenticationError("invalid or revoked API key")
+        if not allow_api_key:
+            raise PermissionDenied("API keys may only ingest sensor data")
+        return Principal(tenant_id=key.tenant_id, subject_id=key.id, role=None, is_api_key=True)
+    return principal_from_access_token(state, credential)
+
+
+def require(role: Role, *, allow_api_key: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the caller and demands at least `role`."""
+
+    async def dependency(request: Request, state: Annotated[AppState, Depends(request_state)]) -> Principal:
+        principal = await _authenticate(request, state, allow_api_key=allow_api_key)
+        if principal.role is not None and not principal.role.allows(role):
+            raise PermissionDenied(f"this needs the {role.value} role")
+        return principal
+
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Ingester = Annotated[Principal, Depends(require(Role.OPERATOR, allow_api_key=True))]
+State = Annotated[AppState, Depends(request_state)]

@@ -1,0 +1,43 @@
+"""What the lifespan owns, in one object hung on `app.state.haltless`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import HTTPConnection
+
+from haltless.bus import EventBus
+from haltless.server.hub import DashboardHub
+from haltless.server.ingest import IngestPipeline
+from haltless.settings import Settings
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    bus: EventBus
+    hub: DashboardHub
+    jwt_secret: str
+    pipeline: IngestPipeline
+
+
+def app_state(connection: HTTPConnection) -> AppState:
+    """The running app's state (a FastAPI dependency for both HTTP and WebSocket routes)."""
+    state: AppState = connection.app.state.haltless
+    return state
+
+
+def request_state(request: Request) -> AppState:
+    return app_state(request)
+
+
+def now_seconds() -> int:
+    return int(time.time())
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000

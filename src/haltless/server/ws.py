@@ -1,0 +1,120 @@
+"""`/api/v1/ws/dashboard`: token as the first message, then heartbeats and the tenant's events.
+
+The handshake follows docs/websocket.md: accept, wait for one text frame (at most
+HALTLESS_WS_AUTH_TIMEOUT, counted against HALTLESS_WS_MAX_PENDING), verify the access token, send a
+heartbeat, then stream. Query parameters are never read: a token in the URL is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketState
+
+from haltless.core.auth_message import AuthRefusal, parse_first_message
+from haltless.core.wire import CloseCode
+from haltless.errors import AuthenticationError
+from haltless.server.hub import DashboardConnection
+from haltless.server.origins import origin_allowed
+from haltless.server.security import principal_from_access_token
+from haltless.server.state import AppState, app_state
+
+log = logging.getLogger("haltless.ws")
+router = APIRouter()
+
+# How long we try to deliver a close frame to a socket that stopped reading before giving up on it.
+SLOW_CLOSE_TIMEOUT = 5.0
+
+
+async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+    with contextlib.suppress(Exception):
+        if websocket.application_state is not WebSocketState.DISCONNECTED:
+            await websocket.close(code=code, reason=reason)
+
+
+async def _first_message(websocket: WebSocket, wait_seconds: float) -> tuple[str | None, bytes | None] | None:
+    """The first frame as (text, bytes); None if the client left or the timeout passed."""
+    async with asyncio.timeout(wait_seconds):
+        message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    return message.get("text"), message.get("bytes")
+
+
+@router.websocket("/api/v1/ws/dashboard")
+async def dashboard(websocket: WebSocket) -> None:
+    state: AppState = app_state(websocket)
+    settings = state.settings
+    if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins):
+        # Closing before accept makes the server answer the upgrade with HTTP 403.
+        await websocket.close(code=1008)
+        return
+
+    hub = state.hub
+    await websocket.accept()
+    if not hub.try_reserve_pending():
+        await _close(websocket, CloseCode.TOO_MANY_PENDING, "too many pending connections")
+        return
+    try:
+        try:
+            first = await _first_message(websocket, settings.ws_auth_timeout)
+        except TimeoutError:
+            await _close(websocket, CloseCode.AUTH_TIMEOUT, "authentication timeout")
+            return
+    finally:
+        hub.release_pending()
+    if first is None:
+        return
+
+    request = parse_first_message(*first)
+    if isinstance(request, AuthRefusal):
+        await _close(websocket, request.code, request.reason)
+        return
+    try:
+        principal = principal_from_access_token(state, request.token)
+    except AuthenticationError as exc:
+        await _close(websocket, CloseCode.INVALID_TOKEN, exc.detail)
+        return
+
+    await _stream(websocket, state, principal.tenant_id)
+
+
+async def _stream(websocket: WebSocket, state: AppState, tenant_id: str) -> None:
+    connection = DashboardConnection(
+        tenant_id,
+        websocket.send_text,
+        limit_bytes=state.settings.ws_send_buffer_bytes,
+        heartbeat_interval=state.settings.ws_heartbeat_interval,
+    )
+    connection.start_heartbeats()
+    state.hub.add(connection)
+    writer = asyncio.create_task(connection.run_writer())
+    reader = asyncio.create_task(_drain_incoming(websocket))
+    overflow = asyncio.create_task(connection.overflowed.wait())
+    try:
+        done, _ = await asyncio.wait({writer, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        state.hub.remove(connection)
+        connection.stop()
+        for task in (writer, overflow):
+            task.cancel()
+    if overflow in done:
+        log.warning("dashboard socket of tenant %s fell behind; closing with 4008", tenant_id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SLOW_CLOSE_TIMEOUT):
+                await _close(websocket, CloseCode.SLOW_CONSUMER, "too slow: send buffer overflowed")
+    elif writer in done and writer.exception() is None:
+        await _close(websocket, CloseCode.GOING_AWAY)
+    reader.cancel()
+    await asyncio.gather(writer, reader, overflow, return_exceptions=True)
+
+
+async def _drain_incoming(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends after auth, until it disconnects."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

@@ -1,0 +1,45 @@
+"""Settings, read once from `HALTLESS_*` environment variables into an immutable object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; see the Settings table of docs/configuration in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="HALTLESS_", frozen=True, extra="ignore")
+
+    data_dir: Path = Path("./haltless-data")
+    database_url: str | None = None
+    bus_url: str = "memory://"
+    jwt_secret: str | None = None
+    access_token_ttl: int = Field(default=900, gt=0)
+    refresh_token_ttl: int = Field(default=2_592_000, gt=0)
+    ws_auth_timeout: float = Field(default=10.0, gt=0)
+    ws_heartbeat_interval: float = Field(default=15.0, gt=0)
+    ws_max_pending: int = Field(default=256, ge=0)
+    # Bytes of encoded events a socket may have waiting to be written before it is cut off (close 4008).
+    ws_send_buffer_bytes: int = Field(default=1_048_576, ge=1024)
+    offline_after: float = Field(default=60.0, gt=0)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Readings whose timestamp lies further than this in the future are rejected (clock skew allowance).
+    max_future_skew: float = Field(default=300.0, ge=0)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'haltless.db').resolve()}"

@@ -1,0 +1,123 @@
+"""Machines of a tenant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from haltless.core.models import MachineStatus
+from haltless.store.tables import machines
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    id: str
+    tenant_id: str
+    name: str
+    location: str | None
+    tags: list[str]
+    status: MachineStatus
+    last_seen_at: int | None
+    created_at: int
+
+
+def _machine(row: Any) -> Machine:
+    r = row._mapping
+    return Machine(
+        r["id"],
+        r["tenant_id"],
+        r["name"],
+        r["location"],
+        list(r["tags"] or []),
+        MachineStatus(r["status"]),
+        r["last_seen_at"],
+        r["created_at"],
+    )
+
+
+async def create(
+    conn: AsyncConnection, *, tenant_id: str, name: str, location: str | None, tags: list[str], now: int
+) -> Machine:
+    """A new machine; it starts `offline` until its first reading arrives."""
+    machine = Machine(str(uuid.uuid4()), tenant_id, name, location, tags, MachineStatus.OFFLINE, None, now)
+    await conn.execute(
+        machines.insert().values(
+            id=machine.id,
+            tenant_id=tenant_id,
+            name=name,
+            location=location,
+            tags=tags,
+            status=machine.status.value,
+            last_seen_at=None,
+            created_at=now,
+        )
+    )
+    return machine
+
+
+async def get(conn: AsyncConnection, *, tenant_id: str, machine_id: str) -> Machine | None:
+    row = (
+        await conn.execute(select(machines).where(machines.c.id == machine_id, machines.c.tenant_id == tenant_id))
+    ).first()
+    return _machine(row) if row else None
+
+
+async def list_page(conn: AsyncConnection, *, tenant_id: str, limit: int, offset: int) -> tuple[list[Machine], int]:
+    """One page of machines ordered by name, and the total count."""
+    rows = await conn.execute(
+        select(machines)
+        .where(machines.c.tenant_id == tenant_id)
+        .order_by(machines.c.name, machines.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = (
+        await conn.execute(select(func.count()).select_from(machines).where(machines.c.tenant_id == tenant_id))
+    ).scalar_one()
+    return [_machine(row) for row in rows], int(total)
+
+
+async def update_fields(
+    conn: AsyncConnection, *, tenant_id: str, machine_id: str, values: dict[str, Any]
+) -> Machine | None:
+    if values:
+        await conn.execute(
+            update(machines).where(machines.c.id == machine_id, machines.c.tenant_id == tenant_id).values(**values)
+        )
+    return await get(conn, tenant_id=tenant_id, machine_id=machine_id)
+
+
+async def remove(conn: AsyncConnection, *, tenant_id: str, machine_id: str) -> bool:
+    result = await conn.execute(delete(machines).where(machines.c.id == machine_id, machines.c.tenant_id == tenant_id))
+    return result.rowcount == 1
+
+
+async def existing_ids(conn: AsyncConnection, *, tenant_id: str, machine_ids: Iterable[str]) -> set[str]:
+    """Which of `machine_ids` are machines of `tenant_id` (another tenant's id counts as unknown)."""
+    wanted = list(set(machine_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = await conn.execute(
+            select(machines.c.id).where(machines.c.tenant_id == tenant_id, machines.c.id.in_(chunk))
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def mark_seen(conn: AsyncConnection, *, last_seen: dict[str, int]) -> None:
+    """Advance `last_seen_at` (arrival time of the newest reading) of each machine."""
+    for machine_id, seen in last_seen.items():
+        await conn.execute(
+            update(machines)
+            .where(
+                machines.c.id == machine_id,
+                (machines.c.last_seen_at.is_(None)) | (machines.c.last_seen_at < seen),
+            )
+            .values(last_seen_at=seen)
+        )
