@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./haltless-data")
     database_url: str | None = None
     bus_url: str = "memory://"
-    jwt_secret: str | None = None
+    # HMAC key; at least 32 characters (RFC 7518 wants 256 bits for HS256).
+    jwt_secret: str | None = Field(default=None, min_length=32)
     access_token_ttl: int = Field(default=900, gt=0)
     refresh_token_ttl: int = Field(default=2_592_000, gt=0)
     ws_auth_timeout: float = Field(default=10.0, gt=0)

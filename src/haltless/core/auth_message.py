@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
 
 from haltless.core.wire import MAX_AUTH_MESSAGE_BYTES, CloseCode
+
+# A JWT is three base64url parts joined by dots; anything else cannot be a token.
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]*)*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,7 @@ def parse_first_message(text: str | None, data: bytes | None) -> AuthRequest | A
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             return AuthRefusal(CloseCode.INVALID_TOKEN, "JSON first message needs a string 'token'")
-        return AuthRequest(token=token.strip())
+        return _token(token.strip())
     if stripped.startswith('"'):
         # A JSON string literal (a client that JSON-encoded the bare token).
         try:
@@ -49,10 +53,16 @@ def parse_first_message(text: str | None, data: bytes | None) -> AuthRequest | A
         except orjson.JSONDecodeError:
             return AuthRefusal(CloseCode.INVALID_TOKEN, "invalid token")
         if isinstance(token, str) and token:
-            return AuthRequest(token=token.strip())
+            return _token(token.strip())
         return AuthRefusal(CloseCode.INVALID_TOKEN, "invalid token")
     if not stripped:
         return AuthRefusal(CloseCode.INVALID_TOKEN, "empty token")
     if stripped.lower().startswith("bearer "):
         stripped = stripped[7:].strip()
-    return AuthRequest(token=stripped)
+    return _token(stripped)
+
+
+def _token(candidate: str) -> AuthRequest | AuthRefusal:
+    if not _TOKEN_SHAPE.match(candidate):
+        return AuthRefusal(CloseCode.INVALID_TOKEN, "invalid token")
+    return AuthRequest(token=candidate)

@@ -1,9 +1,12 @@
 """The dashboard hub: which sockets belong to which tenant, and a bounded outbox per socket.
 
 Policy for clients that fall behind (docs/websocket.md): every socket has one writer task that
-drains its outbox. Publishing appends the already-encoded event to each outbox of the tenant without
-awaiting anything. When a socket's outbox holds more than `HALTLESS_WS_SEND_BUFFER_BYTES` it is
-dropped from the hub at once (no more memory, no more work) and closed with 4008.
+drains its outbox. Publishing appends the already-encoded batch of events (one shared tuple for all
+sockets, so a backlog costs a pointer per socket, not a copy) to each outbox of the tenant without
+awaiting anything. A socket whose outbox still holds more than `HALTLESS_WS_SEND_BUFFER_BYTES` of
+earlier events when a new batch arrives is dropped from the hub at once (no more memory, no more
+work) and closed with 4008. One batch of any size is always accepted on top of the budget, so a
+large ingest request never cuts off a client that keeps up.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class DashboardConnection:
         self._send = send
         self._limit = limit_bytes
         self._heartbeat_interval = heartbeat_interval
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[Sequence[str]] = deque()
         self._buffered = 0
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -53,20 +56,16 @@ class DashboardConnection:
         # Set when the outbox overflowed; the socket handler then closes with SLOW_CONSUMER.
         self.overflowed = asyncio.Event()
 
-    def push(self, events: Sequence[str]) -> None:
-        """Queue encoded events without awaiting; a socket over its byte budget is cut off."""
+    def push(self, events: Sequence[str], size: int) -> None:
+        """Queue a batch of encoded events (`size` characters in all) without awaiting."""
         if self.dead:
             return
-        outbox = self._outbox
-        size = self._buffered
-        for event in events:
-            outbox.append(event)
-            size += len(event)
-        self._buffered = size
-        if size > self._limit:
+        if self._buffered > self._limit:
             self._overflow()
-        else:
-            self._wakeup.set()
+            return
+        self._outbox.append(events)
+        self._buffered += size
+        self._wakeup.set()
 
     def _overflow(self) -> None:
         self.dead = True
@@ -81,7 +80,8 @@ class DashboardConnection:
     def _heartbeat(self) -> None:
         if self.dead:
             return
-        self.push((wire.heartbeat(_now_us()),))
+        beat = wire.heartbeat(_now_us())
+        self.push((beat,), len(beat))
         self._heartbeat_handle = self._loop.call_later(self._heartbeat_interval, self._heartbeat)
 
     async def run_writer(self) -> None:
@@ -93,9 +93,11 @@ class DashboardConnection:
             await wakeup.wait()
             wakeup.clear()
             while outbox and not self.dead:
-                event = outbox.popleft()
-                self._buffered -= len(event)
-                await send(event)
+                for event in outbox.popleft():
+                    if self.dead:
+                        return
+                    self._buffered -= len(event)
+                    await send(event)
 
     def stop(self) -> None:
         """Stop heartbeats and drop whatever is queued."""
@@ -140,8 +142,9 @@ class DashboardHub:
         """Bus sink: hand the tenant's encoded events to each of its sockets (no await, no copy)."""
         members = self._by_tenant.get(tenant_id)
         if members:
+            size = sum(map(len, events))
             for connection in members:
-                connection.push(events)
+                connection.push(events, size)
 
     def connection_count(self) -> int:
         return sum(len(members) for members in self._by_tenant.values())
