@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -73,6 +75,8 @@ machines = Table(
     Column("location", String(200), nullable=True),
     Column("tags", JSON, nullable=False),
     Column("status", String(16), nullable=False),
+    # Set by a user; while true the status is `maintenance` and alerts are suppressed.
+    Column("maintenance", Boolean, nullable=False, server_default=false()),
     Column("last_seen_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
 )
@@ -93,4 +97,58 @@ readings = Table(
     Index("ix_readings_machine_metric_ts", "machine_id", "metric_name", "ts"),
     # Idempotency: a reading id is unique within its tenant (NULLs never collide).
     UniqueConstraint("tenant_id", "reading_id", name="uq_readings_tenant_reading_id"),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("metric_name", String(64), nullable=False),
+    # NULL: the rule applies to every machine of the tenant.
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), nullable=True),
+    Column("condition", String(2), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("for_seconds", Float, nullable=False),
+    Column("hysteresis", Float, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("message", String(500), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", String(36), ForeignKey("alert_rules.id", ondelete="SET NULL"), nullable=True),
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), nullable=False),
+    Column("metric_name", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("metric_value", Float, nullable=False),
+    Column("threshold_value", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("acknowledged_at", BigInteger, nullable=True),
+    Column("acknowledged_by", String(36), nullable=True),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("resolved_by", String(36), nullable=True),
+    Column("resolution", String(32), nullable=True),
+    Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
+    Index("ix_alerts_rule_machine_state", "rule_id", "machine_id", "state"),
+)
+
+# The rule engine's memory per (rule, machine): survives restarts so a pending `for_seconds`
+# breach is neither forgotten nor restarted, and an open alert is never opened twice.
+rule_states = Table(
+    "rule_states",
+    metadata,
+    Column("rule_id", String(36), ForeignKey("alert_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
+    Column("breach_since", BigInteger, nullable=True),
+    Column("last_ts", BigInteger, nullable=False),
 )
