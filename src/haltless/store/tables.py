@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     false,
+    true,
 )
 
 metadata = MetaData()
@@ -151,4 +152,6 @@ rule_states = Table(
     Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
     Column("breach_since", BigInteger, nullable=True),
     Column("last_ts", BigInteger, nullable=False),
+    # False after a user resolved an alert while the breach went on: the value must clear first.
+    Column("armed", Boolean, nullable=False, server_default=true()),
 )

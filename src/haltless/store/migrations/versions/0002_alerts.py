@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("machine_id", sa.String(36), sa.ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("breach_since", sa.BigInteger, nullable=True),
         sa.Column("last_ts", sa.BigInteger, nullable=False),
+        sa.Column("armed", sa.Boolean, nullable=False, server_default=sa.true()),
     )
 
 
