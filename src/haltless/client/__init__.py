@@ -1,0 +1,98 @@
+"""Python SDK of Haltless: the REST API (sync and async) and the live dashboard stream.
+
+    from haltless.client import AsyncHaltlessClient, SensorUpdate
+
+    async with AsyncHaltlessClient("http://127.0.0.1:8000", email=..., password=...) as client:
+        async for event in client.stream(types={"sensor_update", "alert"}):
+            ...
+
+It imports nothing of the server: it is what plant engineers install on their own machines.
+See docs/client.md for the guide and the reference; the exception tree is in `_exceptions`.
+"""
+
+from __future__ import annotations
+
+from haltless.client._backoff import Backoff
+from haltless.client._client import AsyncHaltlessClient, HaltlessClient
+from haltless.client._endpoints import UNSET
+from haltless.client._events import (
+    Alert,
+    Connected,
+    Event,
+    GaveUp,
+    Heartbeat,
+    MachineStatus,
+    Reconnecting,
+    SensorUpdate,
+    StreamStatus,
+)
+from haltless.client._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequest,
+    Conflict,
+    ConnectError,
+    HaltlessError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    SessionExpired,
+    StreamClosed,
+    StreamError,
+    ValidationError,
+)
+from haltless.client._models import (
+    IngestResult,
+    LatestReading,
+    Machine,
+    MachineLatest,
+    MachinePage,
+    Me,
+    Reading,
+    Rejection,
+    TokenPair,
+)
+from haltless.client._stream import DashboardStream
+
+__all__ = [
+    "UNSET",
+    "APIError",
+    "Alert",
+    "AsyncHaltlessClient",
+    "AuthenticationError",
+    "Backoff",
+    "BadRequest",
+    "Conflict",
+    "ConnectError",
+    "Connected",
+    "DashboardStream",
+    "Event",
+    "GaveUp",
+    "HaltlessClient",
+    "HaltlessError",
+    "Heartbeat",
+    "IngestResult",
+    "LatestReading",
+    "Machine",
+    "MachineLatest",
+    "MachinePage",
+    "MachineStatus",
+    "Me",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "Reading",
+    "Reconnecting",
+    "Rejection",
+    "SensorUpdate",
+    "ServerError",
+    "SessionExpired",
+    "StreamClosed",
+    "StreamError",
+    "StreamStatus",
+    "TokenPair",
+    "ValidationError",
+]

@@ -1,0 +1,420 @@
+"""`HaltlessClient` (sync) and `AsyncHaltlessClient` (async): the REST API with transparent token refresh.
+
+Both share every decision with `_base` and `_endpoints`; the code here only sends requests. A request that gets
+401 with the current access token refreshes the session once (single-flight) and is retried once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from haltless.client import _endpoints as api
+from haltless.client._base import (
+    TRANSPORT_ERRORS,
+    USER_AGENT,
+    Call,
+    TokenStore,
+    cannot_refresh,
+    login_call,
+    logout_call,
+    no_credentials,
+    normalize_base_url,
+    plan_ingest,
+    refresh_call,
+    transport_error,
+)
+from haltless.client._endpoints import UNSET, Unset
+from haltless.client._exceptions import AuthenticationError, SessionExpired
+from haltless.client._models import IngestResult, Machine, MachineLatest, MachinePage, Me, Reading, TokenPair
+
+if TYPE_CHECKING:
+    from haltless.client._backoff import Backoff
+    from haltless.client._stream import DashboardStream, StatusCallback
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 30.0
+
+
+class _ClientState:
+    """What both clients hold: where the server is, who we are, and the tokens."""
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str | None,
+        password: str | None,
+        token: str | None,
+        refresh_token: str | None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.email = email
+        self.password = password
+        self.tokens = TokenStore(token, refresh_token)
+
+    def login_request(self) -> Call[dict[str, Any]]:
+        if self.email is None or self.password is None:
+            raise no_credentials()
+        return login_call(self.email, self.password)
+
+
+class HaltlessClient:
+    """Synchronous client of the Haltless REST API. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        refresh_token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._state = _ClientState(base_url, email, password, token, refresh_token)
+        self._http = httpx.Client(
+            base_url=self._state.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
+        )
+        self._refresh_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self._state.base_url
+
+    @property
+    def access_token(self) -> str | None:
+        return self._state.tokens.access_token
+
+    @property
+    def refresh_token(self) -> str | None:
+        return self._state.tokens.refresh_token
+
+    def __enter__(self) -> HaltlessClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool (the session stays valid on the server; see `logout`)."""
+        self._http.close()
+
+    # --- sending -------------------------------------------------------------------------------------------
+
+    def _raw(self, call: Call[T], token: str | None) -> T:
+        try:
+            response = self._http.request(call.method, call.path, **call.request_kwargs(token))
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, self._state.base_url) from exc
+        return call.result(response)
+
+    def _send(self, call: Call[T]) -> T:
+        if not call.auth:
+            return self._raw(call, None)
+        token = self._ensure_token()
+        try:
+            return self._raw(call, token)
+        except AuthenticationError as exc:
+            self._refresh_after(token, exc.detail)
+            return self._raw(call, self._state.tokens.access_token)
+
+    def _ensure_token(self) -> str:
+        token = self._state.tokens.access_token
+        if token is None:
+            self.login()
+            token = self._state.tokens.access_token
+        assert token is not None
+        return token
+
+    def _refresh_after(self, failed_token: str | None, detail: str) -> None:
+        with self._refresh_lock:
+            if not self._state.tokens.stale(failed_token):
+                return  # another thread already refreshed it
+            refresh_token = self._state.tokens.refresh_token
+            if refresh_token is None:
+                raise cannot_refresh(detail)
+            try:
+                pair = self._raw(refresh_call(refresh_token), None)
+            except AuthenticationError as exc:
+                raise SessionExpired(exc.status, exc.detail, method=exc.method, url=exc.url) from None
+            self._state.tokens.update(pair)
+
+    # --- auth ----------------------------------------------------------------------------------------------
+
+    def login(self, email: str | None = None, password: str | None = None) -> TokenPair:
+        """Log in (with the given or the constructor's credentials) and keep the tokens."""
+        if email is not None:
+            self._state.email, self._state.password = email, password
+        pair = self._raw(self._state.login_request(), None)
+        self._state.tokens.update(pair)
+        return TokenPair.from_json(pair)
+
+    def refresh(self) -> TokenPair:
+        """Rotate the tokens now (normally not needed: a 401 refreshes them transparently)."""
+        self._refresh_after(self._state.tokens.access_token, "refresh requested")
+        return self._current_pair()
+
+    def logout(self) -> None:
+        """Revoke the session on the server and forget the tokens."""
+        refresh_token = self._state.tokens.refresh_token
+        if refresh_token is not None:
+            self._raw(logout_call(refresh_token), None)
+        self._state.tokens = TokenStore(None, None)
+
+    def _current_pair(self) -> TokenPair:
+        tokens = self._state.tokens
+        return TokenPair(tokens.access_token or "", tokens.refresh_token or "", 0)
+
+    def me(self) -> Me:
+        """The calling user."""
+        return self._send(api.me())
+
+    # --- machines ------------------------------------------------------------------------------------------
+
+    def list_machines(self, *, limit: int = 100, offset: int = 0) -> MachinePage:
+        """One page of the tenant's machines, ordered by name."""
+        return self._send(api.list_machines(limit, offset))
+
+    def get_machine(self, machine_id: str) -> Machine:
+        """One machine; NotFound if it is not in your tenant."""
+        return self._send(api.get_machine(machine_id))
+
+    def create_machine(self, name: str, *, location: str | None = None, tags: Iterable[str] = ()) -> Machine:
+        """Register a machine (admin); it starts `offline`."""
+        return self._send(api.create_machine(name, location, tags))
+
+    def update_machine(
+        self,
+        machine_id: str,
+        *,
+        name: str | Unset = UNSET,
+        location: str | Unset | None = UNSET,
+        tags: Iterable[str] | Unset = UNSET,
+    ) -> Machine:
+        """Change the given fields (admin); `location=None` clears it, fields left out stay as they are."""
+        return self._send(api.update_machine(machine_id, name, location, tags))
+
+    def delete_machine(self, machine_id: str) -> None:
+        """Delete a machine and its readings (admin)."""
+        self._send(api.delete_machine(machine_id))
+
+    def latest(self, machine_id: str) -> MachineLatest:
+        """The newest reading of each metric of a machine."""
+        return self._send(api.latest(machine_id))
+
+    # --- ingest --------------------------------------------------------------------------------------------
+
+    def ingest(self, readings: Iterable[Reading | Mapping[str, Any]]) -> IngestResult:
+        """Send readings in as many requests as the server's limits need; the result sums them all.
+
+        Rejection indexes refer to positions in `readings`. If a request fails, earlier ones are already stored:
+        give readings a `reading_id` and retrying the whole list is safe (repeats count as duplicates).
+        """
+        total = IngestResult()
+        for batch in plan_ingest(readings):
+            total += self._send(api.ingest_batch(batch))
+        return total
+
+
+class AsyncHaltlessClient:
+    """Asynchronous client of the Haltless REST API and its live stream. Use `async with`, or call `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        refresh_token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._state = _ClientState(base_url, email, password, token, refresh_token)
+        self._http = httpx.AsyncClient(
+            base_url=self._state.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
+        )
+        self._refresh_lock = asyncio.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self._state.base_url
+
+    @property
+    def access_token(self) -> str | None:
+        return self._state.tokens.access_token
+
+    @property
+    def refresh_token(self) -> str | None:
+        return self._state.tokens.refresh_token
+
+    async def __aenter__(self) -> AsyncHaltlessClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (the session stays valid on the server; see `logout`)."""
+        await self._http.aclose()
+
+    # --- sending -------------------------------------------------------------------------------------------
+
+    async def _raw(self, call: Call[T], token: str | None) -> T:
+        try:
+            response = await self._http.request(call.method, call.path, **call.request_kwargs(token))
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, self._state.base_url) from exc
+        return call.result(response)
+
+    async def _send(self, call: Call[T]) -> T:
+        if not call.auth:
+            return await self._raw(call, None)
+        token = await self.ensure_token()
+        try:
+            return await self._raw(call, token)
+        except AuthenticationError as exc:
+            await self.refresh_after(token, exc.detail)
+            return await self._raw(call, self._state.tokens.access_token)
+
+    async def ensure_token(self) -> str:
+        """The current access token, logging in first if there is none yet."""
+        token = self._state.tokens.access_token
+        if token is None:
+            await self.login()
+            token = self._state.tokens.access_token
+        assert token is not None
+        return token
+
+    async def refresh_after(self, failed_token: str | None, detail: str = "access token refused") -> str:
+        """Refresh the session because `failed_token` was refused; single-flight across concurrent callers.
+
+        Returns the new access token. Raises SessionExpired when the refresh token is revoked or expired.
+        """
+        async with self._refresh_lock:
+            if self._state.tokens.stale(failed_token):
+                refresh_token = self._state.tokens.refresh_token
+                if refresh_token is None:
+                    raise cannot_refresh(detail)
+                try:
+                    pair = await self._raw(refresh_call(refresh_token), None)
+                except AuthenticationError as exc:
+                    raise SessionExpired(exc.status, exc.detail, method=exc.method, url=exc.url) from None
+                self._state.tokens.update(pair)
+            token = self._state.tokens.access_token
+            assert token is not None
+            return token
+
+    # --- auth ----------------------------------------------------------------------------------------------
+
+    async def login(self, email: str | None = None, password: str | None = None) -> TokenPair:
+        """Log in (with the given or the constructor's credentials) and keep the tokens."""
+        if email is not None:
+            self._state.email, self._state.password = email, password
+        pair = await self._raw(self._state.login_request(), None)
+        self._state.tokens.update(pair)
+        return TokenPair.from_json(pair)
+
+    async def refresh(self) -> TokenPair:
+        """Rotate the tokens now (normally not needed: a 401 refreshes them transparently)."""
+        await self.refresh_after(self._state.tokens.access_token, "refresh requested")
+        tokens = self._state.tokens
+        return TokenPair(tokens.access_token or "", tokens.refresh_token or "", 0)
+
+    async def logout(self) -> None:
+        """Revoke the session on the server and forget the tokens."""
+        refresh_token = self._state.tokens.refresh_token
+        if refresh_token is not None:
+            await self._raw(logout_call(refresh_token), None)
+        self._state.tokens = TokenStore(None, None)
+
+    async def me(self) -> Me:
+        """The calling user."""
+        return await self._send(api.me())
+
+    # --- machines ------------------------------------------------------------------------------------------
+
+    async def list_machines(self, *, limit: int = 100, offset: int = 0) -> MachinePage:
+        """One page of the tenant's machines, ordered by name."""
+        return await self._send(api.list_machines(limit, offset))
+
+    async def get_machine(self, machine_id: str) -> Machine:
+        """One machine; NotFound if it is not in your tenant."""
+        return await self._send(api.get_machine(machine_id))
+
+    async def create_machine(self, name: str, *, location: str | None = None, tags: Iterable[str] = ()) -> Machine:
+        """Register a machine (admin); it starts `offline`."""
+        return await self._send(api.create_machine(name, location, tags))
+
+    async def update_machine(
+        self,
+        machine_id: str,
+        *,
+        name: str | Unset = UNSET,
+        location: str | Unset | None = UNSET,
+        tags: Iterable[str] | Unset = UNSET,
+    ) -> Machine:
+        """Change the given fields (admin); `location=None` clears it, fields left out stay as they are."""
+        return await self._send(api.update_machine(machine_id, name, location, tags))
+
+    async def delete_machine(self, machine_id: str) -> None:
+        """Delete a machine and its readings (admin)."""
+        await self._send(api.delete_machine(machine_id))
+
+    async def latest(self, machine_id: str) -> MachineLatest:
+        """The newest reading of each metric of a machine."""
+        return await self._send(api.latest(machine_id))
+
+    # --- ingest --------------------------------------------------------------------------------------------
+
+    async def ingest(self, readings: Iterable[Reading | Mapping[str, Any]]) -> IngestResult:
+        """Send readings in as many requests as the server's limits need; the result sums them all.
+
+        Rejection indexes refer to positions in `readings`. If a request fails, earlier ones are already stored:
+        give readings a `reading_id` and retrying the whole list is safe (repeats count as duplicates).
+        """
+        total = IngestResult()
+        for batch in plan_ingest(readings):
+            total += await self._send(api.ingest_batch(batch))
+        return total
+
+    # --- live stream ---------------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        machine_ids: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        heartbeats: bool = False,
+        status_events: bool = False,
+        on_status: StatusCallback | None = None,
+        heartbeat_interval: float = 15.0,
+        backoff: Backoff | None = None,
+        fail_fast: bool = True,
+        max_attempts: int | None = None,
+        ws_url: str | None = None,
+    ) -> DashboardStream:
+        """The tenant's live events; see DashboardStream for reconnection and filtering."""
+        from haltless.client._stream import DashboardStream
+
+        return DashboardStream(
+            self,
+            machine_ids=machine_ids,
+            types=types,
+            heartbeats=heartbeats,
+            status_events=status_events,
+            on_status=on_status,
+            heartbeat_interval=heartbeat_interval,
+            backoff=backoff,
+            fail_fast=fail_fast,
+            max_attempts=max_attempts,
+            ws_url=ws_url,
+        )

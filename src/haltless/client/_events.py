@@ -1,0 +1,147 @@
+"""Typed events of the dashboard stream, and the stream's own status changes.
+
+Data events mirror the WebSocket guide's messages; `raw` keeps the full JSON object, including fields added by
+later server versions. A message of a type this SDK does not know arrives as `Event` (never dropped, never an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from haltless.client._models import parse_time
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Any message of the stream; the base of the typed events and the shape of unknown types."""
+
+    type: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Event):
+    """The server is alive; yielded only when the stream was opened with `heartbeats=True`."""
+
+    server_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SensorUpdate(Event):
+    """A reading was ingested."""
+
+    machine_id: str = ""
+    metric_name: str = ""
+    value: float = 0.0
+    unit: str = ""
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert(Event):
+    """An alert rule's threshold was crossed."""
+
+    alert_id: str = ""
+    machine_id: str = ""
+    severity: str = ""
+    message: str = ""
+    metric_value: float | None = None
+    threshold_value: float | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatus(Event):
+    """A machine's health status changed."""
+
+    machine_id: str = ""
+    old_status: str = ""
+    new_status: str = ""
+    timestamp: datetime | None = None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else parse_time(value)
+
+
+def parse_event(data: Mapping[str, Any]) -> Event:
+    """One decoded message as its typed event; a known type with a malformed body degrades to `Event`."""
+    kind = str(data.get("type", ""))
+    try:
+        if kind == "heartbeat":
+            return Heartbeat(kind, data, server_time=_time(data.get("server_time")))
+        if kind == "sensor_update":
+            return SensorUpdate(
+                kind,
+                data,
+                machine_id=str(data["machine_id"]),
+                metric_name=str(data["metric_name"]),
+                value=float(data["value"]),
+                unit=str(data.get("unit") or ""),
+                timestamp=_time(data.get("timestamp")),
+            )
+        if kind == "alert":
+            return Alert(
+                kind,
+                data,
+                alert_id=str(data.get("alert_id", "")),
+                machine_id=str(data["machine_id"]),
+                severity=str(data.get("severity", "")),
+                message=str(data.get("message", "")),
+                metric_value=_float(data.get("metric_value")),
+                threshold_value=_float(data.get("threshold_value")),
+                created_at=_time(data.get("created_at")),
+            )
+        if kind == "machine_status":
+            return MachineStatus(
+                kind,
+                data,
+                machine_id=str(data["machine_id"]),
+                old_status=str(data.get("old_status", "")),
+                new_status=str(data.get("new_status", "")),
+                timestamp=_time(data.get("timestamp")),
+            )
+    except (KeyError, TypeError, ValueError):
+        # A future server may reshape a message; the caller still gets it, untyped, instead of a dead stream.
+        pass
+    return Event(kind, data)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """A change in the stream's connection; delivered to `on_status` and, with `status_events=True`, yielded."""
+
+    @property
+    def type(self) -> str:
+        return "stream_status"
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(StreamStatus):
+    """The socket is open and authenticated (the server's first heartbeat arrived)."""
+
+    url: str
+    attempt: int  # how many failed attempts came before this one since the last healthy connection
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting(StreamStatus):
+    """The connection is down; the next attempt starts after `delay` seconds."""
+
+    delay: float
+    attempt: int  # 1 for the first retry after a drop, counting up until a connection stays healthy
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp(StreamStatus):
+    """The stream stopped trying; the iteration raises the matching exception next."""
+
+    reason: str

@@ -1,0 +1,196 @@
+"""Typed results of the REST API, parsed from the server's JSON. Unknown extra fields are ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO 8601 time from the server (`...Z`) as an aware UTC datetime."""
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+def parse_optional_time(value: Any) -> datetime | None:
+    return None if value is None else parse_time(value)
+
+
+def format_time(value: datetime | str) -> str:
+    """A datetime as the server's ISO 8601 UTC form; naive datetimes are taken as UTC; strings pass through."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What login and refresh return."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TokenPair:
+        return cls(
+            access_token=str(data["access_token"]),
+            refresh_token=str(data["refresh_token"]),
+            expires_in=int(data.get("expires_in", 0)),
+            token_type=str(data.get("token_type", "bearer")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    """The calling user."""
+
+    user_id: str
+    tenant_id: str
+    email: str
+    role: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Me:
+        return cls(str(data["user_id"]), str(data["tenant_id"]), str(data["email"]), str(data["role"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """A machine of the tenant; `status` is healthy, warning, critical, offline or maintenance."""
+
+    id: str
+    name: str
+    location: str | None
+    tags: tuple[str, ...]
+    status: str
+    last_seen_at: datetime | None
+    created_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Machine:
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            location=data.get("location"),
+            tags=tuple(data.get("tags") or ()),
+            status=str(data["status"]),
+            last_seen_at=parse_optional_time(data.get("last_seen_at")),
+            created_at=parse_optional_time(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MachinePage:
+    """One page of `GET /machines`."""
+
+    items: tuple[Machine, ...]
+    total: int
+    limit: int
+    offset: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MachinePage:
+        return cls(
+            items=tuple(Machine.from_json(item) for item in data["items"]),
+            total=int(data["total"]),
+            limit=int(data["limit"]),
+            offset=int(data["offset"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LatestReading:
+    """The newest reading of one metric."""
+
+    metric_name: str
+    value: float
+    unit: str
+    timestamp: datetime
+    received_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LatestReading:
+        return cls(
+            metric_name=str(data["metric_name"]),
+            value=float(data["value"]),
+            unit=str(data.get("unit") or ""),
+            timestamp=parse_time(data["timestamp"]),
+            received_at=parse_optional_time(data.get("received_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MachineLatest:
+    """`GET /machines/{id}/latest`: the newest reading of each metric; `by_metric` indexes them."""
+
+    machine_id: str
+    readings: tuple[LatestReading, ...]
+
+    @property
+    def by_metric(self) -> dict[str, LatestReading]:
+        return {reading.metric_name: reading for reading in self.readings}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MachineLatest:
+        return cls(str(data["machine_id"]), tuple(LatestReading.from_json(r) for r in data["readings"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One reading to ingest; `reading_id` makes a retry idempotent (the server counts a repeat as duplicate)."""
+
+    machine_id: str
+    metric_name: str
+    value: float
+    unit: str | None = None
+    timestamp: datetime | str | None = None
+    reading_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"machine_id": self.machine_id, "metric_name": self.metric_name, "value": self.value}
+        if self.unit is not None:
+            body["unit"] = self.unit
+        if self.timestamp is not None:
+            body["timestamp"] = format_time(self.timestamp)
+        if self.reading_id is not None:
+            body["reading_id"] = self.reading_id
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A reading the server refused; `index` is its position in the list given to `ingest`."""
+
+    index: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """The outcome of `ingest`, summed over every request it took."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: tuple[Rejection, ...] = field(default_factory=tuple)
+    requests: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, index_offset: int = 0) -> IngestResult:
+        rejected = tuple(
+            Rejection(index=int(item["index"]) + index_offset, detail=str(item["detail"]))
+            for item in data.get("rejected") or ()
+        )
+        return cls(int(data["accepted"]), int(data["duplicates"]), rejected, requests=1)
+
+    def __add__(self, other: IngestResult) -> IngestResult:
+        return IngestResult(
+            self.accepted + other.accepted,
+            self.duplicates + other.duplicates,
+            self.rejected + other.rejected,
+            self.requests + other.requests,
+        )
