@@ -66,6 +66,17 @@ def demo(
         _run(run_demo(_settings(data_dir, None), host=host, port=port, machines=machines))
 
 
+@app.command()
+def agent(
+    config: Annotated[Path, typer.Option("--config", help="The agent's TOML config file (see docs/agent.md).")],
+    once: Annotated[bool, typer.Option("--once", help="One pass of finite sources, send everything, exit.")] = False,
+) -> None:
+    """Run the edge agent: capture readings, buffer them on disk, forward them to the server."""
+    from haltless.agent.command import run_command
+
+    raise typer.Exit(run_command(config, once=once))
+
+
 @admin_app.command("create-tenant")
 def create_tenant_command(
     name: Annotated[str, typer.Option(help="Tenant name.")],

@@ -50,8 +50,8 @@ class SimulatedMachine:
         return values
 
 
-def build_fleet(machine_ids: list[str], seed: int = 7) -> list[SimulatedMachine]:
-    """Every third machine degrades; phases are spread so alerts do not all fire at once."""
+def build_fleet(machine_ids: list[str], seed: int = 7, cycle_seconds: float = 300.0) -> list[SimulatedMachine]:
+    """Every third machine degrades over `cycle_seconds`; phases are spread so alerts do not all fire at once."""
     rng = random.Random(seed)
     fleet = []
     for index, machine_id in enumerate(machine_ids):
@@ -59,8 +59,9 @@ def build_fleet(machine_ids: list[str], seed: int = 7) -> list[SimulatedMachine]
             SimulatedMachine(
                 machine_id=machine_id,
                 degrading=index % 3 == 0,
+                cycle_seconds=cycle_seconds,
                 rng=random.Random(rng.random()),
-                phase=rng.uniform(0, 300),
+                phase=rng.uniform(0, cycle_seconds),
             )
         )
     return fleet
