@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Readings whose timestamp lies further than this in the future are rejected (clock skew allowance).
     max_future_skew: float = Field(default=300.0, ge=0)
+    # Readings measured longer ago than this many days are pruned in the background; None keeps everything.
+    retention_days: float | None = Field(default=None, gt=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

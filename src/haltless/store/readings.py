@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.readings import Reading
-from haltless.store.tables import readings
+from haltless.store.tables import machines, readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +86,56 @@ async def latest_per_metric(conn: AsyncConnection, *, machine_id: str) -> list[S
         .order_by(ranked.c.metric_name)
     )
     return [StoredReading(*row) for row in rows]
+
+
+async def latest_per_machine_metric(
+    conn: AsyncConnection, *, machine_ids: Sequence[str]
+) -> dict[str, list[StoredReading]]:
+    """The newest reading of each metric of each machine, by index seeks only (never a scan of the history)."""
+    if not machine_ids:
+        return {}
+    # A recursive skip-scan walks the distinct metric names of each machine through the
+    # (machine_id, metric_name, ts) index, one seek per metric, then one seek finds each metric's newest row.
+    first = readings.alias("first")
+    anchor = select(
+        machines.c.id.label("machine_id"),
+        select(func.min(first.c.metric_name))
+        .where(first.c.machine_id == machines.c.id)
+        .scalar_subquery()
+        .label("metric_name"),
+    ).where(machines.c.id.in_(list(machine_ids)))
+    pairs = anchor.cte("pairs", recursive=True)
+    following = readings.alias("following")
+    pairs = pairs.union_all(
+        select(
+            pairs.c.machine_id,
+            select(func.min(following.c.metric_name))
+            .where(following.c.machine_id == pairs.c.machine_id, following.c.metric_name > pairs.c.metric_name)
+            .scalar_subquery(),
+        ).where(pairs.c.metric_name.is_not(None))
+    )
+    newest = readings.alias("newest")
+    newest_id = (
+        select(newest.c.id)
+        .where(newest.c.machine_id == pairs.c.machine_id, newest.c.metric_name == pairs.c.metric_name)
+        .order_by(newest.c.ts.desc(), newest.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = await conn.execute(
+        select(
+            readings.c.machine_id,
+            readings.c.metric_name,
+            readings.c.value,
+            readings.c.unit,
+            readings.c.ts,
+            readings.c.received_at,
+        )
+        .select_from(pairs.join(readings, readings.c.id == newest_id))
+        .where(pairs.c.metric_name.is_not(None))
+        .order_by(readings.c.machine_id, readings.c.metric_name)
+    )
+    found: dict[str, list[StoredReading]] = {machine_id: [] for machine_id in machine_ids}
+    for row in rows:
+        found[row[0]].append(StoredReading(*row))
+    return found

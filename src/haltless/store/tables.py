@@ -96,6 +96,8 @@ readings = Table(
     Column("reading_id", String(128), nullable=True),
     # Time-range queries are always per machine and metric.
     Index("ix_readings_machine_metric_ts", "machine_id", "metric_name", "ts"),
+    # Retention deletes the oldest readings of every machine at once.
+    Index("ix_readings_ts", "ts"),
     # Idempotency: a reading id is unique within its tenant (NULLs never collide).
     UniqueConstraint("tenant_id", "reading_id", name="uq_readings_tenant_reading_id"),
 )
