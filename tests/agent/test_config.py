@@ -1,0 +1,82 @@
+"""A bad config file is refused with one message naming the key, exit code 2, and no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from haltless.agent.command import EXIT_BAD_CONFIG, run_command
+from haltless.agent.config import load_config
+from tests.agent.conftest import run_agent_once
+
+VALID = 'server_url = "http://127.0.0.1:8000"\napi_key = "hlk_test"\n'
+MQTT = '[[sources]]\ntype = "mqtt"\n[[sources.subscriptions]]\n'
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (VALID + "[uplink]\nbatchsize = 5\n", "uplink.batchsize: unknown key"),
+        (VALID + "[uplink]\nbatch_size = 20000\n", "uplink.batch_size: Input should be less than or equal to 10000"),
+        (VALID + "[buffer]\nmax_rows = 0\n", "buffer.max_rows: Input should be greater than or equal to 1"),
+        (
+            VALID + '[buffer]\noverflow = "drop_random"\n',
+            "buffer.overflow: Input should be 'drop_oldest' or 'drop_newest'",
+        ),
+        ('server_url = "ftp://plant"\napi_key = "k"\n', "server_url: must start with http:// or https://"),
+        ('server_url = "http://plant"\n', "set exactly one of api_key or api_key_env"),
+        (VALID + '[machines]\npress = "not-a-uuid"\n', "machines: 'press' must map to a machine UUID"),
+        (VALID + '[[sources]]\ntype = "kafka"\n', "sources[0]: Input tag 'kafka'"),
+        (VALID + MQTT + 'topic = "plant/{machine}"\n', "sources[0].subscriptions[0]: metric uses {metric}"),
+        (VALID + MQTT + 'topic = "plant/#/{machine}/{metric}"\n', "'#' is only allowed as the last level"),
+        (VALID + MQTT + 'topic = "plant/m-{machine}/{metric}"\n', "level 'm-{machine}' mixes text with a wildcard"),
+        (VALID + '[[sources]]\ntype = "csv"\n', "sources[0].path: Field required"),
+        (VALID + '[[sources]]\ntype = "csv"\npath = "a.csv"\n[[sources]]\ntype = "csv"\npath = "b.csv"\n', "unique"),
+        ("server_url = = 1\n", "not valid TOML"),
+        (
+            'server_url = "http://plant"\napi_key_env = "HALTLESS_AGENT_TEST_UNSET"\n',
+            "HALTLESS_AGENT_TEST_UNSET is not set",
+        ),
+    ],
+)
+def test_bad_config_names_the_key_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(content)
+    assert run_command(path, once=True, environ={}) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    """The real command line, as a service manager would run it."""
+    result = run_agent_once(tmp_path / "nowhere.toml")
+    assert result.returncode == 2
+    assert "nowhere.toml: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_api_key_comes_from_the_named_variable_and_paths_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "agent.toml"
+    path.parent.mkdir()
+    path.write_text(
+        'server_url = "http://plant:8000/"\napi_key_env = "PLANT_KEY"\n[buffer]\npath = "buf/agent.db"\n'
+        '[[sources]]\ntype = "csv"\npath = "replay.csv"\n'
+    )
+    config = load_config(path, {"PLANT_KEY": "hlk_from_env"})
+    assert config.api_key == "hlk_from_env"
+    assert config.server_url == "http://plant:8000"
+    assert config.buffer.path == tmp_path / "conf" / "buf" / "agent.db"
+    assert config.sources[0].path == tmp_path / "conf" / "replay.csv"  # type: ignore[union-attr]
+
+
+def test_documented_example_config_is_valid(tmp_path: Path) -> None:
+    """The full example in docs/agent.md must load (with its key variable set)."""
+    text = (Path(__file__).parents[2] / "docs" / "agent.md").read_text()
+    path = tmp_path / "agent.toml"
+    path.write_text(text.split("```toml\n", 1)[1].split("```", 1)[0])
+    config = load_config(path, {"HALTLESS_AGENT_KEY": "hlk_x", "MQTT_PASSWORD": "secret"})
+    assert {source.type for source in config.sources} == {"mqtt", "csv", "simulator"}
