@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +17,7 @@ from haltless.client import (
     AuthenticationError,
     ConnectError,
     HaltlessClient,
+    HistoryBucket,
     Machine,
     NotFound,
     PermissionDenied,
@@ -143,3 +146,22 @@ def test_token_without_refresh_token_expires_into_session_expired(
     with HaltlessClient(running.base_url, token="not.a.token") as client, pytest.raises(SessionExpired) as expired:
         client.list_machines()
     assert "no refresh token" in expired.value.detail
+
+
+async def test_history_pages_raw_points_and_buckets(server: RunningServer, tenant: Tenant) -> None:
+    machine_id = await tenant.add_machine()
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    readings = [
+        Reading(machine_id, "temperature", float(i), "celsius", timestamp=base + timedelta(seconds=i)) for i in range(5)
+    ]
+    async with AsyncHaltlessClient(server.base_url, token=tenant.access_token) as client:
+        assert (await client.ingest(readings)).accepted == 5
+        points = [p async for p in client.iter_history(machine_id, "temperature", start=base, limit=2)]
+        assert [(p.value, p.timestamp) for p in points] == [(float(i), base + timedelta(seconds=i)) for i in range(5)]
+        buckets = await client.history(machine_id, ["temperature"], start=base, interval="1h")
+        assert buckets.interval == "1h"
+        assert sum(b.count for b in buckets.items if isinstance(b, HistoryBucket)) == 5
+    with HaltlessClient(server.base_url, token=tenant.access_token) as sync_client:
+        assert len(list(sync_client.iter_history(machine_id, "temperature", start=base, limit=3))) == 5
+        with pytest.raises(NotFound):
+            sync_client.history(str(uuid.uuid4()), "temperature")

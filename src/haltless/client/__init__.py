@@ -44,6 +44,9 @@ from haltless.client._exceptions import (
     ValidationError,
 )
 from haltless.client._models import (
+    HistoryBucket,
+    HistoryPage,
+    HistoryPoint,
     IngestResult,
     LatestReading,
     Machine,
@@ -73,6 +76,9 @@ __all__ = [
     "HaltlessClient",
     "HaltlessError",
     "Heartbeat",
+    "HistoryBucket",
+    "HistoryPage",
+    "HistoryPoint",
     "IngestResult",
     "LatestReading",
     "Machine",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +32,18 @@ from haltless.client._base import (
 )
 from haltless.client._endpoints import UNSET, Unset
 from haltless.client._exceptions import AuthenticationError, SessionExpired
-from haltless.client._models import IngestResult, Machine, MachineLatest, MachinePage, Me, Reading, TokenPair
+from haltless.client._models import (
+    HistoryBucket,
+    HistoryPage,
+    HistoryPoint,
+    IngestResult,
+    Machine,
+    MachineLatest,
+    MachinePage,
+    Me,
+    Reading,
+    TokenPair,
+)
 
 if TYPE_CHECKING:
     from haltless.client._backoff import Backoff
@@ -39,6 +51,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
+
+
+def _raw_points(page: HistoryPage) -> list[HistoryPoint]:
+    return [item for item in page.items if not isinstance(item, HistoryBucket)]
 
 
 class _ClientState:
@@ -221,6 +237,41 @@ class HaltlessClient:
             total += self._send(api.ingest_batch(batch))
         return total
 
+    # --- history -------------------------------------------------------------------------------------------
+
+    def history(
+        self,
+        machine_id: str,
+        metric_names: str | Iterable[str],
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        interval: str | None = None,
+        max_points: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """One page of stored readings (default: the last hour), or buckets with `interval` / `max_points`."""
+        return self._send(api.history(machine_id, metric_names, start, end, interval, max_points, limit, cursor))
+
+    def iter_history(
+        self,
+        machine_id: str,
+        metric_names: str | Iterable[str],
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[HistoryPoint]:
+        """Every raw point in the range, following the server's cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.history(machine_id, metric_names, start=start, end=end, limit=limit, cursor=cursor)
+            yield from _raw_points(page)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
 
 class AsyncHaltlessClient:
     """Asynchronous client of the Haltless REST API and its live stream. Use `async with`, or call `aclose()`."""
@@ -385,6 +436,42 @@ class AsyncHaltlessClient:
         for batch in plan_ingest(readings):
             total += await self._send(api.ingest_batch(batch))
         return total
+
+    # --- history -------------------------------------------------------------------------------------------
+
+    async def history(
+        self,
+        machine_id: str,
+        metric_names: str | Iterable[str],
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        interval: str | None = None,
+        max_points: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """One page of stored readings (default: the last hour), or buckets with `interval` / `max_points`."""
+        return await self._send(api.history(machine_id, metric_names, start, end, interval, max_points, limit, cursor))
+
+    async def iter_history(
+        self,
+        machine_id: str,
+        metric_names: str | Iterable[str],
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[HistoryPoint]:
+        """Every raw point in the range, following the server's cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.history(machine_id, metric_names, start=start, end=end, limit=limit, cursor=cursor)
+            for point in _raw_points(page):
+                yield point
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # --- live stream ---------------------------------------------------------------------------------------
 

@@ -4,10 +4,19 @@ and one thin method to each client."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from haltless.client._base import API_PREFIX, Call, IngestBatch
-from haltless.client._models import IngestResult, Machine, MachineLatest, MachinePage, Me
+from haltless.client._models import (
+    HistoryPage,
+    IngestResult,
+    Machine,
+    MachineLatest,
+    MachinePage,
+    Me,
+    format_time,
+)
 
 
 class Unset:
@@ -71,3 +80,27 @@ def ingest_batch(batch: IngestBatch) -> Call[IngestResult]:
         return IngestResult.from_json(data, index_offset=batch.offset)
 
     return Call("POST", f"{API_PREFIX}/sensor-data", parse, content=batch.body)
+
+
+def history(
+    machine_id: str,
+    metric_names: str | Iterable[str],
+    start: datetime | str | None,
+    end: datetime | str | None,
+    interval: str | None,
+    max_points: int | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[HistoryPage]:
+    metrics = [metric_names] if isinstance(metric_names, str) else list(metric_names)
+    params: dict[str, Any] = {
+        "machine_id": machine_id,
+        "metric_name": metrics,
+        "start": format_time(start) if start is not None else None,
+        "end": format_time(end) if end is not None else None,
+        "interval": interval,
+        "max_points": max_points,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    return Call("GET", f"{API_PREFIX}/sensor-data", HistoryPage.from_json, params=params)

@@ -194,3 +194,70 @@ class IngestResult:
             self.rejected + other.rejected,
             self.requests + other.requests,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One stored reading of `GET /sensor-data` (raw mode)."""
+
+    metric_name: str
+    timestamp: datetime
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryBucket:
+    """One bucket of `GET /sensor-data?interval=…`: `timestamp` is the bucket's start."""
+
+    metric_name: str
+    timestamp: datetime
+    avg: float
+    min: float
+    max: float
+    count: int
+    last: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of history: raw points (`interval` None; follow `next_cursor`) or buckets (one page holds all)."""
+
+    machine_id: str
+    metric_names: tuple[str, ...]
+    start: datetime
+    end: datetime
+    interval: str | None
+    items: tuple[HistoryPoint, ...] | tuple[HistoryBucket, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HistoryPage:
+        items: tuple[HistoryPoint, ...] | tuple[HistoryBucket, ...]
+        if data.get("interval") is None:
+            items = tuple(
+                HistoryPoint(str(i["metric_name"]), parse_time(i["timestamp"]), float(i["value"]), str(i["unit"]))
+                for i in data["items"]
+            )
+        else:
+            items = tuple(
+                HistoryBucket(
+                    str(i["metric_name"]),
+                    parse_time(i["timestamp"]),
+                    float(i["avg"]),
+                    float(i["min"]),
+                    float(i["max"]),
+                    int(i["count"]),
+                    float(i["last"]),
+                )
+                for i in data["items"]
+            )
+        return cls(
+            machine_id=str(data["machine_id"]),
+            metric_names=tuple(data.get("metric_names") or ()),
+            start=parse_time(data["start"]),
+            end=parse_time(data["end"]),
+            interval=data.get("interval"),
+            items=items,
+            next_cursor=data.get("next_cursor"),
+        )
