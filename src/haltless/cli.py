@@ -105,5 +105,31 @@ def create_tenant_command(
     typer.echo(json.dumps({"tenant_id": tenant_id, "user_id": user_id}))
 
 
+@app.command()
+def watch(
+    url: Annotated[str, typer.Option(envvar="HALTLESS_URL", help="Server URL.")] = "http://127.0.0.1:8000",
+    email: Annotated[str | None, typer.Option(envvar="HALTLESS_EMAIL", help="Log in with this email.")] = None,
+    password: Annotated[str | None, typer.Option(envvar="HALTLESS_PASSWORD", help="Password for --email.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="HALTLESS_TOKEN", help="An access token instead.")] = None,
+    machine: Annotated[list[str] | None, typer.Option(help="Only this machine (id or name); repeatable.")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--type", help="sensor_update, alert, machine_status or heartbeat; repeatable.")
+    ] = None,
+    heartbeat_interval: Annotated[float, typer.Option(help="The server's heartbeat interval, seconds.")] = 15.0,
+) -> None:
+    """Print a tenant's live events, one line each; reconnects on its own, Ctrl-C stops."""
+    from haltless.client._watch import EVENT_TYPES, WatchOptions, run_watch
+
+    if email is None and token is None:
+        typer.echo("error: pass --email and --password (or HALTLESS_EMAIL/HALTLESS_PASSWORD), or --token", err=True)
+        raise typer.Exit(2)
+    unknown = sorted(set(event_type or ()) - set(EVENT_TYPES))
+    if unknown:
+        typer.echo(f"error: unknown --type {', '.join(unknown)}; choose from {', '.join(EVENT_TYPES)}", err=True)
+        raise typer.Exit(2)
+    options = WatchOptions(url, email, password, token, machine or (), event_type or (), heartbeat_interval)
+    raise typer.Exit(run_watch(options))
+
+
 def main() -> None:
     app()
