@@ -8,6 +8,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -60,8 +61,7 @@ INTERVAL_LADDER: tuple[int, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RawPoint:
+class RawPoint(NamedTuple):
     """One stored reading as history returns it; `id` only breaks ties between equal timestamps."""
 
     metric_name: str
@@ -306,7 +306,8 @@ BUCKET_CSV_HEADER = "timestamp,machine_id,metric_name,avg,min,max,count,last\r\n
 def raw_csv_lines(machine_id: str, points: Iterable[RawPoint]) -> str:
     """CSV lines (CRLF-terminated, no header) of raw points."""
     return "".join(
-        f"{format_micros(p.ts)},{machine_id},{p.metric_name},{p.value!r},{_csv_field(p.unit)}\r\n" for p in points
+        f"{format_micros(ts)},{machine_id},{metric_name},{value!r},{_csv_field(unit)}\r\n"
+        for metric_name, ts, value, unit, _ in points
     )
 
 

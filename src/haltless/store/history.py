@@ -25,8 +25,9 @@ async def snapshot_id(conn: AsyncConnection) -> int:
 
 def _raw_select(
     machine_id: str, metric_name: str, start_us: int, end_us: int, after: tuple[int, int] | None, upto_id: int
-) -> Select[int, int, float, str]:
-    query = select(readings.c.id, readings.c.ts, readings.c.value, readings.c.unit).where(
+) -> Select[str, int, float, str, int]:
+    # Columns in RawPoint's field order, so each row becomes a point with one C-level tuple copy.
+    query = select(readings.c.metric_name, readings.c.ts, readings.c.value, readings.c.unit, readings.c.id).where(
         readings.c.machine_id == machine_id,
         readings.c.metric_name == metric_name,
         readings.c.ts < end_us,
@@ -58,7 +59,8 @@ async def raw_page(
     streams: list[list[RawPoint]] = []
     for name in metric_names:
         rows = await conn.execute(_raw_select(machine_id, name, start_us, end_us, after, upto_id).limit(limit))
-        streams.append([RawPoint(name, ts, value, unit, row_id) for row_id, ts, value, unit in rows])
+        # all() fetches in bulk; iterating the result would go through the driver adapter row by row.
+        streams.append(list(map(RawPoint._make, rows.all())))
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*streams, key=lambda p: (p.ts, p.id))
