@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,28 @@ def _wait_http(url: str, process: subprocess.Popen[str], seconds: float = 20) ->
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not come up")
+
+
+def _has_alert_lines(lines: list[str]) -> bool:
+    critical = any(line.startswith("[critical] ") for line in lines)
+    warning = any(line.startswith("Machine ") and line.endswith(": healthy → warning") for line in lines)
+    return critical and warning
+
+
+def _lines_until(process: subprocess.Popen[str], done: Callable[[list[str]], bool], seconds: float) -> list[str]:
+    """Lines of a child's stdout until `done(lines)` holds or the time is up."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + seconds
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while not done(lines) and time.monotonic() < deadline:
+            if selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                line = process.stdout.readline()
+                if not line:
+                    break
+                lines.append(line.strip())
+    return lines
 
 
 @pytest.fixture
@@ -210,6 +233,8 @@ def test_demo_feeds_the_guide_python_sample(tmp_path: Path, stop_later: list[sub
         assert reader.stdout is not None
         assert reader.stdout.readline().strip() == "Connected and authenticated"
         lines = [reader.stdout.readline().strip() for _ in range(8)]
+        # The demo's first degrading machine warns within ~15 s and goes critical within ~40 s.
+        later = _lines_until(reader, lambda seen: _has_alert_lines(seen), seconds=75)
     finally:
         reader.kill()
         reader.communicate()
@@ -218,5 +243,6 @@ def test_demo_feeds_the_guide_python_sample(tmp_path: Path, stop_later: list[sub
     assert "temperature" in metrics
     for line in lines:
         float(line.rsplit(" = ", 1)[1])
+    assert _has_alert_lines(later), later[-20:]
     demo.send_signal(signal.SIGINT)
     assert demo.wait(15) == 0

@@ -52,3 +52,67 @@ def sensor_update(machine_id: str, metric_name: str, value: float, unit: str, ts
             "timestamp": format_micros(ts_micros),
         }
     ).decode()
+
+
+def alert(
+    alert_id: str,
+    machine_id: str,
+    severity: str,
+    message: str,
+    metric_value: float,
+    threshold_value: float,
+    created_at_us: int,
+) -> str:
+    """An `alert` event with exactly the guide's fields in the guide's order."""
+    return orjson.dumps(
+        {
+            "type": "alert",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "severity": severity,
+            "message": message,
+            "metric_value": metric_value,
+            "threshold_value": threshold_value,
+            "created_at": format_micros(created_at_us),
+        }
+    ).decode()
+
+
+def alert_resolved(alert_id: str, machine_id: str, severity: str, resolution: str, resolved_at_us: int) -> str:
+    """Extension: an open alert was resolved (`resolution` says why: cleared, manual, rule_changed…)."""
+    return orjson.dumps(
+        {
+            "type": "alert_resolved",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "severity": severity,
+            "resolution": resolution,
+            "resolved_at": format_micros(resolved_at_us),
+        }
+    ).decode()
+
+
+def alert_acknowledged(alert_id: str, machine_id: str, acknowledged_by: str, acknowledged_at_us: int) -> str:
+    """Extension: a user acknowledged an open alert."""
+    return orjson.dumps(
+        {
+            "type": "alert_acknowledged",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "acknowledged_by": acknowledged_by,
+            "acknowledged_at": format_micros(acknowledged_at_us),
+        }
+    ).decode()
+
+
+def machine_status(machine_id: str, old_status: str, new_status: str, at_us: int) -> str:
+    """A `machine_status` event with exactly the guide's fields in the guide's order."""
+    return orjson.dumps(
+        {
+            "type": "machine_status",
+            "machine_id": machine_id,
+            "old_status": old_status,
+            "new_status": new_status,
+            "timestamp": format_micros(at_us),
+        }
+    ).decode()

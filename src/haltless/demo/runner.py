@@ -48,6 +48,52 @@ async def _session(base: str, settings: Settings) -> str:
         return token
 
 
+# What a plant engineer would set up first: a bearing running hot, and vibration rising.
+DEMO_RULES: tuple[dict[str, object], ...] = (
+    {
+        "name": "Bearing running hot",
+        "metric_name": "temperature",
+        "condition": ">",
+        "threshold": 80.0,
+        "severity": "warning",
+        "hysteresis": 2.0,
+    },
+    {
+        "name": "Bearing overheating",
+        "metric_name": "temperature",
+        "condition": ">",
+        "threshold": 88.0,
+        "severity": "critical",
+        "hysteresis": 2.0,
+        "message": "Temperature exceeded threshold ({value} °C)",
+    },
+    {
+        "name": "Vibration rising",
+        "metric_name": "vibration",
+        "condition": ">",
+        "threshold": 5.5,
+        "severity": "warning",
+        "for_seconds": 3.0,
+        "hysteresis": 0.3,
+    },
+    {
+        "name": "Vibration critical",
+        "metric_name": "vibration",
+        "condition": ">",
+        "threshold": 7.5,
+        "severity": "critical",
+        "hysteresis": 0.3,
+    },
+)
+
+
+async def _prepare_rules(http: httpx.AsyncClient) -> None:
+    existing = {rule["name"] for rule in (await http.get("/api/v1/alert-rules")).raise_for_status().json()}
+    for rule in DEMO_RULES:
+        if rule["name"] not in existing:
+            (await http.post("/api/v1/alert-rules", json=rule)).raise_for_status()
+
+
 async def _prepare_fleet(http: httpx.AsyncClient, count: int) -> list[str]:
     listing = (await http.get("/api/v1/machines", params={"limit": 1000})).raise_for_status().json()
     ids = [machine["id"] for machine in listing["items"]]
@@ -65,6 +111,7 @@ async def simulate(base: str, settings: Settings, machine_count: int, console: C
     token = await _session(base, settings)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
         ids = await _prepare_fleet(http, machine_count)
+        await _prepare_rules(http)
         key = (await http.post("/api/v1/api-keys", json={"name": "demo simulator"})).raise_for_status().json()
     console.print(f"[bold green]Haltless demo running[/] at [link={base}]{base}[/]")
     console.print(f"  login: [bold]{DEMO_EMAIL}[/] / [bold]{DEMO_PASSWORD}[/]")

@@ -31,7 +31,7 @@ class SimulatedMachine:
 
     machine_id: str
     degrading: bool
-    cycle_seconds: float = 300.0
+    cycle_seconds: float = 150.0
     rng: random.Random = field(default_factory=random.Random)
     phase: float = 0.0
 
@@ -50,18 +50,22 @@ class SimulatedMachine:
         return values
 
 
-def build_fleet(machine_ids: list[str], seed: int = 7, cycle_seconds: float = 300.0) -> list[SimulatedMachine]:
-    """Every third machine degrades over `cycle_seconds`; phases are spread so alerts do not all fire at once."""
+def build_fleet(machine_ids: list[str], seed: int = 7, cycle_seconds: float = 150.0) -> list[SimulatedMachine]:
+    """Every third machine degrades over `cycle_seconds`. The first starts 70% into its wear cycle, so with
+    the default cycle a warning shows within about 15 s and a critical alert within about 40 s; the other
+    degrading machines are staggered a quarter cycle apart so alerts do not all fire at once."""
     rng = random.Random(seed)
     fleet = []
     for index, machine_id in enumerate(machine_ids):
+        degrading = index % 3 == 0
+        phase = ((0.7 - 0.25 * (index // 3)) % 1.0) * cycle_seconds if degrading else rng.uniform(0, cycle_seconds)
         fleet.append(
             SimulatedMachine(
                 machine_id=machine_id,
-                degrading=index % 3 == 0,
+                degrading=degrading,
                 cycle_seconds=cycle_seconds,
                 rng=random.Random(rng.random()),
-                phase=rng.uniform(0, cycle_seconds),
+                phase=phase,
             )
         )
     return fleet

@@ -16,11 +16,13 @@ from haltless.core.secrets import new_secret
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
-from haltless.server.routes import api_keys, auth, machines, sensor_data, users
+from haltless.server.monitor import Monitor
+from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
 from haltless.server.state import AppState
 from haltless.server.ws import router as ws_router
 from haltless.settings import Settings
 from haltless.store.database import create_engine, migrate
+from haltless.store.retention import RetentionPruner
 
 
 def load_or_create_jwt_secret(settings: Settings) -> str:
@@ -55,17 +57,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = DashboardHub(max_pending=settings.ws_max_pending)
         bus.subscribe(hub.deliver)
         await bus.start()
+        monitor = Monitor(engine, bus, offline_after=settings.offline_after)
+        await monitor.load()
+        # Announce `offline` within about a second of the deadline (sooner for short test windows).
+        monitor.start(tick=min(0.5, settings.offline_after / 4))
         app.state.haltless = AppState(
             settings=settings,
             engine=engine,
             bus=bus,
             hub=hub,
             jwt_secret=load_or_create_jwt_secret(settings),
-            pipeline=IngestPipeline(settings, engine, bus),
+            pipeline=IngestPipeline(settings, engine, monitor),
+            monitor=monitor,
         )
+        pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
+        if pruner is not None:
+            pruner.start()
         try:
             yield
         finally:
+            if pruner is not None:
+                await pruner.stop()
+            await monitor.stop()
             hub.close_all()
             await bus.stop()
             await engine.dispose()
@@ -92,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys.router,
         machines.router,
         sensor_data.router,
+        sensor_history.router,
+        alerts.rules_router,
+        alerts.alerts_router,
         ws_router,
     ):
         app.include_router(router)

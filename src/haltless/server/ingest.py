@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 
@@ -10,8 +9,6 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from haltless.bus import EventBus
-from haltless.core import wire
 from haltless.core.readings import (
     MAX_READINGS_PER_REQUEST,
     Reading,
@@ -19,6 +16,7 @@ from haltless.core.readings import (
     validate_reading,
 )
 from haltless.errors import InvalidRequest, PayloadTooLarge
+from haltless.server.monitor import Monitor, Plan
 from haltless.settings import Settings
 from haltless.store import machines, readings
 
@@ -63,12 +61,10 @@ def parse_body(body: bytes) -> list[object]:
 class IngestPipeline:
     """Owns the order of work for a batch; one instance per app."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, bus: EventBus) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, monitor: Monitor) -> None:
         self._settings = settings
         self._engine = engine
-        self._bus = bus
-        # SQLite has one writer at a time; queueing writers here is cheaper than busy-waiting on the file lock.
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._monitor = monitor
 
     async def ingest(self, tenant_id: str, items: list[object], now_us: int) -> IngestResult:
         """Validate, store and publish one batch; returns per-item outcomes."""
@@ -83,17 +79,18 @@ class IngestPipeline:
                 valid.append(outcome)
 
         if valid:
-            if self._write_lock is None:
-                stored = await self._store(tenant_id, valid, now_us, result)
-            else:
-                async with self._write_lock:
-                    stored = await self._store(tenant_id, valid, now_us, result)
-            if stored:
-                await self._publish(tenant_id, stored)
+            # One lock orders store → evaluate → commit → publish for every batch, so rule state and
+            # machine health in memory match the database, and each machine's events go out in order.
+            # (It also queues SQLite's single writer here instead of busy-waiting on the file lock.)
+            async with self._monitor.lock:
+                plan = await self._store(tenant_id, valid, now_us, result)
+                if plan is not None:
+                    self._monitor.apply(plan)
+                    await self._monitor.publish(plan)
         result.rejected.sort(key=lambda r: r.index)
         return result
 
-    async def _store(self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult) -> list[Reading]:
+    async def _store(self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult) -> Plan | None:
         for attempt in range(2):
             try:
                 return await self._store_once(tenant_id, valid, now_us, result)
@@ -103,9 +100,7 @@ class IngestPipeline:
                     raise
         raise AssertionError("unreachable")
 
-    async def _store_once(
-        self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
-    ) -> list[Reading]:
+    async def _store_once(self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult) -> Plan | None:
         rejected: list[Rejection] = []
         duplicates = 0
         async with self._engine.begin() as conn:
@@ -123,16 +118,13 @@ class IngestPipeline:
                         continue
                     seen.add(reading.reading_id)
                 batch.append(reading)
-            await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
+            plan = None
             if batch:
+                await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
                 await machines.mark_seen(conn, last_seen={r.machine_id: now_us for r in batch})
+                plan = self._monitor.plan_readings(tenant_id, batch, now_us)
+                await self._monitor.persist(conn, plan)
         result.rejected.extend(rejected)
         result.duplicates += duplicates
         result.accepted += len(batch)
-        return batch
-
-    async def _publish(self, tenant_id: str, stored: list[Reading]) -> None:
-        # Events of one machine go out in measurement order, whatever order the batch had.
-        ordered = sorted(stored, key=lambda r: r.ts)
-        events = [wire.sensor_update(r.machine_id, r.metric_name, r.value, r.unit, r.ts) for r in ordered]
-        await self._bus.publish(tenant_id, events)
+        return plan

@@ -83,6 +83,9 @@ class MachineUpdate(StrictBody):
     name: Name | None = None
     location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+    maintenance: bool | None = Field(
+        default=None, description="true puts the machine in maintenance (status `maintenance`, alerts suppressed)"
+    )
 
 
 class MachineOut(BaseModel):
@@ -91,6 +94,7 @@ class MachineOut(BaseModel):
     location: str | None
     tags: list[str]
     status: MachineStatus
+    maintenance: bool
     last_seen_at: str | None
     created_at: str
 

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from haltless.bus import EventBus
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
+from haltless.server.monitor import Monitor
 from haltless.settings import Settings
 
 
@@ -23,6 +24,7 @@ class AppState:
     hub: DashboardHub
     jwt_secret: str
     pipeline: IngestPipeline
+    monitor: Monitor
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -24,6 +24,7 @@ class Machine:
     status: MachineStatus
     last_seen_at: int | None
     created_at: int
+    maintenance: bool = False
 
 
 def _machine(row: Any) -> Machine:
@@ -37,6 +38,7 @@ def _machine(row: Any) -> Machine:
         MachineStatus(r["status"]),
         r["last_seen_at"],
         r["created_at"],
+        bool(r["maintenance"]),
     )
 
 
@@ -55,6 +57,7 @@ async def create(
             status=machine.status.value,
             last_seen_at=None,
             created_at=now,
+            maintenance=False,
         )
     )
     return machine

@@ -6,18 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from haltless.core.models import Role
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
-from haltless.errors import NotFound
+from haltless.errors import NotFound, PermissionDenied
+from haltless.server.fleet import FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (
     LatestReading,
     MachineCreate,
     MachineLatest,
     MachineOut,
-    MachinePage,
     MachineUpdate,
 )
-from haltless.server.security import Admin, State, Viewer
+from haltless.server.security import Admin, Operator, State, Viewer
 from haltless.server.state import AppState, now_micros
 from haltless.store import machines, readings
 from haltless.store.machines import Machine
@@ -32,6 +33,7 @@ def _out(machine: Machine) -> MachineOut:
         location=machine.location,
         tags=machine.tags,
         status=machine.status,
+        maintenance=machine.maintenance,
         last_seen_at=format_micros(machine.last_seen_at) if machine.last_seen_at is not None else None,
         created_at=format_micros(machine.created_at),
     )
@@ -60,20 +62,26 @@ async def create_machine(body: MachineCreate, principal: Admin, state: State) ->
             tags=body.tags,
             now=now_micros(),
         )
+    state.monitor.machine_added(machine.id, machine.tenant_id)
     return _out(machine)
 
 
-@router.get("", response_model=MachinePage)
+@router.get("", response_model=FleetPage, response_model_exclude_unset=True)
 async def list_machines(
     principal: Viewer,
     state: State,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> MachinePage:
-    """The tenant's machines, ordered by name."""
+    include: Annotated[str | None, Query(description="`latest`: each machine's newest value per metric")] = None,
+) -> FleetPage:
+    """The tenant's machines, ordered by name; `include=latest` adds each one's newest value per metric."""
+    with_latest = "latest" in parse_include(include)
     async with state.engine.connect() as conn:
         items, total = await machines.list_page(conn, tenant_id=principal.tenant_id, limit=limit, offset=offset)
-    return MachinePage(items=[_out(m) for m in items], total=total, limit=limit, offset=offset)
+        latest = (
+            await readings.latest_per_machine_metric(conn, machine_ids=[m.id for m in items]) if with_latest else None
+        )
+    return fleet_page([_out(m) for m in items], latest, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{machine_id}", response_model=MachineOut)
@@ -82,21 +90,23 @@ async def get_machine(machine_id: str, principal: Viewer, state: State) -> Machi
 
 
 @router.patch("/{machine_id}", response_model=MachineOut)
-async def update_machine(machine_id: str, body: MachineUpdate, principal: Admin, state: State) -> MachineOut:
-    """Change name, location or tags; fields left out stay as they are."""
+async def update_machine(machine_id: str, body: MachineUpdate, principal: Operator, state: State) -> MachineOut:
+    """Change name, location or tags (admin), or enter/leave maintenance (operator); omitted fields stay."""
     machine = await _get(state, principal.tenant_id, machine_id)
     values: dict[str, Any] = body.model_dump(exclude_unset=True)
+    maintenance = values.pop("maintenance", None)
+    if values and principal.role is not None and not principal.role.allows(Role.ADMIN):
+        raise PermissionDenied("changing name, location or tags needs the admin role")
     if "name" in values and values["name"] is None:
         del values["name"]
     if "tags" in values and values["tags"] is None:
         values["tags"] = []
-    async with state.engine.begin() as conn:
-        updated = await machines.update_fields(
-            conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values
-        )
-    if updated is None:
-        raise NotFound("machine not found")
-    return _out(updated)
+    if values:
+        async with state.engine.begin() as conn:
+            await machines.update_fields(conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values)
+    if maintenance is not None:
+        await state.monitor.set_maintenance(machine.id, maintenance)
+    return _out(await _get(state, principal.tenant_id, machine.id))
 
 
 @router.delete("/{machine_id}", status_code=204, response_class=Response)
@@ -105,6 +115,7 @@ async def delete_machine(machine_id: str, principal: Admin, state: State) -> Res
     machine = await _get(state, principal.tenant_id, machine_id)
     async with state.engine.begin() as conn:
         await machines.remove(conn, tenant_id=principal.tenant_id, machine_id=machine.id)
+    state.monitor.machine_removed(machine.id)
     return Response(status_code=204)
 
 

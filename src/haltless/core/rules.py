@@ -1,0 +1,164 @@
+"""The alert rule engine: one reading and the (rule, machine) state in, the next state and a transition out.
+
+Semantics (docs/alerts.md):
+- A reading *breaches* when `value <condition> threshold` holds.
+- It *clears* when the value is back past the threshold by the hysteresis: for `>`/`>=` when
+  `value <condition> (threshold - hysteresis)` no longer holds, for `<`/`<=` when
+  `value <condition> (threshold + hysteresis)` no longer holds. Between the two nothing changes.
+- An alert opens when the breach has lasted `for_seconds` of measurement time: the first breaching
+  reading starts the clock, a reading that does not breach stops it, and the alert opens on the first
+  breaching reading at or after start + for_seconds (`for_seconds = 0` opens on the first breach).
+- While an alert is open further breaches emit nothing; a clearing reading resolves it.
+- After a user resolves an alert while the breach goes on, the rule is *disarmed*: it opens nothing
+  until the value has cleared once.
+- Readings older than the newest one already evaluated for the (rule, machine) are not evaluated: the
+  state already reflects newer measurements.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Condition(StrEnum):
+    """How a value is compared with the threshold."""
+
+    GT = ">"
+    GE = ">="
+    LT = "<"
+    LE = "<="
+
+
+class Severity(StrEnum):
+    """How bad an alert is; `info` alerts never change a machine's status."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+_COMPARE: dict[Condition, Callable[[float, float], bool]] = {
+    Condition.GT: operator.gt,
+    Condition.GE: operator.ge,
+    Condition.LT: operator.lt,
+    Condition.LE: operator.le,
+}
+
+MESSAGE_FIELDS = frozenset({"metric_name", "value", "threshold", "condition", "rule_name", "severity"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An alert rule as the engine sees it."""
+
+    id: str
+    tenant_id: str
+    name: str
+    metric_name: str
+    machine_id: str | None  # None: every machine of the tenant
+    condition: Condition
+    threshold: float
+    severity: Severity
+    for_seconds: float
+    hysteresis: float
+    enabled: bool
+    message: str | None
+
+    def breaches(self, value: float) -> bool:
+        return _COMPARE[self.condition](value, self.threshold)
+
+    def clears(self, value: float) -> bool:
+        """True when the value is back past the threshold by at least the hysteresis."""
+        if self.condition in (Condition.GT, Condition.GE):
+            return not _COMPARE[self.condition](value, self.threshold - self.hysteresis)
+        return not _COMPARE[self.condition](value, self.threshold + self.hysteresis)
+
+    def applies_to(self, machine_id: str) -> bool:
+        return self.enabled and (self.machine_id is None or self.machine_id == machine_id)
+
+    def render_message(self, value: float) -> str:
+        """The alert text: the rule's template with its placeholders filled, or a sensible default."""
+        if not self.message:
+            label = self.metric_name.replace("_", " ").capitalize()
+            verb = "exceeded" if self.condition in (Condition.GT, Condition.GE) else "fell below"
+            return f"{label} {verb} threshold"
+        fields = {
+            "metric_name": self.metric_name,
+            "value": f"{value:g}",
+            "threshold": f"{self.threshold:g}",
+            "condition": self.condition.value,
+            "rule_name": self.name,
+            "severity": self.severity.value,
+        }
+        return _PLACEHOLDER.sub(lambda match: fields.get(match.group(1), match.group(0)), self.message)
+
+
+def message_template_error(template: str) -> str | None:
+    """Why a message template is unusable, or None when it is fine."""
+    unknown = sorted({name for name in _PLACEHOLDER.findall(template) if name not in MESSAGE_FIELDS})
+    if unknown:
+        allowed = ", ".join("{" + name + "}" for name in sorted(MESSAGE_FIELDS))
+        return f"unknown placeholder(s) {', '.join(unknown)}; allowed: {allowed}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """What the engine remembers per (rule, machine)."""
+
+    breach_since: int | None = None  # measurement time (µs) the current breach started
+    last_ts: int | None = None  # newest measurement time evaluated
+    armed: bool = True
+    open_alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOpened:
+    alert_id: str
+    value: float
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCleared:
+    alert_id: str
+    value: float
+    ts: int
+
+
+Transition = AlertOpened | AlertCleared
+
+
+def evaluate(
+    rule: Rule, state: RuleState, value: float, ts: int, new_alert_id: Callable[[], str]
+) -> tuple[RuleState, Transition | None]:
+    """Apply one reading of the rule's metric on one machine."""
+    if state.last_ts is not None and ts < state.last_ts:
+        return state, None
+    breaching = rule.breaches(value)
+    clearing = rule.clears(value)
+
+    if state.open_alert_id is not None:
+        if clearing:
+            cleared = AlertCleared(state.open_alert_id, value, ts)
+            return RuleState(breach_since=None, last_ts=ts, armed=True, open_alert_id=None), cleared
+        return replace(state, last_ts=ts), None
+
+    armed = state.armed or clearing
+    if not breaching or not armed:
+        return RuleState(breach_since=None, last_ts=ts, armed=armed, open_alert_id=None), None
+    since = state.breach_since if state.breach_since is not None else ts
+    if ts - since >= rule.for_seconds * 1_000_000:
+        opened = AlertOpened(new_alert_id(), value, ts)
+        return RuleState(breach_since=since, last_ts=ts, armed=True, open_alert_id=opened.alert_id), opened
+    return RuleState(breach_since=since, last_ts=ts, armed=True, open_alert_id=None), None
+
+
+def resolved_by_user(state: RuleState) -> RuleState:
+    """The state after a user resolved the open alert: disarmed until the value clears once."""
+    return RuleState(breach_since=None, last_ts=state.last_ts, armed=False, open_alert_id=None)

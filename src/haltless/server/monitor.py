@@ -1,0 +1,400 @@
+"""The monitor: alert rules and machine health, kept in memory in step with the database.
+
+Every change goes through the same three steps so memory never runs ahead of the database:
+`plan` (pure: readings or a user action in, rows to write and events to publish out), `persist`
+(inside the caller's transaction), and `apply` (into memory, only after the commit). One lock
+serialises all of it, so events of one machine are published in the order the changes happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from haltless.bus import EventBus
+from haltless.core import wire
+from haltless.core.health import MachineHealth, derive_status
+from haltless.core.models import MachineStatus
+from haltless.core.readings import Reading
+from haltless.core.rules import AlertCleared, AlertOpened, Rule, RuleState, evaluate, resolved_by_user
+from haltless.errors import Conflict, NotFound
+from haltless.store import alerts as alert_store
+from haltless.store.alerts import AlertState, StoredAlert
+
+log = logging.getLogger("haltless.monitor")
+
+# Fields whose change alters what a rule means: open alerts of the old meaning are resolved.
+_SEMANTIC_FIELDS = ("metric_name", "machine_id", "condition", "threshold", "severity", "for_seconds", "hysteresis")
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one change writes and publishes; applied to memory only after it is committed."""
+
+    states: dict[tuple[str, str], RuleState] = field(default_factory=dict)
+    health: dict[str, MachineHealth] = field(default_factory=dict)
+    new_alerts: list[StoredAlert] = field(default_factory=list)
+    resolved: list[tuple[str, int, str | None, str]] = field(default_factory=list)  # id, at, by, resolution
+    acknowledged: list[tuple[str, int, str]] = field(default_factory=list)  # id, at, by
+    status_changes: dict[str, str] = field(default_factory=dict)
+    events: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # tenant -> events
+
+
+class Monitor:
+    """Rule index, rule states and machine health of every tenant served by this process."""
+
+    def __init__(self, engine: AsyncEngine, bus: EventBus, *, offline_after: float) -> None:
+        self._engine = engine
+        self._bus = bus
+        self._offline_after_us = int(offline_after * 1_000_000)
+        self.lock = asyncio.Lock()
+        self._rules: dict[str, Rule] = {}
+        self._index: dict[tuple[str, str], list[Rule]] = defaultdict(list)
+        self._states: dict[tuple[str, str], RuleState] = {}
+        self._health: dict[str, MachineHealth] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ---- start-up ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read rules, rule states, open alerts and machines into memory."""
+        async with self._engine.connect() as conn:
+            for rule in await alert_store.all_rules(conn):
+                self._add_rule(rule)
+            self._states = await alert_store.load_rule_states(conn)
+            for machine_id, tenant_id, status, maintenance, last_seen in await alert_store.machine_health_rows(conn):
+                self._health[machine_id] = MachineHealth(
+                    machine_id, tenant_id, MachineStatus(status), maintenance, last_seen
+                )
+            for alert in await alert_store.open_alerts(conn):
+                health = self._health.get(alert.machine_id)
+                if health is not None:
+                    health.active[alert.id] = alert.severity
+                if alert.rule_id is not None:
+                    key = (alert.rule_id, alert.machine_id)
+                    self._states[key] = replace(self._states.get(key, RuleState()), open_alert_id=alert.id)
+
+    def start(self, tick: float) -> None:
+        """Start the background offline detector."""
+        self._watcher = asyncio.create_task(self._watch_offline(tick))
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    # ---- the rule index -----------------------------------------------------------------------
+
+    def _add_rule(self, rule: Rule) -> None:
+        self._rules[rule.id] = rule
+        self._index[(rule.tenant_id, rule.metric_name)].append(rule)
+
+    def _drop_rule(self, rule_id: str) -> None:
+        rule = self._rules.pop(rule_id, None)
+        if rule is not None:
+            members = self._index[(rule.tenant_id, rule.metric_name)]
+            members[:] = [r for r in members if r.id != rule_id]
+            if not members:
+                del self._index[(rule.tenant_id, rule.metric_name)]
+
+    # ---- planning -------------------------------------------------------------------------------
+
+    def _health_of(self, plan: Plan, machine_id: str) -> MachineHealth | None:
+        health = plan.health.get(machine_id)
+        if health is None:
+            live = self._health.get(machine_id)
+            if live is None:
+                return None
+            health = replace(live, active=dict(live.active))
+            plan.health[machine_id] = health
+        return health
+
+    def _state_of(self, plan: Plan, key: tuple[str, str]) -> RuleState:
+        state = plan.states.get(key)
+        if state is None:
+            state = self._states.get(key, RuleState())
+        return state
+
+    def _restatus(self, plan: Plan, health: MachineHealth, now_us: int) -> None:
+        status = derive_status(health, now_us, self._offline_after_us)
+        if status is not health.status:
+            plan.events[health.tenant_id].append(
+                wire.machine_status(health.machine_id, health.status.value, status.value, now_us)
+            )
+            plan.status_changes[health.machine_id] = status.value
+            health.status = status
+
+    def _resolve(
+        self, plan: Plan, health: MachineHealth | None, alert_id: str, severity: str, at: int, by: str | None, why: str
+    ) -> None:
+        plan.resolved.append((alert_id, at, by, why))
+        if health is not None:
+            health.active.pop(alert_id, None)
+            plan.events[health.tenant_id].append(wire.alert_resolved(alert_id, health.machine_id, severity, why, at))
+
+    def plan_readings(self, tenant_id: str, readings: Sequence[Reading], received_at: int) -> Plan:
+        """Evaluate stored readings (in measurement order): sensor_update, then alerts, then status changes."""
+        plan = Plan()
+        events = plan.events[tenant_id]
+        index = self._index
+        for reading in sorted(readings, key=lambda r: r.ts):
+            events.append(
+                wire.sensor_update(reading.machine_id, reading.metric_name, reading.value, reading.unit, reading.ts)
+            )
+            health = self._health_of(plan, reading.machine_id)
+            if health is None:
+                continue
+            health.last_seen = received_at
+            rules = index.get((tenant_id, reading.metric_name))
+            if rules and not health.maintenance:
+                for rule in rules:
+                    if rule.applies_to(reading.machine_id):
+                        self._evaluate(plan, rule, health, reading)
+            self._restatus(plan, health, received_at)
+        return plan
+
+    def _evaluate(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> None:
+        key = (rule.id, reading.machine_id)
+        state, transition = evaluate(rule, self._state_of(plan, key), reading.value, reading.ts, alert_store.new_id)
+        plan.states[key] = state
+        if isinstance(transition, AlertOpened):
+            alert = StoredAlert(
+                id=transition.alert_id,
+                tenant_id=rule.tenant_id,
+                rule_id=rule.id,
+                machine_id=reading.machine_id,
+                metric_name=rule.metric_name,
+                severity=rule.severity,
+                message=rule.render_message(reading.value),
+                metric_value=reading.value,
+                threshold_value=rule.threshold,
+                state=AlertState.ACTIVE,
+                created_at=reading.ts,
+                acknowledged_at=None,
+                acknowledged_by=None,
+                resolved_at=None,
+                resolved_by=None,
+                resolution=None,
+            )
+            plan.new_alerts.append(alert)
+            health.active[alert.id] = alert.severity
+            plan.events[rule.tenant_id].append(
+                wire.alert(
+                    alert.id,
+                    alert.machine_id,
+                    alert.severity.value,
+                    alert.message,
+                    alert.metric_value,
+                    alert.threshold_value,
+                    alert.created_at,
+                )
+            )
+        elif isinstance(transition, AlertCleared):
+            self._resolve(plan, health, transition.alert_id, rule.severity.value, transition.ts, None, "cleared")
+
+    # ---- persisting and applying ----------------------------------------------------------------
+
+    async def persist(self, conn: AsyncConnection, plan: Plan) -> None:
+        """Write a plan inside the caller's transaction."""
+        for alert in plan.new_alerts:
+            await alert_store.insert_alert(conn, alert)
+        for alert_id, at, by, resolution in plan.resolved:
+            await alert_store.resolve_alert(conn, alert_id, at=at, by=by, resolution=resolution)
+        for alert_id, at, by in plan.acknowledged:
+            await alert_store.acknowledge_alert(conn, alert_id, at=at, by=by)
+        await alert_store.save_rule_states(conn, plan.states)
+        await alert_store.set_machine_status(conn, plan.status_changes)
+
+    def apply(self, plan: Plan) -> None:
+        """Make a committed plan the in-memory truth."""
+        self._states.update(plan.states)
+        self._health.update(plan.health)
+
+    async def publish(self, plan: Plan) -> None:
+        for tenant_id, events in plan.events.items():
+            if events:
+                await self._bus.publish(tenant_id, events)
+
+    async def _commit(self, plan: Plan) -> None:
+        async with self._engine.begin() as conn:
+            await self.persist(conn, plan)
+        self.apply(plan)
+        await self.publish(plan)
+
+    # ---- offline detection ------------------------------------------------------------------------
+
+    async def _watch_offline(self, tick: float) -> None:
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.check_offline(_now_us())
+            except Exception:  # a database hiccup must not stop offline detection for good
+                log.exception("offline check failed; retrying")
+
+    async def check_offline(self, now_us: int) -> None:
+        """Turn machines whose last reading arrived more than HALTLESS_OFFLINE_AFTER ago offline."""
+        deadline = now_us - self._offline_after_us
+        if not any(
+            h.last_seen is not None and h.last_seen <= deadline and h.status not in _QUIET
+            for h in self._health.values()
+        ):
+            return
+        async with self.lock:
+            plan = Plan()
+            for machine_id, live in list(self._health.items()):
+                if live.last_seen is not None and live.last_seen <= deadline and live.status not in _QUIET:
+                    health = self._health_of(plan, machine_id)
+                    assert health is not None
+                    self._restatus(plan, health, now_us)
+            await self._commit(plan)
+
+    # ---- machines -----------------------------------------------------------------------------------
+
+    def machine_added(self, machine_id: str, tenant_id: str) -> None:
+        self._health[machine_id] = MachineHealth(machine_id, tenant_id, MachineStatus.OFFLINE)
+
+    def machine_removed(self, machine_id: str) -> None:
+        self._health.pop(machine_id, None)
+        for key in [key for key in self._states if key[1] == machine_id]:
+            del self._states[key]
+        for rule in [rule for rule in self._rules.values() if rule.machine_id == machine_id]:
+            self._drop_rule(rule.id)
+
+    def status_of(self, machine_id: str) -> MachineStatus | None:
+        health = self._health.get(machine_id)
+        return health.status if health else None
+
+    async def set_maintenance(self, machine_id: str, maintenance: bool) -> None:
+        """Enter or leave maintenance; the status follows and one machine_status event is sent."""
+        async with self.lock:
+            plan = Plan()
+            health = self._health_of(plan, machine_id)
+            if health is None:
+                raise NotFound("machine not found")
+            if health.maintenance == maintenance:
+                return
+            health.maintenance = maintenance
+            if maintenance:
+                # Suppression also forgets breaches in progress: for_seconds restarts after maintenance.
+                for key, state in self._states.items():
+                    if key[1] == machine_id and state.breach_since is not None and state.open_alert_id is None:
+                        plan.states[key] = replace(state, breach_since=None)
+            self._restatus(plan, health, _now_us())
+            async with self._engine.begin() as conn:
+                await alert_store.set_maintenance(conn, machine_id, maintenance)
+                await self.persist(conn, plan)
+            self.apply(plan)
+            await self.publish(plan)
+
+    # ---- rules ----------------------------------------------------------------------------------------
+
+    async def create_rule(self, rule: Rule) -> None:
+        async with self.lock:
+            async with self._engine.begin() as conn:
+                await alert_store.insert_rule(conn, rule, _now_us())
+            self._add_rule(rule)
+
+    def _close_rule_alerts(self, plan: Plan, rule: Rule, why: str, now_us: int) -> None:
+        for (rule_id, machine_id), state in self._states.items():
+            if rule_id != rule.id or state.open_alert_id is None:
+                continue
+            health = self._health_of(plan, machine_id)
+            self._resolve(plan, health, state.open_alert_id, rule.severity.value, now_us, None, why)
+            if health is not None:
+                self._restatus(plan, health, now_us)
+
+    async def update_rule(self, old: Rule, new: Rule) -> None:
+        """Store an edited rule. A change of meaning resolves its open alerts (`rule_changed`, or
+        `rule_disabled`) and forgets its pending breaches, so the new rule starts from a clean slate."""
+        async with self.lock:
+            now = _now_us()
+            plan = Plan()
+            semantic = any(getattr(old, name) != getattr(new, name) for name in _SEMANTIC_FIELDS)
+            disabled = old.enabled and not new.enabled
+            reset = semantic or disabled or (new.enabled and not old.enabled)
+            if reset:
+                self._close_rule_alerts(plan, old, "rule_disabled" if disabled else "rule_changed", now)
+            async with self._engine.begin() as conn:
+                await alert_store.replace_rule(conn, new, now)
+                if reset:
+                    await alert_store.delete_rule_states(conn, old.id)
+                await self.persist(conn, plan)
+            self.apply(plan)
+            if reset:
+                for key in [key for key in self._states if key[0] == old.id]:
+                    del self._states[key]
+            self._drop_rule(old.id)
+            self._add_rule(new)
+            await self.publish(plan)
+
+    async def delete_rule(self, rule: Rule) -> None:
+        """Delete a rule; its open alerts are resolved with `rule_deleted`."""
+        async with self.lock:
+            now = _now_us()
+            plan = Plan()
+            self._close_rule_alerts(plan, rule, "rule_deleted", now)
+            async with self._engine.begin() as conn:
+                await self.persist(conn, plan)
+                await alert_store.delete_rule(conn, rule.id)
+            self.apply(plan)
+            for key in [key for key in self._states if key[0] == rule.id]:
+                del self._states[key]
+            self._drop_rule(rule.id)
+            await self.publish(plan)
+
+    # ---- user actions on alerts -------------------------------------------------------------------------
+
+    async def acknowledge(self, tenant_id: str, alert_id: str, user_id: str) -> StoredAlert:
+        async with self.lock:
+            async with self._engine.connect() as conn:
+                alert = await alert_store.get_alert(conn, tenant_id=tenant_id, alert_id=alert_id)
+            if alert is None:
+                raise NotFound("alert not found")
+            if alert.state == AlertState.RESOLVED:
+                raise Conflict("alert is already resolved")
+            if alert.state == AlertState.ACKNOWLEDGED:
+                return alert
+            now = _now_us()
+            plan = Plan(acknowledged=[(alert_id, now, user_id)])
+            plan.events[tenant_id].append(wire.alert_acknowledged(alert_id, alert.machine_id, user_id, now))
+            await self._commit(plan)
+            return replace(alert, state=AlertState.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user_id)
+
+    async def resolve(self, tenant_id: str, alert_id: str, user_id: str) -> StoredAlert:
+        """Resolve by hand; the rule re-arms only after the value has cleared once (no instant re-open)."""
+        async with self.lock:
+            async with self._engine.connect() as conn:
+                alert = await alert_store.get_alert(conn, tenant_id=tenant_id, alert_id=alert_id)
+            if alert is None:
+                raise NotFound("alert not found")
+            if alert.state == AlertState.RESOLVED:
+                raise Conflict("alert is already resolved")
+            now = _now_us()
+            plan = Plan()
+            health = self._health_of(plan, alert.machine_id)
+            self._resolve(plan, health, alert_id, alert.severity.value, now, user_id, "manual")
+            if alert.rule_id is not None:
+                key = (alert.rule_id, alert.machine_id)
+                plan.states[key] = resolved_by_user(self._state_of(plan, key))
+            if health is not None:
+                self._restatus(plan, health, now)
+            await self._commit(plan)
+            return replace(alert, state=AlertState.RESOLVED, resolved_at=now, resolved_by=user_id, resolution="manual")
+
+    def rules_of(self, tenant_id: str) -> Iterable[Rule]:
+        return (rule for rule in self._rules.values() if rule.tenant_id == tenant_id)
+
+
+_QUIET = (MachineStatus.OFFLINE, MachineStatus.MAINTENANCE)

@@ -1,0 +1,233 @@
+"""Alert rules (admin writes, everyone reads) and alerts (operators acknowledge and resolve)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from haltless.core.readings import normalize_uuid
+from haltless.core.rules import Rule, Severity
+from haltless.core.timefmt import format_micros
+from haltless.errors import InvalidRequest, NotFound
+from haltless.server.alert_schemas import AlertOut, AlertPage, AlertRuleCreate, AlertRuleOut, AlertRuleUpdate
+from haltless.server.security import Admin, Operator, State, Viewer
+from haltless.server.state import AppState
+from haltless.store import alerts as alert_store
+from haltless.store import machines
+from haltless.store.alerts import AlertState, StoredAlert
+
+rules_router = APIRouter(prefix="/api/v1/alert-rules", tags=["alert rules"])
+alerts_router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+def _rule_out(rule: Rule, created_at: int, updated_at: int) -> AlertRuleOut:
+    return AlertRuleOut(
+        id=rule.id,
+        name=rule.name,
+        metric_name=rule.metric_name,
+        machine_id=rule.machine_id,
+        condition=rule.condition,
+        threshold=rule.threshold,
+        severity=rule.severity,
+        for_seconds=rule.for_seconds,
+        hysteresis=rule.hysteresis,
+        enabled=rule.enabled,
+        message=rule.message,
+        created_at=format_micros(created_at),
+        updated_at=format_micros(updated_at),
+    )
+
+
+def _time(value: int | None) -> str | None:
+    return format_micros(value) if value is not None else None
+
+
+def _alert_out(alert: StoredAlert) -> AlertOut:
+    return AlertOut(
+        id=alert.id,
+        rule_id=alert.rule_id,
+        machine_id=alert.machine_id,
+        metric_name=alert.metric_name,
+        severity=alert.severity,
+        message=alert.message,
+        metric_value=alert.metric_value,
+        threshold_value=alert.threshold_value,
+        state=alert.state,
+        created_at=format_micros(alert.created_at),
+        acknowledged_at=_time(alert.acknowledged_at),
+        acknowledged_by=alert.acknowledged_by,
+        resolved_at=_time(alert.resolved_at),
+        resolved_by=alert.resolved_by,
+        resolution=alert.resolution,
+    )
+
+
+async def _machine_of_tenant(state: AppState, tenant_id: str, machine_id: str | None) -> str | None:
+    """The canonical id of a machine of the tenant; another tenant's machine is as unknown as none."""
+    if machine_id is None:
+        return None
+    normalized = normalize_uuid(machine_id)
+    if normalized is not None:
+        async with state.engine.connect() as conn:
+            if await machines.get(conn, tenant_id=tenant_id, machine_id=normalized) is not None:
+                return normalized
+    raise InvalidRequest("machine_id: no such machine in this tenant")
+
+
+async def _rule(state: AppState, tenant_id: str, rule_id: str) -> tuple[Rule, int, int]:
+    normalized = normalize_uuid(rule_id)
+    found = None
+    if normalized is not None:
+        async with state.engine.connect() as conn:
+            found = await alert_store.get_rule(conn, tenant_id=tenant_id, rule_id=normalized)
+    if found is None:
+        raise NotFound("alert rule not found")
+    return found
+
+
+@rules_router.post("", status_code=201, response_model=AlertRuleOut)
+async def create_rule(body: AlertRuleCreate, principal: Admin, state: State) -> AlertRuleOut:
+    """Create a rule; it applies to readings that arrive from now on."""
+    rule = Rule(
+        id=alert_store.new_id(),
+        tenant_id=principal.tenant_id,
+        name=body.name,
+        metric_name=body.metric_name,
+        machine_id=await _machine_of_tenant(state, principal.tenant_id, body.machine_id),
+        condition=body.condition,
+        threshold=body.threshold,
+        severity=body.severity,
+        for_seconds=body.for_seconds,
+        hysteresis=body.hysteresis,
+        enabled=body.enabled,
+        message=body.message,
+    )
+    await state.monitor.create_rule(rule)
+    return _rule_out(*await _rule(state, principal.tenant_id, rule.id))
+
+
+@rules_router.get("", response_model=list[AlertRuleOut])
+async def list_rules(principal: Viewer, state: State) -> list[AlertRuleOut]:
+    """Every rule of the tenant, oldest first."""
+    async with state.engine.connect() as conn:
+        return [_rule_out(*row) for row in await alert_store.list_rules(conn, tenant_id=principal.tenant_id)]
+
+
+@rules_router.get("/{rule_id}", response_model=AlertRuleOut)
+async def get_rule(rule_id: str, principal: Viewer, state: State) -> AlertRuleOut:
+    return _rule_out(*await _rule(state, principal.tenant_id, rule_id))
+
+
+@rules_router.patch("/{rule_id}", response_model=AlertRuleOut)
+async def update_rule(rule_id: str, body: AlertRuleUpdate, principal: Admin, state: State) -> AlertRuleOut:
+    """Edit a rule. Changing what it means (metric, machine, condition, threshold, severity, for_seconds,
+    hysteresis) or disabling it resolves its open alerts; name and message edits keep them."""
+    old, _, _ = await _rule(state, principal.tenant_id, rule_id)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    for required in (
+        "name",
+        "metric_name",
+        "condition",
+        "threshold",
+        "severity",
+        "for_seconds",
+        "hysteresis",
+        "enabled",
+    ):
+        if required in changes and changes[required] is None:
+            raise InvalidRequest(f"{required}: may not be null")
+    if "machine_id" in changes:
+        changes["machine_id"] = await _machine_of_tenant(state, principal.tenant_id, changes["machine_id"])
+    new = replace(old, **changes)
+    await state.monitor.update_rule(old, new)
+    return _rule_out(*await _rule(state, principal.tenant_id, old.id))
+
+
+@rules_router.delete("/{rule_id}", status_code=204, response_class=Response)
+async def delete_rule(rule_id: str, principal: Admin, state: State) -> Response:
+    """Delete a rule; its open alerts are resolved (`rule_deleted`) and stay in the alert history."""
+    rule, _, _ = await _rule(state, principal.tenant_id, rule_id)
+    await state.monitor.delete_rule(rule)
+    return Response(status_code=204)
+
+
+StateFilter = Literal["active", "acknowledged", "resolved", "open"]
+
+
+@alerts_router.get("", response_model=AlertPage)
+async def list_alerts(
+    principal: Viewer,
+    state: State,
+    alert_state: Annotated[
+        StateFilter | None, Query(alias="state", description="open = active or acknowledged")
+    ] = None,
+    machine_id: str | None = None,
+    severity: Severity | None = None,
+    rule_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> AlertPage:
+    """Alerts of the tenant, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    states: tuple[str, ...] | None = None
+    if alert_state == "open":
+        states = AlertState.OPEN
+    elif alert_state is not None:
+        states = (alert_state,)
+    after = None
+    if cursor is not None:
+        after = alert_store.decode_cursor(cursor)
+        if after is None:
+            raise InvalidRequest("cursor: not a cursor returned by this endpoint")
+    machine = normalize_uuid(machine_id) if machine_id is not None else None
+    if machine_id is not None and machine is None:
+        raise InvalidRequest("machine_id: must be a UUID")
+    rule = normalize_uuid(rule_id) if rule_id is not None else None
+    if rule_id is not None and rule is None:
+        raise InvalidRequest("rule_id: must be a UUID")
+    async with state.engine.connect() as conn:
+        items = await alert_store.list_alerts(
+            conn,
+            tenant_id=principal.tenant_id,
+            states=states,
+            machine_id=machine,
+            severity=severity.value if severity else None,
+            rule_id=rule,
+            after=after,
+            limit=limit + 1,
+        )
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = alert_store.encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
+    return AlertPage(items=[_alert_out(a) for a in items], next_cursor=next_cursor)
+
+
+def _alert_id(alert_id: str) -> str:
+    normalized = normalize_uuid(alert_id)
+    if normalized is None:
+        raise NotFound("alert not found")
+    return normalized
+
+
+@alerts_router.get("/{alert_id}", response_model=AlertOut)
+async def get_alert(alert_id: str, principal: Viewer, state: State) -> AlertOut:
+    async with state.engine.connect() as conn:
+        alert = await alert_store.get_alert(conn, tenant_id=principal.tenant_id, alert_id=_alert_id(alert_id))
+    if alert is None:
+        raise NotFound("alert not found")
+    return _alert_out(alert)
+
+
+@alerts_router.post("/{alert_id}/acknowledge", response_model=AlertOut)
+async def acknowledge(alert_id: str, principal: Operator, state: State) -> AlertOut:
+    """Mark an open alert as taken care of; it stays open until the value clears or someone resolves it."""
+    alert = await state.monitor.acknowledge(principal.tenant_id, _alert_id(alert_id), principal.subject_id)
+    return _alert_out(alert)
+
+
+@alerts_router.post("/{alert_id}/resolve", response_model=AlertOut)
+async def resolve(alert_id: str, principal: Operator, state: State) -> AlertOut:
+    """Close an alert by hand; its rule opens a new one only after the value has cleared once."""
+    alert = await state.monitor.resolve(principal.tenant_id, _alert_id(alert_id), principal.subject_id)
+    return _alert_out(alert)

@@ -1,0 +1,288 @@
+"""Alert rules, alerts, and the rule engine's persisted state."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from haltless.core.rules import Condition, Rule, RuleState, Severity
+from haltless.store.tables import alert_rules, alerts, machines, rule_states
+
+
+class AlertState:
+    """Lifecycle of an alert (stored as text)."""
+
+    ACTIVE = "active"  # open, nobody has looked at it yet
+    ACKNOWLEDGED = "acknowledged"  # open, a user has taken it on
+    RESOLVED = "resolved"  # closed: the value cleared, a user resolved it, or its rule changed
+    OPEN = (ACTIVE, ACKNOWLEDGED)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    id: str
+    tenant_id: str
+    rule_id: str | None
+    machine_id: str
+    metric_name: str
+    severity: Severity
+    message: str
+    metric_value: float
+    threshold_value: float
+    state: str
+    created_at: int
+    acknowledged_at: int | None
+    acknowledged_by: str | None
+    resolved_at: int | None
+    resolved_by: str | None
+    resolution: str | None
+
+
+def _rule(row: Any) -> Rule:
+    r = row._mapping
+    return Rule(
+        id=r["id"],
+        tenant_id=r["tenant_id"],
+        name=r["name"],
+        metric_name=r["metric_name"],
+        machine_id=r["machine_id"],
+        condition=Condition(r["condition"]),
+        threshold=r["threshold"],
+        severity=Severity(r["severity"]),
+        for_seconds=r["for_seconds"],
+        hysteresis=r["hysteresis"],
+        enabled=bool(r["enabled"]),
+        message=r["message"],
+    )
+
+
+def _alert(row: Any) -> StoredAlert:
+    r = row._mapping
+    return StoredAlert(
+        r["id"],
+        r["tenant_id"],
+        r["rule_id"],
+        r["machine_id"],
+        r["metric_name"],
+        Severity(r["severity"]),
+        r["message"],
+        r["metric_value"],
+        r["threshold_value"],
+        r["state"],
+        r["created_at"],
+        r["acknowledged_at"],
+        r["acknowledged_by"],
+        r["resolved_at"],
+        r["resolved_by"],
+        r["resolution"],
+    )
+
+
+def rule_values(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "tenant_id": rule.tenant_id,
+        "name": rule.name,
+        "metric_name": rule.metric_name,
+        "machine_id": rule.machine_id,
+        "condition": rule.condition.value,
+        "threshold": rule.threshold,
+        "severity": rule.severity.value,
+        "for_seconds": rule.for_seconds,
+        "hysteresis": rule.hysteresis,
+        "enabled": rule.enabled,
+        "message": rule.message,
+    }
+
+
+async def insert_rule(conn: AsyncConnection, rule: Rule, now: int) -> None:
+    await conn.execute(insert(alert_rules).values(**rule_values(rule), created_at=now, updated_at=now))
+
+
+async def replace_rule(conn: AsyncConnection, rule: Rule, now: int) -> None:
+    values = rule_values(rule)
+    del values["id"], values["tenant_id"]
+    await conn.execute(update(alert_rules).where(alert_rules.c.id == rule.id).values(**values, updated_at=now))
+
+
+async def delete_rule(conn: AsyncConnection, rule_id: str) -> None:
+    await conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id))
+
+
+async def get_rule(conn: AsyncConnection, *, tenant_id: str, rule_id: str) -> tuple[Rule, int, int] | None:
+    row = (
+        await conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.tenant_id == tenant_id))
+    ).first()
+    if row is None:
+        return None
+    return _rule(row), row._mapping["created_at"], row._mapping["updated_at"]
+
+
+async def list_rules(conn: AsyncConnection, *, tenant_id: str) -> list[tuple[Rule, int, int]]:
+    rows = await conn.execute(
+        select(alert_rules)
+        .where(alert_rules.c.tenant_id == tenant_id)
+        .order_by(alert_rules.c.created_at, alert_rules.c.id)
+    )
+    return [(_rule(row), row._mapping["created_at"], row._mapping["updated_at"]) for row in rows]
+
+
+async def all_rules(conn: AsyncConnection) -> list[Rule]:
+    return [_rule(row) for row in await conn.execute(select(alert_rules))]
+
+
+async def insert_alert(conn: AsyncConnection, alert: StoredAlert) -> None:
+    await conn.execute(
+        insert(alerts).values(
+            id=alert.id,
+            tenant_id=alert.tenant_id,
+            rule_id=alert.rule_id,
+            machine_id=alert.machine_id,
+            metric_name=alert.metric_name,
+            severity=alert.severity.value,
+            message=alert.message,
+            metric_value=alert.metric_value,
+            threshold_value=alert.threshold_value,
+            state=alert.state,
+            created_at=alert.created_at,
+        )
+    )
+
+
+async def resolve_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: str | None, resolution: str) -> None:
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.state.in_(AlertState.OPEN))
+        .values(state=AlertState.RESOLVED, resolved_at=at, resolved_by=by, resolution=resolution)
+    )
+
+
+async def acknowledge_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: str) -> None:
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.state == AlertState.ACTIVE)
+        .values(state=AlertState.ACKNOWLEDGED, acknowledged_at=at, acknowledged_by=by)
+    )
+
+
+async def get_alert(conn: AsyncConnection, *, tenant_id: str, alert_id: str) -> StoredAlert | None:
+    row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id, alerts.c.tenant_id == tenant_id))).first()
+    return _alert(row) if row else None
+
+
+async def open_alerts(conn: AsyncConnection) -> list[StoredAlert]:
+    rows = await conn.execute(select(alerts).where(alerts.c.state.in_(AlertState.OPEN)))
+    return [_alert(row) for row in rows]
+
+
+def encode_cursor(created_at: int, alert_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, alert_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str] | None:
+    """(created_at, id) of the last alert of the previous page, or None when the cursor is not ours."""
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int) and isinstance(raw[1], str):
+        return raw[0], raw[1]
+    return None
+
+
+async def list_alerts(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    states: Iterable[str] | None,
+    machine_id: str | None,
+    severity: str | None,
+    rule_id: str | None,
+    after: tuple[int, str] | None,
+    limit: int,
+) -> list[StoredAlert]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(alerts).where(alerts.c.tenant_id == tenant_id)
+    if states is not None:
+        query = query.where(alerts.c.state.in_(list(states)))
+    if machine_id is not None:
+        query = query.where(alerts.c.machine_id == machine_id)
+    if severity is not None:
+        query = query.where(alerts.c.severity == severity)
+    if rule_id is not None:
+        query = query.where(alerts.c.rule_id == rule_id)
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            or_(alerts.c.created_at < created, and_(alerts.c.created_at == created, alerts.c.id < last_id))
+        )
+    rows = await conn.execute(query.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit))
+    return [_alert(row) for row in rows]
+
+
+async def load_rule_states(conn: AsyncConnection) -> dict[tuple[str, str], RuleState]:
+    rows = await conn.execute(select(rule_states))
+    return {
+        (r.rule_id, r.machine_id): RuleState(breach_since=r.breach_since, last_ts=r.last_ts, armed=bool(r.armed))
+        for r in rows
+    }
+
+
+async def save_rule_states(conn: AsyncConnection, states: dict[tuple[str, str], RuleState]) -> None:
+    """Upsert the given (rule, machine) states in one statement."""
+    if not states:
+        return
+    rows = [
+        {
+            "rule_id": rule_id,
+            "machine_id": machine_id,
+            "breach_since": state.breach_since,
+            "last_ts": state.last_ts if state.last_ts is not None else 0,
+            "armed": state.armed,
+        }
+        for (rule_id, machine_id), state in states.items()
+    ]
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(rule_states)
+    statement = statement.on_conflict_do_update(
+        index_elements=[rule_states.c.rule_id, rule_states.c.machine_id],
+        set_={
+            "breach_since": statement.excluded.breach_since,
+            "last_ts": statement.excluded.last_ts,
+            "armed": statement.excluded.armed,
+        },
+    )
+    await conn.execute(statement, rows)
+
+
+async def delete_rule_states(conn: AsyncConnection, rule_id: str) -> None:
+    await conn.execute(delete(rule_states).where(rule_states.c.rule_id == rule_id))
+
+
+async def set_machine_status(conn: AsyncConnection, changes: dict[str, str]) -> None:
+    for machine_id, status in changes.items():
+        await conn.execute(update(machines).where(machines.c.id == machine_id).values(status=status))
+
+
+async def set_maintenance(conn: AsyncConnection, machine_id: str, maintenance: bool) -> None:
+    await conn.execute(update(machines).where(machines.c.id == machine_id).values(maintenance=maintenance))
+
+
+async def machine_health_rows(conn: AsyncConnection) -> list[tuple[str, str, str, bool, int | None]]:
+    """(id, tenant_id, status, maintenance, last_seen_at) of every machine."""
+    rows = await conn.execute(
+        select(machines.c.id, machines.c.tenant_id, machines.c.status, machines.c.maintenance, machines.c.last_seen_at)
+    )
+    return [(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
