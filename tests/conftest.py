@@ -175,13 +175,17 @@ async def tenant(tenant_factory: Callable[..., Any]) -> Tenant:
     return created
 
 
-async def next_event(ws: Any, skip_heartbeats: bool = True, timeout: float = 5.0) -> dict[str, Any]:
-    """The next JSON message of a websockets client connection."""
+async def next_event(
+    ws: Any, skip_heartbeats: bool = True, timeout: float = 5.0, only: str | None = None
+) -> dict[str, Any]:
+    """The next JSON message of a websockets client connection (of type `only`, when given)."""
     import orjson
 
     while True:
         raw = await asyncio.wait_for(ws.recv(), timeout)
         data: dict[str, Any] = orjson.loads(raw)
         if skip_heartbeats and data.get("type") == "heartbeat":
+            continue
+        if only is not None and data.get("type") != only:
             continue
         return data

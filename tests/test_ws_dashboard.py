@@ -155,13 +155,13 @@ async def test_tenants_are_isolated(server: RunningServer, tenant_factory: Any) 
     ws_b = await _authenticated(server, b.access_token)
     await a.ingest([{"machine_id": ma, "metric_name": "t", "value": 1.0}])
     await b.ingest([{"machine_id": mb, "metric_name": "t", "value": 2.0}])
-    assert (await next_event(ws_a))["machine_id"] == ma
-    assert (await next_event(ws_b))["machine_id"] == mb
+    assert (await next_event(ws_a, only="sensor_update"))["machine_id"] == ma
+    assert (await next_event(ws_b, only="sensor_update"))["machine_id"] == mb
     await a.ingest([{"machine_id": ma, "metric_name": "t", "value": 3.0}])
-    assert (await next_event(ws_a))["value"] == 3.0
+    assert (await next_event(ws_a, only="sensor_update"))["value"] == 3.0
     # b's next event is its own, never a's.
     await b.ingest([{"machine_id": mb, "metric_name": "t", "value": 4.0}])
-    assert (await next_event(ws_b))["value"] == 4.0
+    assert (await next_event(ws_b, only="sensor_update"))["value"] == 4.0
     await ws_a.close()
     await ws_b.close()
 
@@ -171,7 +171,7 @@ async def test_events_of_a_machine_arrive_in_measurement_order(server: RunningSe
     ws = await _authenticated(server, tenant.access_token)
     stamps = ["2026-01-01T00:00:03Z", "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z"]
     await tenant.ingest([{"machine_id": machine_id, "metric_name": "t", "value": 1, "timestamp": s} for s in stamps])
-    received = [(await next_event(ws))["timestamp"] for _ in stamps]
+    received = [(await next_event(ws, only="sensor_update"))["timestamp"] for _ in stamps]
     assert received == sorted(stamps)
     await ws.close()
 
@@ -183,8 +183,8 @@ async def test_duplicates_are_not_broadcast_again(server: RunningServer, tenant:
     await tenant.ingest([reading])
     await tenant.ingest([reading])
     await tenant.ingest([{**reading, "reading_id": "twice", "value": 2.0}])
-    assert (await next_event(ws))["value"] == 1.0
-    assert (await next_event(ws))["value"] == 2.0
+    assert (await next_event(ws, only="sensor_update"))["value"] == 1.0
+    assert (await next_event(ws, only="sensor_update"))["value"] == 2.0
     await ws.close()
 
 
