@@ -52,21 +52,21 @@ async def test_crossing_reading_emits_update_alert_status_in_order(server: Runni
     await tenant.ingest([_reading(machine_id, 70.0, timestamp="2026-01-05T10:30:00Z")])
     update, online = await _events(ws, 2)
     assert update["type"] == "sensor_update"
-    assert list(online) == STATUS_FIELDS
+    assert list(online) == [*STATUS_FIELDS, "event_id"]
     assert (online["old_status"], online["new_status"]) == ("offline", "healthy")
 
     await tenant.ingest([_reading(machine_id, 87.3, timestamp="2026-01-05T10:30:05Z")])
     update, alert, status = await _events(ws, 3)
     assert update["type"] == "sensor_update"
     assert update["value"] == 87.3
-    assert list(alert) == ALERT_FIELDS
+    assert list(alert) == [*ALERT_FIELDS, "event_id"]
     assert alert["machine_id"] == machine_id
     assert alert["severity"] == "critical"
     assert alert["message"] == "Temperature exceeded threshold"
     assert alert["metric_value"] == 87.3
     assert alert["threshold_value"] == 85.0
     assert alert["created_at"] == "2026-01-05T10:30:05Z"
-    assert list(status) == STATUS_FIELDS
+    assert list(status) == [*STATUS_FIELDS, "event_id"]
     assert (status["machine_id"], status["old_status"], status["new_status"]) == (machine_id, "healthy", "critical")
 
     # Still breaching, or inside the hysteresis band: nothing new beyond the reading itself.

@@ -54,7 +54,9 @@ async def test_guide_flow_streams_sensor_updates_with_exact_fields(server: Runni
         )
         raw = await asyncio.wait_for(ws.recv(), 5)
     event = orjson.loads(raw)
-    assert list(event) == SENSOR_UPDATE_FIELDS
+    # The guide's fields in the guide's order, then the added ordered id.
+    assert list(event) == [*SENSOR_UPDATE_FIELDS, "event_id"]
+    assert event.pop("event_id")
     assert event == {
         "type": "sensor_update",
         "machine_id": machine_id,

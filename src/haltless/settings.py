@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./haltless-data")
     database_url: str | None = None
     bus_url: str = "memory://"
+    # Redis key prefix: several deployments (or test runs) can share one Redis.
+    bus_prefix: str = Field(default="haltless", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Events kept per tenant for dashboards that resume after a reconnect (`resume_after`).
+    event_history: int = Field(default=10_000, ge=0, le=1_000_000)
     # HMAC key; at least 32 characters (RFC 7518 wants 256 bits for HS256).
     jwt_secret: str | None = Field(default=None, min_length=32)
     access_token_ttl: int = Field(default=900, gt=0)

@@ -1,12 +1,21 @@
-"""The event bus: carries encoded events from the process that made them to every hub that serves sockets."""
+"""The event bus: carries encoded events from the process that made them to every hub that serves sockets.
+
+Every event that passes through a bus gets an ordered `event_id` (per tenant), and the bus keeps a
+bounded per-tenant history so a reconnecting dashboard can resume where it left off.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-# Receives (tenant_id, encoded events in order). Called on the event loop; must not block or await.
+# Receives (tenant_id, encoded events in order, each carrying its event_id). Called on the event loop;
+# must not block or await.
 EventSink = Callable[[str, Sequence[str]], None]
+# Called when this process may have missed events (the bus lost its connection); no arguments.
+GapListener = Callable[[str], None]
+
+DEFAULT_HISTORY = 10_000
 
 
 class EventBus(Protocol):
@@ -16,15 +25,28 @@ class EventBus(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, tenant_id: str, events: Sequence[str]) -> None: ...
+    async def publish(self, tenant_id: str, events: Sequence[str]) -> None:
+        """Stamp events with ids and deliver them; never raises for a bus outage (readings are already stored)."""
+        ...
 
     def subscribe(self, sink: EventSink) -> None: ...
 
+    def on_gap(self, listener: GapListener) -> None: ...
 
-def create_bus(url: str) -> EventBus:
+    async def history(self, tenant_id: str, after: str) -> list[str] | None:
+        """Events of the tenant after `after` (exclusive), oldest first; None when that point is no longer
+        retained (or unknown), meaning the caller must reload its state."""
+        ...
+
+
+def create_bus(url: str, *, prefix: str = "haltless", history_size: int = DEFAULT_HISTORY) -> EventBus:
     """The bus named by `HALTLESS_BUS_URL`."""
     if url == "memory://" or url.startswith("memory:"):
         from haltless.bus.memory import MemoryBus
 
-        return MemoryBus()
-    raise ValueError(f"unsupported HALTLESS_BUS_URL {url!r}: use memory://")
+        return MemoryBus(history_size=history_size)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from haltless.bus.redis import RedisBus
+
+        return RedisBus(url, prefix=prefix, history_size=history_size)
+    raise ValueError(f"unsupported HALTLESS_BUS_URL {url!r}: use memory:// or redis://host:port/db")

@@ -1,17 +1,26 @@
-"""In-process event bus: publish hands the events straight to the subscribed sinks."""
+"""In-process event bus: ids from a per-process sequence, a bounded history per tenant."""
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Sequence
 
-from haltless.bus import EventSink
+from haltless.bus import EventSink, GapListener
+from haltless.core.event_ids import EventKey, format_event_id, parse_event_id, with_event_id
 
 
 class MemoryBus:
-    """The default bus for one server process."""
+    """The default bus for one server process. Ids are `<boot ms>-<n>`: an id from before a restart is
+    older than anything retained, so resuming with it asks the client to resync."""
 
-    def __init__(self) -> None:
+    def __init__(self, history_size: int) -> None:
         self._sinks: list[EventSink] = []
+        self._history_size = history_size
+        self._boot = time.time_ns() // 1_000_000
+        self._sequence = 0
+        self._history: dict[str, deque[tuple[EventKey, str]]] = {}
+        self._evicted_through: dict[str, EventKey] = {}
 
     async def start(self) -> None:
         return None
@@ -20,8 +29,35 @@ class MemoryBus:
         self._sinks.clear()
 
     async def publish(self, tenant_id: str, events: Sequence[str]) -> None:
+        boot, sequence = self._boot, self._sequence
+        stamped = []
+        history = self._history.setdefault(tenant_id, deque())
+        for event in events:
+            sequence += 1
+            key = (boot, sequence)
+            event = with_event_id(event, format_event_id(key))
+            stamped.append(event)
+            history.append((key, event))
+        self._sequence = sequence
+        overflow = len(history) - self._history_size
+        if overflow > 0:
+            for _ in range(overflow):
+                evicted, _ = history.popleft()
+            self._evicted_through[tenant_id] = evicted
         for sink in self._sinks:
-            sink(tenant_id, events)
+            sink(tenant_id, stamped)
 
     def subscribe(self, sink: EventSink) -> None:
         self._sinks.append(sink)
+
+    def on_gap(self, listener: GapListener) -> None:
+        return None  # nothing can be lost between publisher and subscriber in one process
+
+    async def history(self, tenant_id: str, after: str) -> list[str] | None:
+        key = parse_event_id(after)
+        if key is None or key[0] != self._boot or key[1] > self._sequence:
+            return None
+        evicted = self._evicted_through.get(tenant_id)
+        if evicted is not None and key < evicted:
+            return None
+        return [event for event_key, event in self._history.get(tenant_id, ()) if event_key > key]

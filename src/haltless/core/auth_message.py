@@ -18,6 +18,8 @@ class AuthRequest:
     """What a client asked for in its first message."""
 
     token: str
+    # Resume point: every event after this event_id is replayed before live ones (None: live only).
+    resume_after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,12 @@ def parse_first_message(text: str | None, data: bytes | None) -> AuthRequest | A
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             return AuthRefusal(CloseCode.INVALID_TOKEN, "JSON first message needs a string 'token'")
-        return _token(token.strip())
+        request = _token(token.strip())
+        resume = payload.get("resume_after")
+        if isinstance(request, AuthRequest) and resume is not None:
+            # An unusable resume point is not fatal: the client is told to resync instead.
+            return AuthRequest(request.token, resume if isinstance(resume, str) else "")
+        return request
     if stripped.startswith('"'):
         # A JSON string literal (a client that JSON-encoded the bare token).
         try:

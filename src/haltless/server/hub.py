@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from haltless.core import wire
+from haltless.core.event_ids import resync_required
 
 SendText = Callable[[str], Awaitable[None]]
 
@@ -145,6 +146,13 @@ class DashboardHub:
             size = sum(map(len, events))
             for connection in members:
                 connection.push(events, size)
+
+    def resync_all(self, reason: str) -> None:
+        """Tell every socket that events may have been missed (the bus lost its connection)."""
+        message = resync_required(reason)
+        for members in self._by_tenant.values():
+            for connection in members:
+                connection.push((message,), len(message))
 
     def connection_count(self) -> int:
         return sum(len(members) for members in self._by_tenant.values())

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
+from haltless.core import wire
 from haltless.core.auth_message import AuthRefusal, parse_first_message
+from haltless.core.event_ids import EventKey, event_key_of, parse_event_id, resync_required
 from haltless.core.wire import CloseCode
 from haltless.errors import AuthenticationError
 from haltless.server.hub import DashboardConnection
 from haltless.server.origins import origin_allowed
 from haltless.server.security import principal_from_access_token
-from haltless.server.state import AppState, app_state
+from haltless.server.state import AppState, app_state, now_micros
 
 log = logging.getLogger("haltless.ws")
 router = APIRouter()
@@ -79,18 +82,70 @@ async def dashboard(websocket: WebSocket) -> None:
         await _close(websocket, CloseCode.INVALID_TOKEN, exc.detail)
         return
 
-    await _stream(websocket, state, principal.tenant_id)
+    await _stream(websocket, state, principal.tenant_id, request.resume_after)
 
 
-async def _stream(websocket: WebSocket, state: AppState, tenant_id: str) -> None:
+class _SkipReplayed:
+    """Send wrapper for a resumed socket: drops live events it already got from the replay.
+
+    Live events published while the history was being read can also be in the replay; ids are ordered,
+    so everything up to the last replayed id is skipped, and the check ends at the first newer event.
+    """
+
+    __slots__ = ("_send", "through")
+
+    def __init__(self, send: Callable[[str], Awaitable[None]]) -> None:
+        self._send = send
+        self.through: EventKey | None = None
+
+    async def __call__(self, event: str) -> None:
+        if self.through is not None:
+            key = event_key_of(event)
+            if key is not None:
+                if key <= self.through:
+                    return
+                self.through = None
+        await self._send(event)
+
+
+async def _replay(
+    websocket: WebSocket, state: AppState, tenant_id: str, resume_after: str, skip: _SkipReplayed
+) -> None:
+    """Heartbeat, then every retained event after `resume_after`, or `resync_required` when it is too old."""
+    await websocket.send_text(wire.heartbeat(now_micros()))
+    resume_key = parse_event_id(resume_after)
+    replay = await state.bus.history(tenant_id, resume_after) if resume_key is not None else None
+    if replay is None:
+        await websocket.send_text(resync_required("resume point is no longer retained; reload state"))
+        return
+    for event in replay:
+        await websocket.send_text(event)
+    last = event_key_of(replay[-1]) if replay else None
+    skip.through = last or resume_key
+
+
+async def _stream(websocket: WebSocket, state: AppState, tenant_id: str, resume_after: str | None) -> None:
+    skip = _SkipReplayed(websocket.send_text)
     connection = DashboardConnection(
         tenant_id,
-        websocket.send_text,
+        skip if resume_after is not None else websocket.send_text,
         limit_bytes=state.settings.ws_send_buffer_bytes,
         heartbeat_interval=state.settings.ws_heartbeat_interval,
     )
-    connection.start_heartbeats()
-    state.hub.add(connection)
+    if resume_after is None:
+        connection.start_heartbeats()
+        state.hub.add(connection)
+    else:
+        # Join the live stream first (events queue in the outbox, nothing is written yet), then replay
+        # straight to the socket: no gap between history and live, and duplicates are skipped by id.
+        state.hub.add(connection)
+        try:
+            await _replay(websocket, state, tenant_id, resume_after, skip)
+        except Exception:
+            state.hub.remove(connection)
+            connection.stop()
+            return
+        connection.start_heartbeats()
     writer = asyncio.create_task(connection.run_writer())
     reader = asyncio.create_task(_drain_incoming(websocket))
     overflow = asyncio.create_task(connection.overflowed.wait())
