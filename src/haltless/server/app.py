@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from haltless import __version__
 from haltless.bus import create_bus
 from haltless.core.secrets import new_secret
+from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ws_router,
     ):
         app.include_router(router)
+    install_dashboard(app, settings)
 
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, object]:

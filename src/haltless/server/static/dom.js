@@ -1,0 +1,62 @@
+// Small DOM and formatting helpers. Text always goes in through textContent, never innerHTML.
+
+/** h("div", {class: "x", onclick: fn}, child, "text") */
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function formatValue(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
+  const abs = Math.abs(value);
+  if (abs >= 1000) return value.toFixed(0);
+  if (abs >= 100) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+const UNIT_LABELS = { celsius: "°C", mm_per_s: "mm/s", ampere: "A", rpm: "rpm", percent: "%", bar: "bar" };
+
+export function formatUnit(unit) {
+  if (!unit) return "";
+  return UNIT_LABELS[unit] ?? unit;
+}
+
+export function metricLabel(name) {
+  return name.replaceAll("_", " ");
+}
+
+export function timeAgo(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "never";
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.floor(hours / 24)} d ago`;
+}
+
+export function formatTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+export function announce(text) {
+  const region = document.getElementById("announcer");
+  if (!region) return;
+  region.textContent = "";
+  // A separate task so screen readers notice a repeat of the same text.
+  setTimeout(() => (region.textContent = text), 50);
+}

@@ -1,0 +1,184 @@
+// Alert rules: everyone may read them; admins create, enable/disable and delete them.
+
+import { announce, h } from "./dom.js";
+import { severityBadge } from "./alerts.js";
+
+export class RulesView {
+  constructor({ store, api }) {
+    this.store = store;
+    this.api = api;
+    this.rules = [];
+  }
+
+  mount(container) {
+    const admin = this.store.can("admin");
+    this.tbody = h("tbody");
+    this.error = h("p", { class: "error", role: "alert" });
+    this.formError = h("p", { class: "error", role: "alert", id: "rule-form-error" });
+    container.replaceChildren(
+      h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Alert rules")),
+      admin ? null : h("p", { class: "muted" }, "Only admins can change alert rules."),
+      this.error,
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "rules", id: "rules-table" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...["Name", "Metric", "Machine", "Condition", "Severity", "Lasting", "State"].map((t) => h("th", { scope: "col" }, t)),
+              admin ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null,
+            ),
+          ),
+          this.tbody,
+        ),
+      ),
+      admin ? this.#form() : null,
+    );
+    this.load();
+  }
+
+  unmount() {}
+
+  async load() {
+    try {
+      this.rules = await this.api.get("/alert-rules");
+      this.error.textContent = "";
+    } catch (error) {
+      this.error.textContent = `Could not load the rules: ${error.message}`;
+    }
+    this.#render();
+  }
+
+  #render() {
+    const admin = this.store.can("admin");
+    if (this.rules.length === 0) {
+      this.tbody.replaceChildren(h("tr", {}, h("td", { colspan: admin ? 8 : 7, class: "muted" }, "No rules yet.")));
+      return;
+    }
+    this.tbody.replaceChildren(
+      ...this.rules.map((rule) =>
+        h(
+          "tr",
+          { dataset: { ruleId: rule.id, enabled: String(rule.enabled) } },
+          h("th", { scope: "row" }, rule.name),
+          h("td", {}, rule.metric_name),
+          h("td", {}, rule.machine_id ? this.store.machineName(rule.machine_id) : "All machines"),
+          h("td", { class: "num" }, `${rule.condition} ${rule.threshold}`),
+          h("td", {}, severityBadge(rule.severity)),
+          h("td", { class: "num" }, rule.for_seconds ? `${rule.for_seconds} s` : "–"),
+          h("td", { class: "rule-state" }, rule.enabled ? "✔ Enabled" : "⏸ Disabled"),
+          admin
+            ? h(
+                "td",
+                { class: "actions" },
+                h(
+                  "button",
+                  { type: "button", class: "toggle", onclick: () => this.#toggle(rule) },
+                  rule.enabled ? "Disable" : "Enable",
+                  h("span", { class: "visually-hidden" }, ` ${rule.name}`),
+                ),
+                h(
+                  "button",
+                  { type: "button", class: "danger delete", onclick: () => this.#delete(rule) },
+                  "Delete",
+                  h("span", { class: "visually-hidden" }, ` ${rule.name}`),
+                ),
+              )
+            : null,
+        ),
+      ),
+    );
+  }
+
+  async #toggle(rule) {
+    try {
+      await this.api.patch(`/alert-rules/${rule.id}`, { enabled: !rule.enabled });
+      announce(`Rule ${rule.name} ${rule.enabled ? "disabled" : "enabled"}`);
+    } catch (error) {
+      this.error.textContent = error.message;
+    }
+    await this.load();
+  }
+
+  async #delete(rule) {
+    if (!window.confirm(`Delete the rule “${rule.name}”? Its open alerts will be resolved.`)) return;
+    try {
+      await this.api.delete(`/alert-rules/${rule.id}`);
+      announce(`Rule ${rule.name} deleted`);
+    } catch (error) {
+      this.error.textContent = error.message;
+    }
+    await this.load();
+  }
+
+  #form() {
+    const field = (label, input) => h("div", { class: "field" }, h("label", { for: input.id }, label), input);
+    const select = (id, options, value) => {
+      const node = h("select", { id, name: id.replace("rule-", "") }, ...options.map(([v, t]) => h("option", { value: v }, t)));
+      node.value = value;
+      return node;
+    };
+    const metrics = new Set();
+    for (const machine of this.store.machines.values()) for (const name of machine.latest.keys()) metrics.add(name);
+    const datalist = h("datalist", { id: "metric-names" }, ...[...metrics].sort().map((m) => h("option", { value: m })));
+    const form = h(
+      "form",
+      { class: "card rule-form", id: "rule-form", onsubmit: (e) => this.#create(e) },
+      h("h2", {}, "New rule"),
+      h(
+        "div",
+        { class: "form-grid" },
+        field("Name", h("input", { id: "rule-name", name: "name", required: true, maxlength: "200" })),
+        field("Metric", h("input", { id: "rule-metric", name: "metric_name", required: true, list: "metric-names" })),
+        datalist,
+        field(
+          "Machine",
+          select("rule-machine", [["", "All machines"], ...[...this.store.machines.values()].map((m) => [m.id, m.name])], ""),
+        ),
+        field("Condition", select("rule-condition", [[">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"]], ">")),
+        field("Threshold", h("input", { id: "rule-threshold", name: "threshold", type: "number", step: "any", required: true })),
+        field("Severity", select("rule-severity", [["info", "Info"], ["warning", "Warning"], ["critical", "Critical"]], "warning")),
+        field("Must last (s)", h("input", { id: "rule-for", name: "for_seconds", type: "number", min: "0", step: "any", value: "0" })),
+        field("Hysteresis", h("input", { id: "rule-hysteresis", name: "hysteresis", type: "number", min: "0", step: "any", value: "0" })),
+      ),
+      this.formError,
+      h("button", { type: "submit", class: "primary" }, "Create rule"),
+    );
+    return form;
+  }
+
+  async #create(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const value = (id) => form.querySelector(`#${id}`).value;
+    const body = {
+      name: value("rule-name"),
+      metric_name: value("rule-metric"),
+      machine_id: value("rule-machine") || null,
+      condition: value("rule-condition"),
+      threshold: Number(value("rule-threshold")),
+      severity: value("rule-severity"),
+      for_seconds: Number(value("rule-for") || 0),
+      hysteresis: Number(value("rule-hysteresis") || 0),
+    };
+    if (!body.name.trim() || !body.metric_name.trim() || value("rule-threshold") === "") {
+      this.formError.textContent = "Name, metric and threshold are required.";
+      return;
+    }
+    try {
+      await this.api.post("/alert-rules", body);
+      this.formError.textContent = "";
+      form.reset();
+      announce(`Rule ${body.name} created`);
+      await this.load();
+    } catch (error) {
+      this.formError.textContent = error.message;
+    }
+  }
+}
