@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,11 +46,28 @@ def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes on this port (above 1 needs PostgreSQL and Redis).")
+    ] = 1,
 ) -> None:
     """Run the server."""
     from haltless.server.runner import serve as run_server
+    from haltless.server.runner import serve_workers
 
-    run_server(_settings(data_dir, database_url), host=host, port=port, log_level=log_level)
+    settings = _settings(data_dir, database_url)
+    if workers == 1:
+        run_server(settings, host=host, port=port, log_level=log_level)
+        return
+    # Worker processes read their settings from the environment: hand the flags down that way.
+    if data_dir is not None:
+        os.environ["HALTLESS_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        os.environ["HALTLESS_DATABASE_URL"] = database_url
+    try:
+        serve_workers(settings, host=host, port=port, workers=workers, log_level=log_level)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def multi_process(self) -> bool:
+        """True when this server may share its database and bus with other processes (Redis bus)."""
+        return not self.bus_url.startswith("memory:")
+
+    @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside the data dir."""
         if self.database_url:

@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bus.subscribe(hub.deliver)
         bus.on_gap(hub.resync_all)
         await bus.start()
-        monitor = Monitor(engine, bus, offline_after=settings.offline_after)
+        # Several processes share state only through PostgreSQL and Redis; see Monitor's docstring.
+        shared = settings.multi_process and engine.dialect.name == "postgresql"
+        monitor = Monitor(engine, bus, offline_after=settings.offline_after, shared=shared)
         await monitor.load()
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         monitor.start(tick=min(0.5, settings.offline_after / 4))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haltless.core.readings import (
     MAX_READINGS_PER_REQUEST,
@@ -82,28 +82,32 @@ class IngestPipeline:
             # One lock orders store → evaluate → commit → publish for every batch, so rule state and
             # machine health in memory match the database, and each machine's events go out in order.
             # (It also queues SQLite's single writer here instead of busy-waiting on the file lock.)
-            async with self._monitor.lock:
-                plan = await self._store(tenant_id, valid, now_us, result)
+            async with self._monitor.guard(tenant_id) as conn:
+                plan = await self._store(conn, tenant_id, valid, now_us, result)
                 if plan is not None:
                     self._monitor.apply(plan)
                     await self._monitor.publish(plan)
         result.rejected.sort(key=lambda r: r.index)
         return result
 
-    async def _store(self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult) -> Plan | None:
+    async def _store(
+        self, conn: AsyncConnection, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
+    ) -> Plan | None:
         for attempt in range(2):
             try:
-                return await self._store_once(tenant_id, valid, now_us, result)
+                return await self._store_once(conn, tenant_id, valid, now_us, result)
             except IntegrityError:
                 # A concurrent batch stored one of our reading ids first; the re-check sees it now.
                 if attempt == 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _store_once(self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult) -> Plan | None:
+    async def _store_once(
+        self, conn: AsyncConnection, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
+    ) -> Plan | None:
         rejected: list[Rejection] = []
         duplicates = 0
-        async with self._engine.begin() as conn:
+        async with conn.begin():
             known = await machines.existing_ids(conn, tenant_id=tenant_id, machine_ids=(r.machine_id for r in valid))
             ids = [r.reading_id for r in valid if r.reading_id is not None and r.machine_id in known]
             seen = await readings.seen_reading_ids(conn, tenant_id=tenant_id, reading_ids=ids) if ids else set()
@@ -122,6 +126,7 @@ class IngestPipeline:
             if batch:
                 await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
                 await machines.mark_seen(conn, last_seen={r.machine_id: now_us for r in batch})
+                await self._monitor.refresh(conn, tenant_id, {r.machine_id for r in batch})
                 plan = self._monitor.plan_readings(tenant_id, batch, now_us)
                 await self._monitor.persist(conn, plan)
         result.rejected.extend(rejected)

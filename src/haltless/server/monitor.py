@@ -2,20 +2,30 @@
 
 Every change goes through the same three steps so memory never runs ahead of the database:
 `plan` (pure: readings or a user action in, rows to write and events to publish out), `persist`
-(inside the caller's transaction), and `apply` (into memory, only after the commit). One lock
-serialises all of it, so events of one machine are published in the order the changes happened.
+(inside the caller's transaction), and `apply` (into memory, only after the commit), then publish.
+`guard(tenant)` serialises all of it, so events of one machine are published in the order the
+changes happened.
+
+Several server processes (shared mode, with PostgreSQL and the Redis bus): memory is only a cache.
+`guard` also holds a PostgreSQL advisory lock per tenant across the whole plan → commit → publish,
+and `refresh` reloads the rules, rule states, open alerts and health of the machines involved from
+the database before planning. So each reading is evaluated exactly once, by the process that stored
+it, against the state the previous change (in any process) committed, and every status change is
+committed (and emitted) by exactly one process: a second process finds it already made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haltless.bus import EventBus
@@ -54,9 +64,10 @@ class Plan:
 class Monitor:
     """Rule index, rule states and machine health of every tenant served by this process."""
 
-    def __init__(self, engine: AsyncEngine, bus: EventBus, *, offline_after: float) -> None:
+    def __init__(self, engine: AsyncEngine, bus: EventBus, *, offline_after: float, shared: bool = False) -> None:
         self._engine = engine
         self._bus = bus
+        self.shared = shared
         self._offline_after_us = int(offline_after * 1_000_000)
         self.lock = asyncio.Lock()
         self._rules: dict[str, Rule] = {}
@@ -78,12 +89,7 @@ class Monitor:
                     machine_id, tenant_id, MachineStatus(status), maintenance, last_seen
                 )
             for alert in await alert_store.open_alerts(conn):
-                health = self._health.get(alert.machine_id)
-                if health is not None:
-                    health.active[alert.id] = alert.severity
-                if alert.rule_id is not None:
-                    key = (alert.rule_id, alert.machine_id)
-                    self._states[key] = replace(self._states.get(key, RuleState()), open_alert_id=alert.id)
+                self._track_open(alert)
 
     def start(self, tick: float) -> None:
         """Start the background offline detector."""
@@ -227,8 +233,57 @@ class Monitor:
             if events:
                 await self._bus.publish(tenant_id, events)
 
-    async def _commit(self, plan: Plan) -> None:
-        async with self._engine.begin() as conn:
+    @contextlib.asynccontextmanager
+    async def guard(self, tenant_id: str) -> AsyncIterator[AsyncConnection]:
+        """Exclusive right to change the tenant's alert and health state until publish is done.
+
+        Yields a connection with no transaction open; run the change in `conn.begin()`, then apply and
+        publish before leaving the block.
+        """
+        async with self.lock, self._engine.connect() as conn:
+            if not self.shared:
+                yield conn
+                return
+            key = _advisory_key(tenant_id)
+            await conn.execute(select(func.pg_advisory_lock(key)))
+            await conn.commit()
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction():
+                    await conn.rollback()
+                await conn.execute(select(func.pg_advisory_unlock(key)))
+                await conn.commit()
+
+    async def refresh(self, conn: AsyncConnection, tenant_id: str, machine_ids: Iterable[str] | None) -> None:
+        """Shared mode: reload the tenant's rules and the state of `machine_ids` (None: all its machines)."""
+        if not self.shared:
+            return
+        for rule in [rule for rule in self._rules.values() if rule.tenant_id == tenant_id]:
+            self._drop_rule(rule.id)
+        for rule in await alert_store.rules_of_tenant(conn, tenant_id):
+            self._add_rule(rule)
+        wanted = None if machine_ids is None else set(machine_ids)
+        rows = await alert_store.machine_health_rows(conn, tenant_id=tenant_id, machine_ids=wanted)
+        ids = {row[0] for row in rows}
+        for machine_id, tenant, status, maintenance, last_seen in rows:
+            self._health[machine_id] = MachineHealth(machine_id, tenant, MachineStatus(status), maintenance, last_seen)
+        for key in [key for key in self._states if key[1] in ids]:
+            del self._states[key]
+        self._states.update(await alert_store.load_rule_states(conn, machine_ids=ids))
+        for alert in await alert_store.open_alerts(conn, machine_ids=ids):
+            self._track_open(alert)
+
+    def _track_open(self, alert: StoredAlert) -> None:
+        health = self._health.get(alert.machine_id)
+        if health is not None:
+            health.active[alert.id] = alert.severity
+        if alert.rule_id is not None:
+            key = (alert.rule_id, alert.machine_id)
+            self._states[key] = replace(self._states.get(key, RuleState()), open_alert_id=alert.id)
+
+    async def _commit(self, conn: AsyncConnection, plan: Plan) -> None:
+        async with conn.begin():
             await self.persist(conn, plan)
         self.apply(plan)
         await self.publish(plan)
@@ -246,19 +301,28 @@ class Monitor:
     async def check_offline(self, now_us: int) -> None:
         """Turn machines whose last reading arrived more than HALTLESS_OFFLINE_AFTER ago offline."""
         deadline = now_us - self._offline_after_us
-        if not any(
-            h.last_seen is not None and h.last_seen <= deadline and h.status not in _QUIET
-            for h in self._health.values()
-        ):
-            return
-        async with self.lock:
-            plan = Plan()
-            for machine_id, live in list(self._health.items()):
-                if live.last_seen is not None and live.last_seen <= deadline and live.status not in _QUIET:
+        if self.shared:
+            async with self._engine.connect() as conn:
+                due = await alert_store.machines_due_offline(conn, deadline=deadline)
+        else:
+            due = [
+                (h.tenant_id, h.machine_id)
+                for h in self._health.values()
+                if h.last_seen is not None and h.last_seen <= deadline and h.status not in _QUIET
+            ]
+        by_tenant: dict[str, list[str]] = defaultdict(list)
+        for tenant_id, machine_id in due:
+            by_tenant[tenant_id].append(machine_id)
+        for tenant_id, machine_ids in by_tenant.items():
+            async with self.guard(tenant_id) as conn:
+                async with conn.begin():
+                    await self.refresh(conn, tenant_id, machine_ids)
+                plan = Plan()
+                for machine_id in machine_ids:
                     health = self._health_of(plan, machine_id)
-                    assert health is not None
-                    self._restatus(plan, health, now_us)
-            await self._commit(plan)
+                    if health is not None:
+                        self._restatus(plan, health, now_us)
+                await self._commit(conn, plan)
 
     # ---- machines -----------------------------------------------------------------------------------
 
@@ -272,27 +336,24 @@ class Monitor:
         for rule in [rule for rule in self._rules.values() if rule.machine_id == machine_id]:
             self._drop_rule(rule.id)
 
-    def status_of(self, machine_id: str) -> MachineStatus | None:
-        health = self._health.get(machine_id)
-        return health.status if health else None
-
-    async def set_maintenance(self, machine_id: str, maintenance: bool) -> None:
+    async def set_maintenance(self, tenant_id: str, machine_id: str, maintenance: bool) -> None:
         """Enter or leave maintenance; the status follows and one machine_status event is sent."""
-        async with self.lock:
-            plan = Plan()
-            health = self._health_of(plan, machine_id)
-            if health is None:
-                raise NotFound("machine not found")
-            if health.maintenance == maintenance:
-                return
-            health.maintenance = maintenance
-            if maintenance:
-                # Suppression also forgets breaches in progress: for_seconds restarts after maintenance.
-                for key, state in self._states.items():
-                    if key[1] == machine_id and state.breach_since is not None and state.open_alert_id is None:
-                        plan.states[key] = replace(state, breach_since=None)
-            self._restatus(plan, health, _now_us())
-            async with self._engine.begin() as conn:
+        async with self.guard(tenant_id) as conn:
+            async with conn.begin():
+                await self.refresh(conn, tenant_id, [machine_id])
+                plan = Plan()
+                health = self._health_of(plan, machine_id)
+                if health is None:
+                    raise NotFound("machine not found")
+                if health.maintenance == maintenance:
+                    return
+                health.maintenance = maintenance
+                if maintenance:
+                    # Suppression also forgets breaches in progress: for_seconds restarts after maintenance.
+                    for key, state in self._states.items():
+                        if key[1] == machine_id and state.breach_since is not None and state.open_alert_id is None:
+                            plan.states[key] = replace(state, breach_since=None)
+                self._restatus(plan, health, _now_us())
                 await alert_store.set_maintenance(conn, machine_id, maintenance)
                 await self.persist(conn, plan)
             self.apply(plan)
@@ -301,8 +362,8 @@ class Monitor:
     # ---- rules ----------------------------------------------------------------------------------------
 
     async def create_rule(self, rule: Rule) -> None:
-        async with self.lock:
-            async with self._engine.begin() as conn:
+        async with self.guard(rule.tenant_id) as conn:
+            async with conn.begin():
                 await alert_store.insert_rule(conn, rule, _now_us())
             self._add_rule(rule)
 
@@ -315,50 +376,54 @@ class Monitor:
             if health is not None:
                 self._restatus(plan, health, now_us)
 
+    def _forget_rule_states(self, rule_id: str) -> None:
+        for key in [key for key in self._states if key[0] == rule_id]:
+            del self._states[key]
+
     async def update_rule(self, old: Rule, new: Rule) -> None:
         """Store an edited rule. A change of meaning resolves its open alerts (`rule_changed`, or
         `rule_disabled`) and forgets its pending breaches, so the new rule starts from a clean slate."""
-        async with self.lock:
+        async with self.guard(old.tenant_id) as conn:
             now = _now_us()
             plan = Plan()
             semantic = any(getattr(old, name) != getattr(new, name) for name in _SEMANTIC_FIELDS)
             disabled = old.enabled and not new.enabled
             reset = semantic or disabled or (new.enabled and not old.enabled)
-            if reset:
-                self._close_rule_alerts(plan, old, "rule_disabled" if disabled else "rule_changed", now)
-            async with self._engine.begin() as conn:
+            async with conn.begin():
+                await self.refresh(conn, old.tenant_id, None)
+                if reset:
+                    self._close_rule_alerts(plan, old, "rule_disabled" if disabled else "rule_changed", now)
                 await alert_store.replace_rule(conn, new, now)
                 if reset:
                     await alert_store.delete_rule_states(conn, old.id)
                 await self.persist(conn, plan)
             self.apply(plan)
             if reset:
-                for key in [key for key in self._states if key[0] == old.id]:
-                    del self._states[key]
+                self._forget_rule_states(old.id)
             self._drop_rule(old.id)
             self._add_rule(new)
             await self.publish(plan)
 
     async def delete_rule(self, rule: Rule) -> None:
         """Delete a rule; its open alerts are resolved with `rule_deleted`."""
-        async with self.lock:
+        async with self.guard(rule.tenant_id) as conn:
             now = _now_us()
             plan = Plan()
-            self._close_rule_alerts(plan, rule, "rule_deleted", now)
-            async with self._engine.begin() as conn:
+            async with conn.begin():
+                await self.refresh(conn, rule.tenant_id, None)
+                self._close_rule_alerts(plan, rule, "rule_deleted", now)
                 await self.persist(conn, plan)
                 await alert_store.delete_rule(conn, rule.id)
             self.apply(plan)
-            for key in [key for key in self._states if key[0] == rule.id]:
-                del self._states[key]
+            self._forget_rule_states(rule.id)
             self._drop_rule(rule.id)
             await self.publish(plan)
 
     # ---- user actions on alerts -------------------------------------------------------------------------
 
     async def acknowledge(self, tenant_id: str, alert_id: str, user_id: str) -> StoredAlert:
-        async with self.lock:
-            async with self._engine.connect() as conn:
+        async with self.guard(tenant_id) as conn:
+            async with conn.begin():
                 alert = await alert_store.get_alert(conn, tenant_id=tenant_id, alert_id=alert_id)
             if alert is None:
                 raise NotFound("alert not found")
@@ -369,14 +434,16 @@ class Monitor:
             now = _now_us()
             plan = Plan(acknowledged=[(alert_id, now, user_id)])
             plan.events[tenant_id].append(wire.alert_acknowledged(alert_id, alert.machine_id, user_id, now))
-            await self._commit(plan)
+            await self._commit(conn, plan)
             return replace(alert, state=AlertState.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user_id)
 
     async def resolve(self, tenant_id: str, alert_id: str, user_id: str) -> StoredAlert:
         """Resolve by hand; the rule re-arms only after the value has cleared once (no instant re-open)."""
-        async with self.lock:
-            async with self._engine.connect() as conn:
+        async with self.guard(tenant_id) as conn:
+            async with conn.begin():
                 alert = await alert_store.get_alert(conn, tenant_id=tenant_id, alert_id=alert_id)
+                if alert is not None:
+                    await self.refresh(conn, tenant_id, [alert.machine_id])
             if alert is None:
                 raise NotFound("alert not found")
             if alert.state == AlertState.RESOLVED:
@@ -390,11 +457,13 @@ class Monitor:
                 plan.states[key] = resolved_by_user(self._state_of(plan, key))
             if health is not None:
                 self._restatus(plan, health, now)
-            await self._commit(plan)
+            await self._commit(conn, plan)
             return replace(alert, state=AlertState.RESOLVED, resolved_at=now, resolved_by=user_id, resolution="manual")
 
-    def rules_of(self, tenant_id: str) -> Iterable[Rule]:
-        return (rule for rule in self._rules.values() if rule.tenant_id == tenant_id)
+
+def _advisory_key(tenant_id: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, derived from the tenant id."""
+    return int.from_bytes(hashlib.blake2b(tenant_id.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 _QUIET = (MachineStatus.OFFLINE, MachineStatus.MAINTENANCE)

@@ -35,3 +35,33 @@ def uvicorn_config(settings: Settings, *, host: str, port: int, log_level: str =
 def serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
     """Run the server until interrupted."""
     uvicorn.Server(uvicorn_config(settings, host=host, port=port, log_level=log_level)).run()
+
+
+def app_from_environment() -> Any:
+    """App factory for worker processes: each reads the same HALTLESS_* environment."""
+    return create_app(Settings())
+
+
+def serve_workers(settings: Settings, *, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Run `workers` server processes on one port (uvicorn's supervisor); needs PostgreSQL and Redis."""
+    if not settings.multi_process or settings.effective_database_url.startswith("sqlite"):
+        raise ValueError(
+            "--workers above 1 needs HALTLESS_BUS_URL=redis://… and HALTLESS_DATABASE_URL=postgresql+asyncpg://… "
+            "(processes share events through Redis and state through PostgreSQL)"
+        )
+    uvicorn.run(
+        "haltless.server.runner:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(log_level),
+        log_level=log_level,
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_INCOMING_BYTES,
+        ws_per_message_deflate=False,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )

@@ -139,6 +139,10 @@ async def all_rules(conn: AsyncConnection) -> list[Rule]:
     return [_rule(row) for row in await conn.execute(select(alert_rules))]
 
 
+async def rules_of_tenant(conn: AsyncConnection, tenant_id: str) -> list[Rule]:
+    return [_rule(row) for row in await conn.execute(select(alert_rules).where(alert_rules.c.tenant_id == tenant_id))]
+
+
 async def insert_alert(conn: AsyncConnection, alert: StoredAlert) -> None:
     await conn.execute(
         insert(alerts).values(
@@ -178,9 +182,14 @@ async def get_alert(conn: AsyncConnection, *, tenant_id: str, alert_id: str) -> 
     return _alert(row) if row else None
 
 
-async def open_alerts(conn: AsyncConnection) -> list[StoredAlert]:
-    rows = await conn.execute(select(alerts).where(alerts.c.state.in_(AlertState.OPEN)))
-    return [_alert(row) for row in rows]
+async def open_alerts(conn: AsyncConnection, machine_ids: set[str] | None = None) -> list[StoredAlert]:
+    """Open alerts, of every machine or of the given ones."""
+    query = select(alerts).where(alerts.c.state.in_(AlertState.OPEN))
+    if machine_ids is not None:
+        if not machine_ids:
+            return []
+        query = query.where(alerts.c.machine_id.in_(sorted(machine_ids)))
+    return [_alert(row) for row in await conn.execute(query)]
 
 
 def encode_cursor(created_at: int, alert_id: str) -> str:
@@ -228,8 +237,16 @@ async def list_alerts(
     return [_alert(row) for row in rows]
 
 
-async def load_rule_states(conn: AsyncConnection) -> dict[tuple[str, str], RuleState]:
-    rows = await conn.execute(select(rule_states))
+async def load_rule_states(
+    conn: AsyncConnection, machine_ids: set[str] | None = None
+) -> dict[tuple[str, str], RuleState]:
+    """Persisted (rule, machine) states, of every machine or of the given ones."""
+    query = select(rule_states)
+    if machine_ids is not None:
+        if not machine_ids:
+            return {}
+        query = query.where(rule_states.c.machine_id.in_(sorted(machine_ids)))
+    rows = await conn.execute(query)
     return {
         (r.rule_id, r.machine_id): RuleState(breach_since=r.breach_since, last_ts=r.last_ts, armed=bool(r.armed))
         for r in rows
@@ -276,12 +293,32 @@ async def set_maintenance(conn: AsyncConnection, machine_id: str, maintenance: b
     await conn.execute(update(machines).where(machines.c.id == machine_id).values(maintenance=maintenance))
 
 
-async def machine_health_rows(conn: AsyncConnection) -> list[tuple[str, str, str, bool, int | None]]:
-    """(id, tenant_id, status, maintenance, last_seen_at) of every machine."""
-    rows = await conn.execute(
-        select(machines.c.id, machines.c.tenant_id, machines.c.status, machines.c.maintenance, machines.c.last_seen_at)
+async def machine_health_rows(
+    conn: AsyncConnection, *, tenant_id: str | None = None, machine_ids: set[str] | None = None
+) -> list[tuple[str, str, str, bool, int | None]]:
+    """(id, tenant_id, status, maintenance, last_seen_at) of every machine, or of a tenant's, or of some."""
+    query = select(
+        machines.c.id, machines.c.tenant_id, machines.c.status, machines.c.maintenance, machines.c.last_seen_at
     )
-    return [(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+    if tenant_id is not None:
+        query = query.where(machines.c.tenant_id == tenant_id)
+    if machine_ids is not None:
+        if not machine_ids:
+            return []
+        query = query.where(machines.c.id.in_(sorted(machine_ids)))
+    return [(r[0], r[1], r[2], bool(r[3]), r[4]) for r in await conn.execute(query)]
+
+
+async def machines_due_offline(conn: AsyncConnection, *, deadline: int) -> list[tuple[str, str]]:
+    """(tenant_id, machine_id) of machines not yet offline whose last reading arrived at or before `deadline`."""
+    rows = await conn.execute(
+        select(machines.c.tenant_id, machines.c.id).where(
+            machines.c.last_seen_at <= deadline,
+            machines.c.status.not_in(("offline", "maintenance")),
+            machines.c.maintenance.is_(False),
+        )
+    )
+    return [(r[0], r[1]) for r in rows]
 
 
 def new_id() -> str:

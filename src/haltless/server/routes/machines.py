@@ -105,7 +105,7 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
         async with state.engine.begin() as conn:
             await machines.update_fields(conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values)
     if maintenance is not None:
-        await state.monitor.set_maintenance(machine.id, maintenance)
+        await state.monitor.set_maintenance(principal.tenant_id, machine.id, maintenance)
     return _out(await _get(state, principal.tenant_id, machine.id))
 
 
