@@ -1,4 +1,4 @@
-"""The database engine: creation (SQLite pragmas), and Alembic migrations applied at start-up."""
+"""The database engine: creation (SQLite pragmas, PostgreSQL pool), and Alembic migrations applied at start-up."""
 
 from __future__ import annotations
 
@@ -7,14 +7,38 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
+# Connections per server process: ingest holds one per batch, history and exports one per page, the
+# monitor and retention one each; overflow absorbs bursts. Several processes share PostgreSQL's
+# max_connections (100 by default), so the steady pool stays small.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+# Seconds a request waits for a free pooled connection before failing instead of hanging.
+PG_POOL_TIMEOUT = 30.0
+# Recycle connections now and then so a server restart or failover behind a proxy is not seen as errors.
+PG_POOL_RECYCLE = 1800
+# Any fixed 64-bit number; every Haltless process migrating the same database takes this lock first.
+_MIGRATION_LOCK_ID = 0x4841_4C54_4C45_5353
+
+
+def normalize_url(url: str) -> str:
+    """The URL with the async driver SQLAlchemy needs (`postgresql://` → `postgresql+asyncpg://`)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if parsed.drivername == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    return url
+
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -30,10 +54,22 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_timeout=PG_POOL_TIMEOUT,
+        pool_recycle=PG_POOL_RECYCLE,
+        # A connection dropped by a database restart is replaced on checkout instead of failing a request.
+        pool_pre_ping=True,
+    )
 
 
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several server processes may start at once; the transaction-scoped lock makes the others wait
+        # and then find the schema at head, instead of racing to create the same tables.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
