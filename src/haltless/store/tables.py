@@ -98,6 +98,9 @@ readings = Table(
     Index("ix_readings_machine_metric_ts", "machine_id", "metric_name", "ts"),
     # Retention deletes the oldest readings of every machine at once.
     Index("ix_readings_ts", "ts"),
+    # PostgreSQL only (SQLite has no BRIN, and a second B-tree on ts would only slow inserts there):
+    # a tiny block-range index for wide time-range scans; see migration 0004.
+    Index("ix_readings_ts_brin", "ts", postgresql_using="brin").ddl_if(dialect="postgresql"),
     # Idempotency: a reading id is unique within its tenant (NULLs never collide).
     UniqueConstraint("tenant_id", "reading_id", name="uq_readings_tenant_reading_id"),
 )
