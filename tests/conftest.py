@@ -1,16 +1,20 @@
-"""Shared fixtures: a real uvicorn server on a free loopback port, tenants, users and tokens."""
+"""Shared fixtures: a real uvicorn server on a free loopback port (SQLite or PostgreSQL), tenants, users, tokens."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import socket
+import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -20,6 +24,106 @@ from haltless.server.app import create_app
 from haltless.settings import Settings
 
 PASSWORD = "correct-horse-battery"
+
+_T = TypeVar("_T")
+
+# Every test that starts a server runs once per backend; HALTLESS_TEST_BACKENDS=sqlite runs one of them.
+KNOWN_BACKENDS = ("sqlite", "postgresql")
+BACKENDS = [name.strip() for name in os.environ.get("HALTLESS_TEST_BACKENDS", ",".join(KNOWN_BACKENDS)).split(",")]
+if not set(BACKENDS) <= set(KNOWN_BACKENDS) or not BACKENDS:
+    raise pytest.UsageError(f"HALTLESS_TEST_BACKENDS must name some of {', '.join(KNOWN_BACKENDS)}, got {BACKENDS}")
+
+# The maintenance database through which each test creates and drops its own database.
+POSTGRES_ADMIN_DSN = os.environ.get("HALTLESS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine to completion on a private loop in a helper thread (callable from sync or async code)."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, asyncio.run(make())))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result
+
+
+async def _admin_execute(*statements: str) -> None:
+    # CREATE/DROP DATABASE cannot run inside a transaction; asyncpg runs plain statements in autocommit.
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@functools.cache
+def postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used for tests, or None when it can (asked once per session)."""
+    try:
+        run_async(lambda: _admin_execute("SELECT 1"))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN} ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _postgres_url(database: str) -> str:
+    rest = POSTGRES_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql+asyncpg://{rest}/{database}"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """The database the servers of a test use: `sqlite` (a file in tmp_path) or `postgresql`."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def database_url(database_backend: str) -> Iterator[str | None]:
+    """None for SQLite (the default file in the data dir), else the URL of a fresh PostgreSQL database."""
+    if database_backend == "sqlite":
+        yield None
+        return
+    reason = postgres_unreachable()
+    if reason is not None:
+        if os.environ.get("HALTLESS_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"haltless_test_{uuid.uuid4().hex}"
+    # No fsync wait per commit: a test database never needs to survive a power loss.
+    run_async(lambda: _admin_execute(f"CREATE DATABASE {name}", f"ALTER DATABASE {name} SET synchronous_commit = off"))
+    try:
+        yield _postgres_url(name)
+    finally:
+        run_async(lambda: _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def query_database(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a plain SQL query against a server's database, whichever backend it uses."""
+    if settings.database_url is None:
+        with sqlite3.connect(settings.data_dir / "haltless.db") as db:
+            return [tuple(row) for row in db.execute(sql)]
+    dsn = settings.database_url.replace("+asyncpg", "")
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return run_async(fetch)
 
 
 def free_port() -> int:
@@ -78,9 +182,13 @@ def start_server(settings: Settings, port: int | None = None) -> RunningServer:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, database_url: str | None) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "jwt_secret": "test-secret-" + uuid.uuid4().hex}
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "jwt_secret": "test-secret-" + uuid.uuid4().hex,
+            "database_url": database_url,
+        }
         values.update(overrides)
         return Settings(**values)
 

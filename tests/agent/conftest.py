@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, Tenant
+from tests.conftest import RunningServer, Tenant, query_database
 
 MQTT_HOST = "127.0.0.1"
 MQTT_PORT = 1883
@@ -80,8 +80,7 @@ def write_config(
 
 def stored_readings(server: RunningServer) -> list[tuple[str, float]]:
     """(reading_id, value) of every reading in the server's database."""
-    with sqlite3.connect(server.settings.data_dir / "haltless.db") as conn:
-        return [(row[0], row[1]) for row in conn.execute("SELECT reading_id, value FROM readings")]
+    return [(row[0], row[1]) for row in query_database(server.settings, "SELECT reading_id, value FROM readings")]
 
 
 def buffered_count(buffer_path: Path) -> int:
