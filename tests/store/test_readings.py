@@ -1,0 +1,137 @@
+"""Batch inserts on both backends: COPY on PostgreSQL joins the caller's transaction, duplicates surface alike."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from haltless.core.readings import Reading
+from haltless.store import readings
+from haltless.store.tables import readings as readings_table
+from tests.conftest import RunningServer, Tenant
+from tests.store.conftest import Fleet
+
+
+def _batch(machine_id: str, reading_ids: list[str | None], ts: int = 1_700_000_000_000_000) -> list[Reading]:
+    return [
+        Reading(index, machine_id, "temp", float(index), "celsius", ts + index, reading_id)
+        for index, reading_id in enumerate(reading_ids)
+    ]
+
+
+async def _count(fleet: Fleet) -> int:
+    async with fleet.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(readings_table))).scalar_one())
+
+
+async def test_batch_insert_stores_every_column(fleet: Fleet) -> None:
+    batch = [*_batch(fleet.machine_id, ["a", None]), Reading(2, fleet.machine_id, "rpm", 3, "", 5, None)]
+    async with fleet.engine.begin() as conn:
+        await readings.insert_many(conn, tenant_id=fleet.tenant_id, batch=batch, received_at=99)
+    async with fleet.engine.connect() as conn:
+        rows = (await conn.execute(select(readings_table).order_by(readings_table.c.id))).all()
+    assert [tuple(row)[1:] for row in rows] == [
+        (fleet.tenant_id, fleet.machine_id, "temp", 0.0, "celsius", 1_700_000_000_000_000, 99, "a"),
+        (fleet.tenant_id, fleet.machine_id, "temp", 1.0, "celsius", 1_700_000_000_000_001, 99, None),
+        (fleet.tenant_id, fleet.machine_id, "rpm", 3.0, "", 5, 99, None),
+    ]
+    assert rows[0].id < rows[1].id < rows[2].id
+
+
+async def test_batch_insert_rolls_back_with_its_transaction(fleet: Fleet) -> None:
+    """The insert is the transaction's first statement (so COPY must open it) and is undone with it."""
+    with pytest.raises(RuntimeError, match="abandon"):
+        async with fleet.engine.begin() as conn:
+            await readings.insert_many(
+                conn, tenant_id=fleet.tenant_id, batch=_batch(fleet.machine_id, ["a"]), received_at=1
+            )
+            raise RuntimeError("abandon the batch")
+    assert await _count(fleet) == 0
+
+
+async def test_duplicate_reading_id_raises_integrity_error(fleet: Fleet) -> None:
+    async with fleet.engine.begin() as conn:
+        await readings.insert_many(
+            conn, tenant_id=fleet.tenant_id, batch=_batch(fleet.machine_id, ["a"]), received_at=1
+        )
+    with pytest.raises(IntegrityError):
+        async with fleet.engine.begin() as conn:
+            await readings.insert_many(
+                conn, tenant_id=fleet.tenant_id, batch=_batch(fleet.machine_id, ["b", "a"]), received_at=2
+            )
+    async with fleet.engine.connect() as conn:
+        assert (await conn.execute(select(readings_table.c.reading_id))).scalars().all() == ["a"]
+
+
+async def test_racing_insert_of_the_same_reading_id_fails_once_the_first_commits(fleet: Fleet) -> None:
+    """Two transactions insert one reading id: the second waits for the first, then gets IntegrityError."""
+    first_inserted = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> None:
+        async with fleet.engine.begin() as conn:
+            await readings.insert_many(
+                conn, tenant_id=fleet.tenant_id, batch=_batch(fleet.machine_id, ["x"]), received_at=1
+            )
+            first_inserted.set()
+            await release_first.wait()
+
+    async def second() -> None:
+        await first_inserted.wait()
+        async with fleet.engine.begin() as conn:
+            await readings.insert_many(
+                conn, tenant_id=fleet.tenant_id, batch=_batch(fleet.machine_id, ["x"]), received_at=2
+            )
+
+    first_task = asyncio.create_task(first())
+    second_task = asyncio.create_task(second())
+    await first_inserted.wait()
+    # The second insert is now blocked on the first transaction (its row lock, or SQLite's write lock).
+    await asyncio.sleep(0.2)
+    assert not second_task.done()
+    release_first.set()
+    await first_task
+    with pytest.raises(IntegrityError):
+        await second_task
+    assert await _count(fleet) == 1
+
+
+async def test_concurrent_batches_to_two_servers_store_each_reading_id_once(
+    server_factory: Callable[..., RunningServer], tenant_factory: Callable[..., Awaitable[Tenant]]
+) -> None:
+    """Two server processes' worth of pipelines (separate apps, one database) race on the same reading ids."""
+    secret = "shared-secret-" + uuid.uuid4().hex
+    servers = [server_factory(jwt_secret=secret) for _ in range(2)]
+    tenant = await tenant_factory(servers[0])
+    machine_id = await tenant.add_machine()
+    ids = [f"r-{n}" for n in range(200)]
+    items = [
+        {"machine_id": machine_id, "metric_name": "temp", "value": float(n), "reading_id": rid}
+        for n, rid in enumerate(ids)
+    ]
+
+    async def send(server: RunningServer, chunk: list[dict[str, object]]) -> dict[str, int]:
+        response = await tenant.http.post(f"{server.base_url}/api/v1/sensor-data", json={"readings": chunk})
+        assert response.status_code == 202, response.text
+        body: dict[str, int] = response.json()
+        return body
+
+    # Each server gets every id, in overlapping chunks, all at once.
+    jobs = [send(server, items[start : start + 50]) for server in servers for start in range(0, 200, 25)]
+    results = await asyncio.gather(*jobs)
+    assert sum(r["accepted"] for r in results) == 200
+    assert (
+        sum(r["accepted"] + r["duplicates"] for r in results)
+        == sum(len(items[s : s + 50]) for s in range(0, 200, 25)) * 2
+    )
+    page = await tenant.http.get(
+        "/api/v1/sensor-data",
+        params={"machine_id": machine_id, "metric_name": "temp", "limit": 1000},
+    )
+    assert page.status_code == 200, page.text
+    assert sorted(p["value"] for p in page.json()["items"]) == [float(n) for n in range(200)]
