@@ -162,7 +162,9 @@ class Demo:
             self.log = None
 
 
-@pytest.fixture(scope="session")
+# Module scope: the sync Playwright API runs an event loop of its own, which must be gone before the next
+# module's asyncio tests start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} is missing: apt-get install chromium to run the dashboard tests")

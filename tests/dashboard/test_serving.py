@@ -7,9 +7,9 @@ import httpx
 from tests.conftest import RunningServer
 
 
-async def test_page_is_served_at_root_with_a_strict_content_security_policy(server: RunningServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
-        page = await http.get("/")
+def test_page_is_served_at_root_with_a_strict_content_security_policy(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base_url) as http:
+        page = http.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/ui/app.js">' in page.text
@@ -19,8 +19,8 @@ async def test_page_is_served_at_root_with_a_strict_content_security_policy(serv
     assert page.headers["cache-control"] == "no-cache"
 
 
-async def test_scripts_styles_and_vendored_chart_library_are_served(server: RunningServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+def test_scripts_styles_and_vendored_chart_library_are_served(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base_url) as http:
         for path, kind in [
             ("/ui/app.js", "javascript"),
             ("/ui/live.js", "javascript"),
@@ -28,23 +28,23 @@ async def test_scripts_styles_and_vendored_chart_library_are_served(server: Runn
             ("/ui/vendor/uPlot.iife.min.js", "javascript"),
             ("/ui/vendor/uPlot.min.css", "text/css"),
         ]:
-            response = await http.get(path)
+            response = http.get(path)
             assert response.status_code == 200, path
             assert kind in response.headers["content-type"], path
             assert response.headers["x-content-type-options"] == "nosniff"
-        assert (await http.get("/ui/nothing-here.js")).status_code == 404
-        assert (await http.get("/ui/../settings.py")).status_code == 404
+        assert (http.get("/ui/nothing-here.js")).status_code == 404
+        assert (http.get("/ui/../settings.py")).status_code == 404
 
 
-async def test_config_tells_the_page_the_servers_heartbeat_interval(server: RunningServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
-        config = (await http.get("/ui/config.json")).json()
+def test_config_tells_the_page_the_servers_heartbeat_interval(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base_url) as http:
+        config = (http.get("/ui/config.json")).json()
     assert config["heartbeat_interval"] == server.settings.ws_heartbeat_interval
-    assert "/" not in (await http_openapi_paths(server))
+    assert "/" not in http_openapi_paths(server)
 
 
-async def http_openapi_paths(server: RunningServer) -> set[str]:
+def http_openapi_paths(server: RunningServer) -> set[str]:
     """The dashboard's routes stay out of the API schema."""
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
-        paths: set[str] = set((await http.get("/openapi.json")).json()["paths"])
+    with httpx.Client(base_url=server.base_url) as http:
+        paths: set[str] = set((http.get("/openapi.json")).json()["paths"])
     return paths
