@@ -1,0 +1,49 @@
+"""The migrations build exactly the schema of tables.py on each backend, BRIN index included on PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from haltless.store.tables import metadata
+
+# Indexes that tables.py creates on one dialect only (`ddl_if`), which autogenerate does not know about.
+_DIALECT_ONLY_INDEXES = {"ix_readings_ts_brin": "postgresql"}
+
+
+def _differences(connection: Connection) -> list[Any]:
+    dialect = connection.dialect.name
+
+    def include(_obj: object, name: str | None, type_: str, _reflected: bool, _compare_to: object) -> bool:
+        return not (type_ == "index" and _DIALECT_ONLY_INDEXES.get(name or "", dialect) != dialect)
+
+    opts = {"compare_type": True, "compare_server_default": False, "include_object": include}
+    context = MigrationContext.configure(connection, opts=opts)
+    return list(compare_metadata(context, metadata))
+
+
+def _readings_indexes(connection: Connection) -> set[str]:
+    return {index["name"] for index in inspect(connection).get_indexes("readings") if index["name"]}
+
+
+async def test_migrated_schema_matches_the_tables_module(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+
+
+async def test_brin_index_on_ts_exists_on_postgresql_only(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        indexes = await conn.run_sync(_readings_indexes)
+        assert {"ix_readings_ts", "ix_readings_machine_metric_ts"} <= indexes
+        if engine.dialect.name == "postgresql":
+            assert "ix_readings_ts_brin" in indexes
+            method = await conn.exec_driver_sql(
+                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'ix_readings_ts_brin'"
+            )
+            assert method.scalar_one() == "brin"
+        else:
+            assert "ix_readings_ts_brin" not in indexes
