@@ -83,6 +83,9 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
         unit = ""
     if not isinstance(unit, str) or len(unit) > MAX_UNIT_LENGTH:
         return Rejection(index, f"unit must be a string of at most {MAX_UNIT_LENGTH} characters")
+    # PostgreSQL text cannot hold NUL: refuse the item here rather than fail the whole batch when storing it.
+    if "\x00" in unit:
+        return Rejection(index, "unit must not contain NUL characters")
 
     raw_ts = item.get("timestamp")
     if raw_ts is None:
@@ -106,5 +109,7 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
         not isinstance(reading_id, str) or not reading_id or len(reading_id) > MAX_READING_ID_LENGTH
     ):
         return Rejection(index, f"reading_id must be a non-empty string of at most {MAX_READING_ID_LENGTH} characters")
+    if reading_id is not None and "\x00" in reading_id:
+        return Rejection(index, "reading_id must not contain NUL characters")
 
     return Reading(index, machine_id, metric_name, value, unit, ts, reading_id)

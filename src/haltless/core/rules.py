@@ -50,6 +50,9 @@ _COMPARE: dict[Condition, Callable[[float, float], bool]] = {
 
 MESSAGE_FIELDS = frozenset({"metric_name", "value", "threshold", "condition", "rule_name", "severity"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# Stored alert messages are VARCHAR(500); a template within that limit can render longer
+# (PostgreSQL refuses the overflow where SQLite would store it), so rendering cuts it off.
+MAX_ALERT_MESSAGE_LENGTH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,10 @@ class Rule:
             "rule_name": self.name,
             "severity": self.severity.value,
         }
-        return _PLACEHOLDER.sub(lambda match: fields.get(match.group(1), match.group(0)), self.message)
+        text = _PLACEHOLDER.sub(lambda match: fields.get(match.group(1), match.group(0)), self.message)
+        if len(text) > MAX_ALERT_MESSAGE_LENGTH:
+            text = text[: MAX_ALERT_MESSAGE_LENGTH - 1] + "…"
+        return text
 
 
 def message_template_error(template: str) -> str | None:
