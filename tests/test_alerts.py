@@ -11,7 +11,16 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import RunningServer, Tenant, next_event, start_server
 
-ALERT_FIELDS = ["type", "alert_id", "machine_id", "severity", "message", "metric_value", "threshold_value", "created_at"]
+ALERT_FIELDS = [
+    "type",
+    "alert_id",
+    "machine_id",
+    "severity",
+    "message",
+    "metric_value",
+    "threshold_value",
+    "created_at",
+]
 STATUS_FIELDS = ["type", "machine_id", "old_status", "new_status", "timestamp"]
 
 
@@ -32,7 +41,13 @@ async def _no_event(ws: ClientConnection, wait: float = 0.3) -> None:
 
 
 async def _rule(tenant: Tenant, **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Too hot", "metric_name": "temperature", "condition": ">", "threshold": 85.0, "severity": "critical"}
+    body = {
+        "name": "Too hot",
+        "metric_name": "temperature",
+        "condition": ">",
+        "threshold": 85.0,
+        "severity": "critical",
+    }
     body.update(overrides)
     response = await tenant.http.post("/api/v1/alert-rules", json=body)
     assert response.status_code == 201, response.text
@@ -148,7 +163,9 @@ async def test_acknowledge_and_resolve(server: RunningServer, tenant: Tenant) ->
     await ws.close()
 
 
-async def test_restart_neither_repeats_nor_forgets(server_factory: Any, tenant_factory: Any, make_settings: Any) -> None:
+async def test_restart_neither_repeats_nor_forgets(
+    server_factory: Any, tenant_factory: Any, make_settings: Any
+) -> None:
     first = server_factory()
     tenant: Tenant = await tenant_factory(first)
     machine_id = await tenant.add_machine()

@@ -42,7 +42,9 @@ async def test_resume_delivers_exactly_the_missed_events(server: RunningServer, 
     await ws.close()
 
     await tenant.ingest([_reading(machine_id, float(v)) for v in (3, 4, 5)])
-    resumed = await _open(server, orjson.dumps({"token": tenant.access_token, "resume_after": seen[-1]["event_id"]}).decode())
+    resumed = await _open(
+        server, orjson.dumps({"token": tenant.access_token, "resume_after": seen[-1]["event_id"]}).decode()
+    )
     replayed = [await next_event(resumed) for _ in range(3)]
     assert [e["value"] for e in replayed] == [3.0, 4.0, 5.0]
     await tenant.ingest([_reading(machine_id, 6.0)])
@@ -54,7 +56,9 @@ async def test_resume_delivers_exactly_the_missed_events(server: RunningServer, 
     await resumed.close()
 
 
-async def test_resume_while_events_keep_flowing_has_no_gap_and_no_duplicate(server: RunningServer, tenant: Tenant) -> None:
+async def test_resume_while_events_keep_flowing_has_no_gap_and_no_duplicate(
+    server: RunningServer, tenant: Tenant
+) -> None:
     machine_id = await tenant.add_machine()
     ws = await _open(server, tenant.access_token)
     await tenant.ingest([_reading(machine_id, 0.0)])
@@ -67,7 +71,9 @@ async def test_resume_while_events_keep_flowing_has_no_gap_and_no_duplicate(serv
 
     feeder = asyncio.create_task(keep_ingesting())
     await asyncio.sleep(0.05)
-    resumed = await _open(server, orjson.dumps({"token": tenant.access_token, "resume_after": first["event_id"]}).decode())
+    resumed = await _open(
+        server, orjson.dumps({"token": tenant.access_token, "resume_after": first["event_id"]}).decode()
+    )
     await feeder
     values = [(await next_event(resumed, only="sensor_update"))["value"] for _ in range(40)]
     assert values == [float(v) for v in range(1, 41)]

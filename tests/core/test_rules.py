@@ -20,7 +20,9 @@ from haltless.core.rules import (
 )
 
 
-def make_rule(condition: Condition, threshold: float, for_seconds: float, hysteresis: float, message: str | None = None) -> Rule:
+def make_rule(
+    condition: Condition, threshold: float, for_seconds: float, hysteresis: float, message: str | None = None
+) -> Rule:
     return Rule(
         id="r",
         tenant_id="t",
@@ -73,9 +75,7 @@ def reference(rule: Rule, readings: list[tuple[float, int]]) -> list[tuple[str, 
         if not compare(value, rule.threshold):
             continue
         start = i
-        while start > 0 and compare(readings[start - 1][0], rule.threshold) and not (
-            out and out[-1][1] == start - 1
-        ):
+        while start > 0 and compare(readings[start - 1][0], rule.threshold) and not (out and out[-1][1] == start - 1):
             start -= 1
         if ts - readings[start][1] >= rule.for_seconds * 1_000_000:
             out.append(("open", i))
@@ -121,8 +121,10 @@ def test_alerts_alternate_and_respect_hysteresis_and_duration(scenario: tuple[Ru
         if kind == "open":
             assert rule.breaches(value)
             run_start = index
-            while run_start > 0 and rule.breaches(readings[run_start - 1][0]) and (
-                ("clear", run_start - 1) not in transitions
+            while (
+                run_start > 0
+                and rule.breaches(readings[run_start - 1][0])
+                and (("clear", run_start - 1) not in transitions)
             ):
                 run_start -= 1
             assert ts - readings[run_start][1] >= rule.for_seconds * 1_000_000
