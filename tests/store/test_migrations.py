@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from haltless.settings import Settings
 from haltless.store.tables import metadata
+from tests.conftest import query_database
 
 # Indexes that tables.py creates on one dialect only (`ddl_if`), which autogenerate does not know about.
 _DIALECT_ONLY_INDEXES = {"ix_readings_ts_brin": "postgresql"}
@@ -47,3 +52,24 @@ async def test_brin_index_on_ts_exists_on_postgresql_only(engine: AsyncEngine) -
             assert method.scalar_one() == "brin"
         else:
             assert "ix_readings_ts_brin" not in indexes
+
+
+def test_processes_starting_together_migrate_once(database_url: str | None) -> None:
+    """Several processes migrating one fresh PostgreSQL database at once all succeed (the advisory lock)."""
+    if database_url is None:
+        pytest.skip("SQLite is one process's file; concurrent start-up migrations concern PostgreSQL")
+    code = (
+        "import asyncio, sys\n"
+        "from haltless.store.database import create_engine, migrate\n"
+        "engine = create_engine(sys.argv[1])\n"
+        "asyncio.run(migrate(engine))\n"
+    )
+    started = [
+        subprocess.Popen([sys.executable, "-c", code, database_url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for process in started:
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+    versions = query_database(Settings(database_url=database_url), "SELECT version_num FROM alembic_version")
+    assert versions == [("0004",)]
