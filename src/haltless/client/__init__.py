@@ -44,6 +44,9 @@ from haltless.client._exceptions import (
     ValidationError,
 )
 from haltless.client._models import (
+    AlertPage,
+    AlertRecord,
+    AlertRule,
     HistoryBucket,
     HistoryPage,
     HistoryPoint,
@@ -63,6 +66,9 @@ __all__ = [
     "UNSET",
     "APIError",
     "Alert",
+    "AlertPage",
+    "AlertRecord",
+    "AlertRule",
     "AsyncHaltlessClient",
     "AuthenticationError",
     "Backoff",

@@ -33,6 +33,9 @@ from haltless.client._base import (
 from haltless.client._endpoints import UNSET, Unset
 from haltless.client._exceptions import AuthenticationError, SessionExpired
 from haltless.client._models import (
+    AlertPage,
+    AlertRecord,
+    AlertRule,
     HistoryBucket,
     HistoryPage,
     HistoryPoint,
@@ -272,6 +275,117 @@ class HaltlessClient:
                 return
             cursor = page.next_cursor
 
+    # --- alert rules ---------------------------------------------------------------------------------------
+
+    def list_alert_rules(self) -> list[AlertRule]:
+        """Every alert rule of the tenant, oldest first."""
+        return self._send(api.list_alert_rules())
+
+    def get_alert_rule(self, rule_id: str) -> AlertRule:
+        """One alert rule; NotFound if it is not in your tenant."""
+        return self._send(api.get_alert_rule(rule_id))
+
+    def create_alert_rule(
+        self,
+        name: str,
+        metric_name: str,
+        condition: str,
+        threshold: float,
+        *,
+        machine_id: str | None = None,
+        severity: str = "warning",
+        for_seconds: float = 0.0,
+        hysteresis: float = 0.0,
+        enabled: bool = True,
+        message: str | None = None,
+    ) -> AlertRule:
+        """Create a rule (admin): `value <condition> threshold` on `metric_name`; `machine_id=None` watches all."""
+        call = api.create_alert_rule(
+            name, metric_name, condition, threshold, machine_id, severity, for_seconds, hysteresis, enabled, message
+        )
+        return self._send(call)
+
+    def update_alert_rule(
+        self,
+        rule_id: str,
+        *,
+        name: str | Unset = UNSET,
+        metric_name: str | Unset = UNSET,
+        machine_id: str | Unset | None = UNSET,
+        condition: str | Unset = UNSET,
+        threshold: float | Unset = UNSET,
+        severity: str | Unset = UNSET,
+        for_seconds: float | Unset = UNSET,
+        hysteresis: float | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
+        message: str | Unset | None = UNSET,
+    ) -> AlertRule:
+        """Change the given fields (admin); `machine_id=None` widens to every machine, `message=None` clears it."""
+        changes = dict(
+            name=name,
+            metric_name=metric_name,
+            machine_id=machine_id,
+            condition=condition,
+            threshold=threshold,
+            severity=severity,
+            for_seconds=for_seconds,
+            hysteresis=hysteresis,
+            enabled=enabled,
+            message=message,
+        )
+        return self._send(api.update_alert_rule(rule_id, changes))
+
+    def delete_alert_rule(self, rule_id: str) -> None:
+        """Delete a rule (admin); its open alerts are resolved (`rule_deleted`) and stay in the history."""
+        self._send(api.delete_alert_rule(rule_id))
+
+    # --- alerts --------------------------------------------------------------------------------------------
+
+    def list_alerts(
+        self,
+        *,
+        state: str | None = None,
+        machine_id: str | None = None,
+        severity: str | None = None,
+        rule_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AlertPage:
+        """One page of alerts, newest first; `state` is active, acknowledged, resolved or open."""
+        return self._send(api.list_alerts(state, machine_id, severity, rule_id, limit, cursor))
+
+    def iter_alerts(
+        self,
+        *,
+        state: str | None = None,
+        machine_id: str | None = None,
+        severity: str | None = None,
+        rule_id: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AlertRecord]:
+        """Every matching alert, newest first, following `next_cursor` page by page (`limit` is the page size)."""
+        cursor: str | None = None
+        while True:
+            page = self.list_alerts(
+                state=state, machine_id=machine_id, severity=severity, rule_id=rule_id, limit=limit, cursor=cursor
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_alert(self, alert_id: str) -> AlertRecord:
+        """One alert; NotFound if it is not in your tenant."""
+        return self._send(api.get_alert(alert_id))
+
+    def acknowledge_alert(self, alert_id: str) -> AlertRecord:
+        """Mark an open alert as taken care of (operator); again is a no-op; Conflict when it is resolved."""
+        return self._send(api.acknowledge_alert(alert_id))
+
+    def resolve_alert(self, alert_id: str) -> AlertRecord:
+        """Close an alert by hand (operator, `resolution="manual"`); Conflict when it is already resolved."""
+        return self._send(api.resolve_alert(alert_id))
+
 
 class AsyncHaltlessClient:
     """Asynchronous client of the Haltless REST API and its live stream. Use `async with`, or call `aclose()`."""
@@ -472,6 +586,118 @@ class AsyncHaltlessClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # --- alert rules ---------------------------------------------------------------------------------------
+
+    async def list_alert_rules(self) -> list[AlertRule]:
+        """Every alert rule of the tenant, oldest first."""
+        return await self._send(api.list_alert_rules())
+
+    async def get_alert_rule(self, rule_id: str) -> AlertRule:
+        """One alert rule; NotFound if it is not in your tenant."""
+        return await self._send(api.get_alert_rule(rule_id))
+
+    async def create_alert_rule(
+        self,
+        name: str,
+        metric_name: str,
+        condition: str,
+        threshold: float,
+        *,
+        machine_id: str | None = None,
+        severity: str = "warning",
+        for_seconds: float = 0.0,
+        hysteresis: float = 0.0,
+        enabled: bool = True,
+        message: str | None = None,
+    ) -> AlertRule:
+        """Create a rule (admin): `value <condition> threshold` on `metric_name`; `machine_id=None` watches all."""
+        call = api.create_alert_rule(
+            name, metric_name, condition, threshold, machine_id, severity, for_seconds, hysteresis, enabled, message
+        )
+        return await self._send(call)
+
+    async def update_alert_rule(
+        self,
+        rule_id: str,
+        *,
+        name: str | Unset = UNSET,
+        metric_name: str | Unset = UNSET,
+        machine_id: str | Unset | None = UNSET,
+        condition: str | Unset = UNSET,
+        threshold: float | Unset = UNSET,
+        severity: str | Unset = UNSET,
+        for_seconds: float | Unset = UNSET,
+        hysteresis: float | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
+        message: str | Unset | None = UNSET,
+    ) -> AlertRule:
+        """Change the given fields (admin); `machine_id=None` widens to every machine, `message=None` clears it."""
+        changes = dict(
+            name=name,
+            metric_name=metric_name,
+            machine_id=machine_id,
+            condition=condition,
+            threshold=threshold,
+            severity=severity,
+            for_seconds=for_seconds,
+            hysteresis=hysteresis,
+            enabled=enabled,
+            message=message,
+        )
+        return await self._send(api.update_alert_rule(rule_id, changes))
+
+    async def delete_alert_rule(self, rule_id: str) -> None:
+        """Delete a rule (admin); its open alerts are resolved (`rule_deleted`) and stay in the history."""
+        await self._send(api.delete_alert_rule(rule_id))
+
+    # --- alerts --------------------------------------------------------------------------------------------
+
+    async def list_alerts(
+        self,
+        *,
+        state: str | None = None,
+        machine_id: str | None = None,
+        severity: str | None = None,
+        rule_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AlertPage:
+        """One page of alerts, newest first; `state` is active, acknowledged, resolved or open."""
+        return await self._send(api.list_alerts(state, machine_id, severity, rule_id, limit, cursor))
+
+    async def iter_alerts(
+        self,
+        *,
+        state: str | None = None,
+        machine_id: str | None = None,
+        severity: str | None = None,
+        rule_id: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[AlertRecord]:
+        """Every matching alert, newest first, following `next_cursor` page by page (`limit` is the page size)."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_alerts(
+                state=state, machine_id=machine_id, severity=severity, rule_id=rule_id, limit=limit, cursor=cursor
+            )
+            for alert in page.items:
+                yield alert
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get_alert(self, alert_id: str) -> AlertRecord:
+        """One alert; NotFound if it is not in your tenant."""
+        return await self._send(api.get_alert(alert_id))
+
+    async def acknowledge_alert(self, alert_id: str) -> AlertRecord:
+        """Mark an open alert as taken care of (operator); again is a no-op; Conflict when it is resolved."""
+        return await self._send(api.acknowledge_alert(alert_id))
+
+    async def resolve_alert(self, alert_id: str) -> AlertRecord:
+        """Close an alert by hand (operator, `resolution="manual"`); Conflict when it is already resolved."""
+        return await self._send(api.resolve_alert(alert_id))
 
     # --- live stream ---------------------------------------------------------------------------------------
 

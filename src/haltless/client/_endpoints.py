@@ -9,12 +9,16 @@ from typing import Any
 
 from haltless.client._base import API_PREFIX, Call, IngestBatch
 from haltless.client._models import (
+    AlertPage,
+    AlertRecord,
+    AlertRule,
     HistoryPage,
     IngestResult,
     Machine,
     MachineLatest,
     MachinePage,
     Me,
+    alert_rules_from_json,
     format_time,
 )
 
@@ -29,6 +33,8 @@ class Unset:
 UNSET = Unset()
 
 _MACHINES = f"{API_PREFIX}/machines"
+_ALERT_RULES = f"{API_PREFIX}/alert-rules"
+_ALERTS = f"{API_PREFIX}/alerts"
 
 
 def _none(_data: Any) -> None:
@@ -104,3 +110,79 @@ def history(
         "cursor": cursor,
     }
     return Call("GET", f"{API_PREFIX}/sensor-data", HistoryPage.from_json, params=params)
+
+
+def list_alert_rules() -> Call[list[AlertRule]]:
+    return Call("GET", _ALERT_RULES, alert_rules_from_json)
+
+
+def get_alert_rule(rule_id: str) -> Call[AlertRule]:
+    return Call("GET", f"{_ALERT_RULES}/{rule_id}", AlertRule.from_json)
+
+
+def create_alert_rule(
+    name: str,
+    metric_name: str,
+    condition: str,
+    threshold: float,
+    machine_id: str | None,
+    severity: str,
+    for_seconds: float,
+    hysteresis: float,
+    enabled: bool,
+    message: str | None,
+) -> Call[AlertRule]:
+    body: dict[str, Any] = {
+        "name": name,
+        "metric_name": metric_name,
+        "machine_id": machine_id,
+        "condition": condition,
+        "threshold": threshold,
+        "severity": severity,
+        "for_seconds": for_seconds,
+        "hysteresis": hysteresis,
+        "enabled": enabled,
+        "message": message,
+    }
+    return Call("POST", _ALERT_RULES, AlertRule.from_json, json=body)
+
+
+def update_alert_rule(rule_id: str, changes: dict[str, Any]) -> Call[AlertRule]:
+    """`changes` maps field names to new values; UNSET values are left out (None is sent: it clears)."""
+    body = {key: value for key, value in changes.items() if not isinstance(value, Unset)}
+    return Call("PATCH", f"{_ALERT_RULES}/{rule_id}", AlertRule.from_json, json=body)
+
+
+def delete_alert_rule(rule_id: str) -> Call[None]:
+    return Call("DELETE", f"{_ALERT_RULES}/{rule_id}", _none)
+
+
+def list_alerts(
+    state: str | None,
+    machine_id: str | None,
+    severity: str | None,
+    rule_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[AlertPage]:
+    params: dict[str, Any] = {
+        "state": state,
+        "machine_id": machine_id,
+        "severity": severity,
+        "rule_id": rule_id,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    return Call("GET", _ALERTS, AlertPage.from_json, params=params)
+
+
+def get_alert(alert_id: str) -> Call[AlertRecord]:
+    return Call("GET", f"{_ALERTS}/{alert_id}", AlertRecord.from_json)
+
+
+def acknowledge_alert(alert_id: str) -> Call[AlertRecord]:
+    return Call("POST", f"{_ALERTS}/{alert_id}/acknowledge", AlertRecord.from_json)
+
+
+def resolve_alert(alert_id: str) -> Call[AlertRecord]:
+    return Call("POST", f"{_ALERTS}/{alert_id}/resolve", AlertRecord.from_json)

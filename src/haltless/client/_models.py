@@ -261,3 +261,105 @@ class HistoryPage:
             items=items,
             next_cursor=data.get("next_cursor"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """An alert rule: `value <condition> threshold` on `metric_name` opens an alert (docs/alerts.md)."""
+
+    id: str
+    name: str
+    metric_name: str
+    machine_id: str | None  # None: every machine of the tenant
+    condition: str  # >, >=, <, <=
+    threshold: float
+    severity: str  # info, warning, critical
+    for_seconds: float
+    hysteresis: float
+    enabled: bool
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertRule:
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            metric_name=str(data["metric_name"]),
+            machine_id=data.get("machine_id"),
+            condition=str(data["condition"]),
+            threshold=float(data["threshold"]),
+            severity=str(data["severity"]),
+            for_seconds=float(data.get("for_seconds") or 0.0),
+            hysteresis=float(data.get("hysteresis") or 0.0),
+            enabled=bool(data.get("enabled", True)),
+            message=data.get("message"),
+            created_at=parse_time(data["created_at"]),
+            updated_at=parse_time(data["updated_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """A stored alert of `GET /alerts`; `state` is active, acknowledged or resolved.
+
+    Named apart from the stream's `Alert` event, which announces an alert as it opens.
+    """
+
+    id: str
+    rule_id: str | None  # None once its rule was deleted
+    machine_id: str
+    metric_name: str
+    severity: str
+    message: str
+    metric_value: float
+    threshold_value: float
+    state: str
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None  # cleared, manual, rule_changed, rule_disabled, rule_deleted
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != "resolved"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertRecord:
+        return cls(
+            id=str(data["id"]),
+            rule_id=data.get("rule_id"),
+            machine_id=str(data["machine_id"]),
+            metric_name=str(data["metric_name"]),
+            severity=str(data["severity"]),
+            message=str(data["message"]),
+            metric_value=float(data["metric_value"]),
+            threshold_value=float(data["threshold_value"]),
+            state=str(data["state"]),
+            created_at=parse_time(data["created_at"]),
+            acknowledged_at=parse_optional_time(data.get("acknowledged_at")),
+            acknowledged_by=data.get("acknowledged_by"),
+            resolved_at=parse_optional_time(data.get("resolved_at")),
+            resolved_by=data.get("resolved_by"),
+            resolution=data.get("resolution"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    """One page of `GET /alerts`, newest first; pass `next_cursor` back as `cursor` (None: last page)."""
+
+    items: tuple[AlertRecord, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertPage:
+        return cls(tuple(AlertRecord.from_json(item) for item in data["items"]), data.get("next_cursor"))
+
+
+def alert_rules_from_json(data: Any) -> list[AlertRule]:
+    """The body of `GET /alert-rules`: a JSON list of rules."""
+    return [AlertRule.from_json(item) for item in data]
