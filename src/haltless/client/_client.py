@@ -714,6 +714,7 @@ class AsyncHaltlessClient:
         fail_fast: bool = True,
         max_attempts: int | None = None,
         ws_url: str | None = None,
+        resume: bool = True,
     ) -> DashboardStream:
         """The tenant's live events; see DashboardStream for reconnection and filtering."""
         from haltless.client._stream import DashboardStream
@@ -730,4 +731,5 @@ class AsyncHaltlessClient:
             fail_fast=fail_fast,
             max_attempts=max_attempts,
             ws_url=ws_url,
+            resume=resume,
         )

@@ -2,6 +2,8 @@
 
 Data events mirror the WebSocket guide's messages; `raw` keeps the full JSON object, including fields added by
 later server versions. A message of a type this SDK does not know arrives as `Event` (never dropped, never an error).
+Every event has `event_id`, the server's ordered id used to resume after a reconnect (None when the message has none:
+heartbeats, `resync_required`, servers that predate resuming).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Event:
 
     type: str
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,37 @@ class Alert(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertResolved(Event):
+    """An alert closed; `resolution` is cleared, manual, rule_changed, rule_disabled or rule_deleted."""
+
+    alert_id: str = ""
+    machine_id: str = ""
+    severity: str = ""
+    resolution: str = ""
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAcknowledged(Event):
+    """A user acknowledged an open alert; `acknowledged_by` is their user id."""
+
+    alert_id: str = ""
+    machine_id: str = ""
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncRequired(Event):
+    """Events may have been missed (resume point lost, server restart, event bus gap): reload state over REST.
+
+    The stream goes on with live events after it. Always yielded, whatever the stream's filters.
+    """
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MachineStatus(Event):
     """A machine's health status changed."""
 
@@ -71,16 +105,23 @@ def _time(value: Any) -> datetime | None:
     return None if value is None else parse_time(value)
 
 
+def _event_id(data: Mapping[str, Any]) -> str | None:
+    value = data.get("event_id")
+    return value if isinstance(value, str) and value else None
+
+
 def parse_event(data: Mapping[str, Any]) -> Event:
     """One decoded message as its typed event; a known type with a malformed body degrades to `Event`."""
     kind = str(data.get("type", ""))
+    event_id = _event_id(data)
     try:
         if kind == "heartbeat":
-            return Heartbeat(kind, data, server_time=_time(data.get("server_time")))
+            return Heartbeat(kind, data, event_id, server_time=_time(data.get("server_time")))
         if kind == "sensor_update":
             return SensorUpdate(
                 kind,
                 data,
+                event_id,
                 machine_id=str(data["machine_id"]),
                 metric_name=str(data["metric_name"]),
                 value=float(data["value"]),
@@ -91,6 +132,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
             return Alert(
                 kind,
                 data,
+                event_id,
                 alert_id=str(data.get("alert_id", "")),
                 machine_id=str(data["machine_id"]),
                 severity=str(data.get("severity", "")),
@@ -99,19 +141,43 @@ def parse_event(data: Mapping[str, Any]) -> Event:
                 threshold_value=_float(data.get("threshold_value")),
                 created_at=_time(data.get("created_at")),
             )
+        if kind == "alert_resolved":
+            return AlertResolved(
+                kind,
+                data,
+                event_id,
+                alert_id=str(data["alert_id"]),
+                machine_id=str(data["machine_id"]),
+                severity=str(data.get("severity", "")),
+                resolution=str(data.get("resolution", "")),
+                resolved_at=_time(data.get("resolved_at")),
+            )
+        if kind == "alert_acknowledged":
+            return AlertAcknowledged(
+                kind,
+                data,
+                event_id,
+                alert_id=str(data["alert_id"]),
+                machine_id=str(data["machine_id"]),
+                acknowledged_by=str(data.get("acknowledged_by") or ""),
+                acknowledged_at=_time(data.get("acknowledged_at")),
+            )
         if kind == "machine_status":
             return MachineStatus(
                 kind,
                 data,
+                event_id,
                 machine_id=str(data["machine_id"]),
                 old_status=str(data.get("old_status", "")),
                 new_status=str(data.get("new_status", "")),
                 timestamp=_time(data.get("timestamp")),
             )
+        if kind == "resync_required":
+            return ResyncRequired(kind, data, event_id, reason=str(data.get("reason") or ""))
     except (KeyError, TypeError, ValueError):
         # A future server may reshape a message; the caller still gets it, untyped, instead of a dead stream.
         pass
-    return Event(kind, data)
+    return Event(kind, data, event_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """`DashboardStream`: the tenant's live events over the dashboard WebSocket, reconnecting until told to stop.
 
 One loop owns the socket: connect, send the token, read until the connection ends, wait, connect again. Because
-the loop is sequential, a stream never has two connections open at once.
+the loop is sequential, a stream never has two connections open at once. Reconnections resume after the last
+`event_id` received, so nothing is missed or repeated; when the server cannot replay, it says `resync_required`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from haltless.client._backoff import Backoff
 from haltless.client._base import USER_AGENT, websocket_url
-from haltless.client._events import Connected, Event, GaveUp, Heartbeat, Reconnecting, StreamStatus, parse_event
+from haltless.client._events import (
+    Connected,
+    Event,
+    GaveUp,
+    Heartbeat,
+    Reconnecting,
+    ResyncRequired,
+    StreamStatus,
+    parse_event,
+)
 from haltless.client._exceptions import ConnectError, ServerError, SessionExpired, StreamClosed
 
 if TYPE_CHECKING:
@@ -67,6 +77,11 @@ class DashboardStream:
       connection, network errors are always retried. `max_attempts` bounds consecutive failed attempts
       (None: retry forever); past it the iteration raises ConnectError.
     - An HTTP refusal at the upgrade that retrying cannot fix (403 Origin, 404) raises StreamClosed.
+    - `resume` (default True): every reconnection asks the server for the events after `last_event_id`, the id
+      of the last event received (yielded, or dropped by the filters), so none is missed or repeated. When the
+      server cannot replay them (history too short, server restarted) it sends `resync_required`, yielded as
+      ResyncRequired whatever the filters: reload state over REST, the stream carries on with live events. The
+      first connection starts live. With `resume=False` reconnections start live too and missed events are lost.
     """
 
     def __init__(
@@ -83,6 +98,7 @@ class DashboardStream:
         fail_fast: bool = True,
         max_attempts: int | None = None,
         ws_url: str | None = None,
+        resume: bool = True,
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive")
@@ -98,6 +114,9 @@ class DashboardStream:
         self._max_attempts = max_attempts
         self.url = ws_url or websocket_url(client.base_url)
         self.connected = False
+        self.resume = resume
+        # The id of the last event received (yielded or filtered out): where a reconnection resumes.
+        self.last_event_id: str | None = None
         self._generator: AsyncGenerator[Event | StreamStatus, None] | None = None
 
     # --- iteration ----------------------------------------------------------------------------------------
@@ -126,6 +145,8 @@ class DashboardStream:
     # --- the loop -----------------------------------------------------------------------------------------
 
     def _wanted(self, event: Event) -> bool:
+        if isinstance(event, ResyncRequired):
+            return True  # whatever the filters: the caller's view may be stale
         if isinstance(event, Heartbeat):
             return self._heartbeats
         if self._types is not None and event.type not in self._types:
@@ -158,7 +179,8 @@ class DashboardStream:
                     compression=None,
                     user_agent_header=USER_AGENT,
                 ) as ws:
-                    await ws.send(token)  # the guide: the token is the first message, never in the URL
+                    # The guide: the token is the first message, never in the URL.
+                    await ws.send(self._auth_message(token))
                     while True:
                         try:
                             async with asyncio.timeout(self._dead_after):
@@ -181,7 +203,9 @@ class DashboardStream:
                             connected = Connected(self.url, attempt)
                             if self._status(connected):
                                 yield connected
-                        if not isinstance(event, Heartbeat):
+                        if event.event_id is not None:
+                            self.last_event_id = event.event_id
+                        if not isinstance(event, (Heartbeat, ResyncRequired)):
                             attempt = 0  # a real event: this connection is healthy
                         if self._wanted(event):
                             yield event
@@ -245,6 +269,12 @@ class DashboardStream:
             if self._status(status):
                 yield status
             await asyncio.sleep(delay)
+
+    def _auth_message(self, token: str) -> str:
+        """The first message: the bare token, or with `resume_after` when reconnecting with resume on."""
+        if not self.resume or self.last_event_id is None:
+            return token
+        return orjson.dumps({"token": token, "resume_after": self.last_event_id}).decode()
 
 
 def _describe_close(code: int | None, reason: str) -> str:

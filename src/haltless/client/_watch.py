@@ -16,18 +16,21 @@ from rich.markup import escape
 from haltless.client._client import AsyncHaltlessClient
 from haltless.client._events import (
     Alert,
+    AlertAcknowledged,
+    AlertResolved,
     Connected,
     Event,
     GaveUp,
     Heartbeat,
     MachineStatus,
     Reconnecting,
+    ResyncRequired,
     SensorUpdate,
     StreamStatus,
 )
 from haltless.client._exceptions import HaltlessError
 
-EVENT_TYPES = ("sensor_update", "alert", "machine_status", "heartbeat")
+EVENT_TYPES = ("sensor_update", "alert", "alert_resolved", "alert_acknowledged", "machine_status", "heartbeat")
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 STATUS_STYLE = {
     "healthy": "green",
@@ -106,6 +109,20 @@ async def _line(event: Event | StreamStatus, names: _Names) -> str:
             f"[dim]{_clock(event.created_at)}[/]  [{style}]▲ {escape(event.severity.upper())}[/]"
             f" [bold]{name}[/]: [{style}]{escape(event.message)}[/]{values}"
         )
+    if isinstance(event, AlertResolved):
+        name = escape(await names.name(event.machine_id))
+        return (
+            f"[dim]{_clock(event.resolved_at)}[/]  [green]✔ resolved[/] [bold]{name}[/]:"
+            f" {escape(event.severity)} alert {escape(event.alert_id[:8])} ({escape(event.resolution)})"
+        )
+    if isinstance(event, AlertAcknowledged):
+        name = escape(await names.name(event.machine_id))
+        return (
+            f"[dim]{_clock(event.acknowledged_at)}[/]  ✓ acknowledged [bold]{name}[/]:"
+            f" alert {escape(event.alert_id[:8])}"
+        )
+    if isinstance(event, ResyncRequired):
+        return f"[dim]{_clock(None)}[/]  [yellow]↻ events may have been missed[/]: {escape(event.reason)}"
     if isinstance(event, MachineStatus):
         name = escape(await names.name(event.machine_id))
         return (
