@@ -131,7 +131,12 @@ def watch(
     token: Annotated[str | None, typer.Option(envvar="HALTLESS_TOKEN", help="An access token instead.")] = None,
     machine: Annotated[list[str] | None, typer.Option(help="Only this machine (id or name); repeatable.")] = None,
     event_type: Annotated[
-        list[str] | None, typer.Option("--type", help="sensor_update, alert, machine_status or heartbeat; repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--type",
+            help="sensor_update, alert, alert_resolved, alert_acknowledged, machine_status, resync_required or "
+            "heartbeat; repeatable.",
+        ),
     ] = None,
     heartbeat_interval: Annotated[float, typer.Option(help="The server's heartbeat interval, seconds.")] = 15.0,
 ) -> None:
