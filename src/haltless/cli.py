@@ -134,8 +134,8 @@ def watch(
         list[str] | None,
         typer.Option(
             "--type",
-            help="sensor_update, alert, alert_resolved, alert_acknowledged, machine_status, resync_required or "
-            "heartbeat; repeatable.",
+            help="sensor_update, alert, alert_resolved, alert_acknowledged, machine_status or heartbeat; "
+            "repeatable (resync_required is always shown).",
         ),
     ] = None,
     heartbeat_interval: Annotated[float, typer.Option(help="The server's heartbeat interval, seconds.")] = 15.0,
