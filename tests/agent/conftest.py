@@ -88,7 +88,13 @@ def buffered_count(buffer_path: Path) -> int:
     if not buffer_path.exists():
         return 0
     with sqlite3.connect(buffer_path) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            # The agent creates the file a moment before its table; polling may land in between.
+            if "no such table" in str(exc):
+                return 0
+            raise
 
 
 def wait_until(condition: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
