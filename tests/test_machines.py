@@ -88,3 +88,26 @@ async def test_deleting_a_machine_deletes_its_readings(server: RunningServer, te
     # The reading id is free again because its reading went with the machine.
     response = await tenant.ingest([{"machine_id": again, "metric_name": "t", "value": 1, "reading_id": "keep-me"}])
     assert response.json()["accepted"] == 1
+
+
+async def test_nul_characters_are_422_not_500(server: RunningServer, tenant: Tenant) -> None:
+    """PostgreSQL text cannot hold NUL; every backend answers the same clear 422."""
+    machine_id = await tenant.add_machine()
+    cases = [
+        ("POST", "/api/v1/machines", {"name": "Press\x00"}),
+        ("POST", "/api/v1/machines", {"name": "Press", "location": "Hall\x00"}),
+        ("POST", "/api/v1/machines", {"name": "Press", "tags": ["a\x00"]}),
+        ("PATCH", f"/api/v1/machines/{machine_id}", {"name": "x\x00"}),
+        ("POST", "/api/v1/users", {"email": "a\x00@b.c", "password": "long-enough-pw", "role": "viewer"}),
+        ("POST", "/api/v1/alert-rules", {"name": "r\x00", "metric_name": "t", "condition": ">", "threshold": 1}),
+        (
+            "POST",
+            "/api/v1/alert-rules",
+            {"name": "r", "metric_name": "t", "condition": ">", "threshold": 1, "message": "hot\x00"},
+        ),
+        ("POST", "/api/v1/auth/login", {"email": "a\x00@b.c", "password": "whatever"}),
+    ]
+    for method, path, body in cases:
+        response = await tenant.http.request(method, path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert "NUL" in response.json()["detail"]

@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from haltless.core.readings import MAX_METRIC_NAME_LENGTH
 from haltless.core.rules import Condition, Severity, message_template_error
+from haltless.server.schemas import NoNul
 
-RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Message = Annotated[str, StringConstraints(max_length=500), NoNul]
 MetricName = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.:/-]+$")
 ]
@@ -44,7 +46,7 @@ class AlertRuleCreate(BaseModel):
     for_seconds: float = Field(default=0.0, ge=0.0, le=MAX_FOR_SECONDS)
     hysteresis: float = Field(default=0.0, ge=0.0)
     enabled: bool = True
-    message: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+    message: Message | None = Field(
         default=None,
         description="Template; placeholders {metric_name} {value} {threshold} {condition} {rule_name} {severity}",
     )
@@ -65,7 +67,7 @@ class AlertRuleUpdate(BaseModel):
     for_seconds: float | None = Field(default=None, ge=0.0, le=MAX_FOR_SECONDS)
     hysteresis: float | None = Field(default=None, ge=0.0)
     enabled: bool | None = None
-    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+    message: Message | None = None
 
     _check_threshold = field_validator("threshold", "hysteresis", "for_seconds")(_finite)
     _check_message = field_validator("message")(_template)

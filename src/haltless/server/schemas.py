@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from haltless.core.models import MachineStatus, Role
 
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps it a clear 422 on every backend.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), NoNul
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul]
+Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
 
 class StrictBody(BaseModel):
@@ -21,12 +32,12 @@ class StrictBody(BaseModel):
 
 
 class LoginRequest(StrictBody):
-    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320), NoNul]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class RefreshRequest(StrictBody):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
 
 
 class TokenPair(BaseModel):
@@ -75,13 +86,13 @@ class ApiKeyCreated(ApiKeyOut):
 
 class MachineCreate(StrictBody):
     name: Name
-    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    location: Location | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
 
 
 class MachineUpdate(StrictBody):
     name: Name | None = None
-    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    location: Location | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
     maintenance: bool | None = Field(
         default=None, description="true puts the machine in maintenance (status `maintenance`, alerts suppressed)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -13,8 +14,26 @@ from haltless.store.tables import readings
 
 # Rows per keyset query when streaming an export, and buckets per aggregate query: small enough that
 # memory stays flat and no read holds the database for long, large enough that round trips don't dominate.
-EXPORT_PAGE_ROWS = 5000
+EXPORT_PAGE_ROWS = 10_000
 EXPORT_PAGE_BUCKETS = 2000
+
+
+async def _fetch_all(conn: AsyncConnection, query: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
+    """All rows of a read, fetched by the bare driver.
+
+    Hot path of history pages and exports: SQLAlchemy still builds and compiles the statement for the
+    connection's dialect, but its per-row result processing cost ~30% on 10,000-row pages
+    (bench/history.py); the driver's own bulk fetch returns plain tuples (asyncpg: Records) directly.
+    """
+    # render_postcompile: expanding parameters (IN lists) become plain placeholders the driver understands.
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = [compiled.params[name] for name in compiled.positiontup or ()]
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if conn.dialect.name == "postgresql":
+        rows: Sequence[Sequence[Any]] = await driver.fetch(str(compiled), *params)
+        return rows
+    rows = await driver.execute_fetchall(str(compiled), params)
+    return rows
 
 
 async def snapshot_id(conn: AsyncConnection) -> int:
@@ -58,9 +77,8 @@ async def raw_page(
     # whole range before it could apply LIMIT.
     streams: list[list[RawPoint]] = []
     for name in metric_names:
-        rows = await conn.execute(_raw_select(machine_id, name, start_us, end_us, after, upto_id).limit(limit))
-        # all() fetches in bulk; iterating the result would go through the driver adapter row by row.
-        streams.append(list(map(RawPoint._make, rows.all())))
+        rows = await _fetch_all(conn, _raw_select(machine_id, name, start_us, end_us, after, upto_id).limit(limit))
+        streams.append(list(map(RawPoint._make, rows)))
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*streams, key=lambda p: (p.ts, p.id))
