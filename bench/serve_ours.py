@@ -1,0 +1,40 @@
+"""Our server for the bench, in its own process, configured exactly as `haltless serve` (server/runner.py).
+
+`python -m bench.serve_ours` reads one JSON job on stdin (data dir, JWT secret, port). The only change from
+production: uvicorn's keepalive pings are off, because the load generator does not answer them (it counts
+frames without parsing them) and the baselines have theirs off too; a ping every 20 s costs nothing measurable.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from haltless.server.runner import uvicorn_config
+from haltless.settings import Settings
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.readline())
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    settings = Settings(
+        data_dir=Path(job["data_dir"]),
+        jwt_secret=job["jwt_secret"],
+        ws_max_pending=job.get("max_pending", 256),
+        access_token_ttl=3600,
+    )
+    config = uvicorn_config(settings, host="127.0.0.1", port=job["port"], log_level="warning")
+    config.ws_ping_interval = None
+    if job.get("ws"):
+        config.ws = job["ws"]
+    config.backlog = 4096
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
