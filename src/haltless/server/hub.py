@@ -7,6 +7,11 @@ awaiting anything. A socket whose outbox still holds more than `HALTLESS_WS_SEND
 earlier events when a new batch arrives is dropped from the hub at once (no more memory, no more
 work) and closed with 4008. One batch of any size is always accepted on top of the budget, so a
 large ingest request never cuts off a client that keeps up.
+
+The fast path (a FrameSink from server/fastws.py, which `haltless serve` uses): the hub builds each
+batch's WebSocket frames once and writes the same bytes object to every socket's transport, with no
+task and no `await` per socket. The transport's write buffer is then the outbox, and the same byte budget
+applies to it. Without a sink (any other ASGI server) the writer task drains the outbox through `send`.
 """
 
 from __future__ import annotations
@@ -15,11 +20,28 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from haltless.core import wire
 from haltless.core.event_ids import resync_required
+from haltless.server.frames import text_frame, text_frames
 
 SendText = Callable[[str], Awaitable[None]]
+
+
+class FrameWriter(Protocol):
+    """Where the fast path writes pre-built frames (server.fastws.FrameSink)."""
+
+    def write(self, frames: bytes) -> None: ...
+
+    def buffered(self) -> int: ...
+
+    def on_close(self, callback: Callable[[], None]) -> None: ...
+
+
+# Never appended to nor waited on: the fast path only ever clears and sets them.
+_NO_OUTBOX: deque[Sequence[str]] = deque(maxlen=0)
+_NO_WAKEUP = asyncio.Event()
 
 
 def _now_us() -> int:
@@ -31,6 +53,7 @@ class DashboardConnection:
 
     __slots__ = (
         "_buffered",
+        "_finished",
         "_heartbeat_handle",
         "_heartbeat_interval",
         "_limit",
@@ -39,27 +62,58 @@ class DashboardConnection:
         "_send",
         "_wakeup",
         "dead",
+        "frames",
         "overflowed",
         "tenant_id",
     )
 
-    def __init__(self, tenant_id: str, send: SendText, *, limit_bytes: int, heartbeat_interval: float) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        send: SendText,
+        *,
+        limit_bytes: int,
+        heartbeat_interval: float,
+        frames: FrameWriter | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
+        # With a frame writer, events skip the outbox and the writer task: see write_frames.
+        self.frames = frames
         self._send = send
         self._limit = limit_bytes
         self._heartbeat_interval = heartbeat_interval
-        self._outbox: deque[Sequence[str]] = deque()
+        # The fast path has no outbox and no writer to wake: share empty stand-ins (about 1.5 KiB per socket).
+        self._outbox: deque[Sequence[str]] = deque() if frames is None else _NO_OUTBOX
         self._buffered = 0
-        self._wakeup = asyncio.Event()
+        self._wakeup = asyncio.Event() if frames is None else _NO_WAKEUP
         self._loop = asyncio.get_running_loop()
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self.dead = False
         # Set when the outbox overflowed; the socket handler then closes with SLOW_CONSUMER.
         self.overflowed = asyncio.Event()
+        # Done when the socket is finished for us: overflowed, stopped, or (fast path) closed by the peer.
+        self._finished: asyncio.Future[None] = self._loop.create_future()
+        if frames is not None:
+            frames.on_close(self._finish)
+
+    def _finish(self) -> None:
+        if not self._finished.done():
+            self._finished.set_result(None)
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the socket overflowed, was stopped, or (fast path) was closed by the client."""
+        self._finished.add_done_callback(lambda _: callback())
+
+    async def finished(self) -> None:
+        """Wait until the socket overflowed, was stopped, or (fast path) was closed by the client."""
+        await self._finished
 
     def push(self, events: Sequence[str], size: int) -> None:
         """Queue a batch of encoded events (`size` characters in all) without awaiting."""
         if self.dead:
+            return
+        if self.frames is not None:
+            self.write_frames(text_frames(events))
             return
         if self._buffered > self._limit:
             self._overflow()
@@ -68,11 +122,24 @@ class DashboardConnection:
         self._buffered += size
         self._wakeup.set()
 
+    def write_frames(self, frames: bytes) -> None:
+        """Fast path: write a batch's pre-built frames (shared by all sockets) to this socket's transport."""
+        if self.dead:
+            return
+        writer = self.frames
+        assert writer is not None
+        # The transport's buffer is the outbox here: over budget means the client stopped reading.
+        if writer.buffered() > self._limit:
+            self._overflow()
+            return
+        writer.write(frames)
+
     def _overflow(self) -> None:
         self.dead = True
         self._outbox.clear()
         self._buffered = 0
         self.overflowed.set()
+        self._finish()
 
     def start_heartbeats(self) -> None:
         """Queue a heartbeat now, and then one every interval."""
@@ -82,11 +149,17 @@ class DashboardConnection:
         if self.dead:
             return
         beat = wire.heartbeat(_now_us())
-        self.push((beat,), len(beat))
+        if self.frames is not None:
+            self.write_frames(text_frame(beat))
+        else:
+            self.push((beat,), len(beat))
         self._heartbeat_handle = self._loop.call_later(self._heartbeat_interval, self._heartbeat)
 
     async def run_writer(self) -> None:
-        """Drain the outbox into the socket until cancelled."""
+        """Drain the outbox into the socket until cancelled (fast path: just wait, frames need no writer)."""
+        if self.frames is not None:
+            await self._finished
+            return
         outbox = self._outbox
         send = self._send
         wakeup = self._wakeup
@@ -109,6 +182,7 @@ class DashboardConnection:
         self._outbox.clear()
         self._buffered = 0
         self._wakeup.set()
+        self._finish()
 
 
 class DashboardHub:
@@ -144,8 +218,15 @@ class DashboardHub:
         members = self._by_tenant.get(tenant_id)
         if members:
             size = sum(map(len, events))
+            frames = None
             for connection in members:
-                connection.push(events, size)
+                if connection.frames is not None:
+                    if frames is None:
+                        # Built once for the batch, on first need; every socket writes this same object.
+                        frames = text_frames(events)
+                    connection.write_frames(frames)
+                else:
+                    connection.push(events, size)
 
     def resync_all(self, reason: str) -> None:
         """Tell every socket that events may have been missed (the bus lost its connection)."""

@@ -7,6 +7,7 @@ from typing import Any
 import uvicorn
 
 from haltless.server.app import create_app
+from haltless.server.fastws import DashboardWSProtocol
 from haltless.server.logs import uvicorn_log_config
 from haltless.settings import Settings
 
@@ -15,13 +16,15 @@ WS_MAX_INCOMING_BYTES = 1024 * 1024
 
 
 def uvicorn_config(settings: Settings, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
-    """uvloop + httptools + the sans-I/O websockets protocol, no per-message compression."""
+    """uvloop + httptools + the sans-I/O websockets protocol with our frame sink, no per-message compression."""
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_config": uvicorn_log_config(log_level),
         "log_level": log_level,
-        "ws": "websockets-sansio",
+        # uvicorn's websockets-sansio plus direct frame writes for dashboards (server/fastws.py); chosen by
+        # docs/benchmarks.md: per-message ASGI send was the fan-out bottleneck.
+        "ws": DashboardWSProtocol,
         "ws_max_size": WS_MAX_INCOMING_BYTES,
         "ws_per_message_deflate": False,
         "http": "httptools",

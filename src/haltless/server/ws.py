@@ -20,6 +20,7 @@ from haltless.core.auth_message import AuthRefusal, parse_first_message
 from haltless.core.event_ids import EventKey, event_key_of, parse_event_id, resync_required
 from haltless.core.wire import CloseCode
 from haltless.errors import AuthenticationError
+from haltless.server.fastws import FRAME_SINK, FrameSink
 from haltless.server.hub import DashboardConnection
 from haltless.server.origins import origin_allowed
 from haltless.server.security import principal_from_access_token
@@ -125,6 +126,11 @@ async def _replay(
 
 
 async def _stream(websocket: WebSocket, state: AppState, tenant_id: str, resume_after: str | None) -> None:
+    sink = websocket.scope.get("extensions", {}).get(FRAME_SINK)
+    if isinstance(sink, FrameSink) and resume_after is None:
+        # Resumed sockets keep the writer task below: their replay must go out before live events.
+        await _stream_frames(state, tenant_id, sink)
+        return
     skip = _SkipReplayed(websocket.send_text)
     connection = DashboardConnection(
         tenant_id,
@@ -165,6 +171,43 @@ async def _stream(websocket: WebSocket, state: AppState, tenant_id: str, resume_
         await _close(websocket, CloseCode.GOING_AWAY)
     reader.cancel()
     await asyncio.gather(writer, reader, overflow, return_exceptions=True)
+
+
+async def _stream_frames(state: AppState, tenant_id: str, sink: FrameSink) -> None:
+    """The fast path: the hub writes shared pre-built frames to the transport; callbacks handle the end.
+
+    This coroutine returns at once and the socket is detached from ASGI (server/fastws.py), so an open
+    dashboard costs no task and no coroutine stack: no reader, no writer, nothing awaiting.
+    """
+    hub = state.hub
+    connection = DashboardConnection(
+        tenant_id,
+        _no_send,
+        limit_bytes=state.settings.ws_send_buffer_bytes,
+        heartbeat_interval=state.settings.ws_heartbeat_interval,
+        frames=sink,
+    )
+
+    def finished() -> None:
+        hub.remove(connection)
+        connection.stop()
+        if connection.overflowed.is_set():
+            log.warning("dashboard socket of tenant %s fell behind; closing with 4008", tenant_id)
+            sink.close(CloseCode.SLOW_CONSUMER, "too slow: send buffer overflowed", SLOW_CLOSE_TIMEOUT)
+        else:
+            # Stopped by the hub (shutdown); when the client already left, this does nothing.
+            sink.close(CloseCode.GOING_AWAY, "", SLOW_CLOSE_TIMEOUT)
+
+    # The protocol drops what the client sends from now on and reports the close to the connection.
+    sink.discard_incoming()
+    connection.on_finish(finished)
+    connection.start_heartbeats()
+    hub.add(connection)
+    sink.detach()
+
+
+async def _no_send(_text: str) -> None:
+    raise AssertionError("the fast path writes frames, never through send")
 
 
 async def _drain_incoming(websocket: WebSocket) -> None:
