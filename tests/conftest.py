@@ -21,6 +21,7 @@ import uvicorn
 
 from haltless.admin import create_tenant
 from haltless.server.app import create_app
+from haltless.server.fastws import DashboardWSProtocol
 from haltless.settings import Settings
 
 PASSWORD = "correct-horse-battery"
@@ -162,7 +163,7 @@ def start_server(settings: Settings, port: int | None = None) -> RunningServer:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws="websockets-sansio",
+        ws=DashboardWSProtocol,  # what `haltless serve` runs (server/runner.py), fast dashboard path included
         ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
