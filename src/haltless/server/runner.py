@@ -60,7 +60,7 @@ def serve_workers(settings: Settings, *, host: str, port: int, workers: int, log
         port=port,
         log_config=uvicorn_log_config(log_level),
         log_level=log_level,
-        ws="websockets-sansio",
+        ws=DashboardWSProtocol,
         ws_max_size=WS_MAX_INCOMING_BYTES,
         ws_per_message_deflate=False,
         http="httptools",
