@@ -1,15 +1,37 @@
-"""`python -m bench [name ...]`: run every registered benchmark (or the named ones) and print their tables."""
+"""`python -m bench [name ...]`: run every registered benchmark (or the named ones), print and record their tables.
+
+Each table also replaces its own generated section of docs/benchmarks.md (between `<!-- bench:NAME -->`
+markers), so running one benchmark leaves the others' last results and the hand-written text in place.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 import time
+from pathlib import Path
 
 # Each module has `run() -> str` returning a markdown table. Add new benchmarks here.
 REGISTRY: dict[str, str] = {
     "history": "bench.history",
+    "fanout": "bench.fanout",
+    "ingest": "bench.ingest",
 }
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def record(name: str, section: str) -> None:
+    """Replace (or append) the generated section of `name` in docs/benchmarks.md."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    block = f"{start}\n{section}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n{block}\n"
+    DOC.write_text(text)
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +45,10 @@ def main(argv: list[str]) -> int:
             continue
         started = time.perf_counter()
         table: str = importlib.import_module(module_name).run()
-        print(f"## {name} ({time.perf_counter() - started:.0f} s)\n\n{table}\n", flush=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+        section = f"### {name} ({time.perf_counter() - started:.0f} s, {stamp})\n\n{table}"
+        print(f"{section}\n", flush=True)
+        record(name, section)
     return 0
 
 
