@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -33,11 +34,17 @@ def from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _format_seconds(seconds: int) -> str:
+    # Hot path (every event's timestamp): readings of one batch mostly share their second, so the
+    # calendar arithmetic runs once per second instead of once per reading.
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def format_micros(micros: int) -> str:
     """`2026-04-04T10:30:05Z`, with fractional seconds only when there are any."""
     seconds, fraction = divmod(micros, 1_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    base = _format_seconds(seconds)
     if fraction:
         return f"{base}.{fraction:06d}".rstrip("0") + "Z"
     return base + "Z"

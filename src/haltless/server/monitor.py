@@ -163,15 +163,20 @@ class Monitor:
             if health is None:
                 continue
             health.last_seen = received_at
+            # A reading can change the status only by ending `offline` or by opening or closing an alert;
+            # deriving it for every other reading would be wasted work on the ingest hot path.
+            changed = health.status is MachineStatus.OFFLINE
             rules = index.get((tenant_id, reading.metric_name))
             if rules and not health.maintenance:
                 for rule in rules:
                     if rule.applies_to(reading.machine_id):
-                        self._evaluate(plan, rule, health, reading)
-            self._restatus(plan, health, received_at)
+                        changed = self._evaluate(plan, rule, health, reading) or changed
+            if changed:
+                self._restatus(plan, health, received_at)
         return plan
 
-    def _evaluate(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> None:
+    def _evaluate(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
+        """Apply one reading to one rule; True when an alert opened or cleared."""
         key = (rule.id, reading.machine_id)
         state, transition = evaluate(rule, self._state_of(plan, key), reading.value, reading.ts, alert_store.new_id)
         plan.states[key] = state
@@ -209,6 +214,7 @@ class Monitor:
             )
         elif isinstance(transition, AlertCleared):
             self._resolve(plan, health, transition.alert_id, rule.severity.value, transition.ts, None, "cleared")
+        return transition is not None
 
     # ---- persisting and applying ----------------------------------------------------------------
 

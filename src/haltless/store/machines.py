@@ -113,13 +113,14 @@ async def existing_ids(conn: AsyncConnection, *, tenant_id: str, machine_ids: It
     return found
 
 
-async def mark_seen(conn: AsyncConnection, *, last_seen: dict[str, int]) -> None:
-    """Advance `last_seen_at` (arrival time of the newest reading) of each machine."""
-    for machine_id, seen in last_seen.items():
+async def mark_seen(conn: AsyncConnection, *, machine_ids: Iterable[str], seen: int) -> None:
+    """Advance `last_seen_at` (arrival time of the newest reading) of the machines, in one statement."""
+    wanted = sorted(set(machine_ids))
+    for start in range(0, len(wanted), 500):
         await conn.execute(
             update(machines)
             .where(
-                machines.c.id == machine_id,
+                machines.c.id.in_(wanted[start : start + 500]),
                 (machines.c.last_seen_at.is_(None)) | (machines.c.last_seen_at < seen),
             )
             .values(last_seen_at=seen)
