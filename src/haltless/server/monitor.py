@@ -3,8 +3,8 @@
 Every change goes through the same three steps so memory never runs ahead of the database:
 `plan` (pure: readings or a user action in, rows to write and events to publish out), `persist`
 (inside the caller's transaction), and `apply` (into memory, only after the commit), then publish.
-`guard(tenant)` serialises all of it, so events of one machine are published in the order the
-changes happened.
+`guard(tenant)` serialises all of it per tenant (on SQLite, for everyone: it has one writer), so events
+of one machine are published in the order the changes happened.
 
 Several server processes (shared mode, with PostgreSQL and the Redis bus): memory is only a cache.
 `guard` also holds a PostgreSQL advisory lock per tenant across the whole plan → commit → publish,
@@ -69,7 +69,11 @@ class Monitor:
         self._bus = bus
         self.shared = shared
         self._offline_after_us = int(offline_after * 1_000_000)
-        self.lock = asyncio.Lock()
+        # SQLite has one writer: one lock for everything queues writers here instead of on the file lock.
+        # Other databases: one lock per tenant, so tenants do not wait for each other.
+        self._single_writer = engine.dialect.name == "sqlite"
+        self._global_lock = asyncio.Lock()
+        self._tenant_locks: dict[str, asyncio.Lock] = {}
         self._rules: dict[str, Rule] = {}
         self._index: dict[tuple[str, str], list[Rule]] = defaultdict(list)
         self._states: dict[tuple[str, str], RuleState] = {}
@@ -246,7 +250,10 @@ class Monitor:
         Yields a connection with no transaction open; run the change in `conn.begin()`, then apply and
         publish before leaving the block.
         """
-        async with self.lock, self._engine.connect() as conn:
+        lock = self._global_lock
+        if not self._single_writer:
+            lock = self._tenant_locks.setdefault(tenant_id, asyncio.Lock())
+        async with lock, self._engine.connect() as conn:
             if not self.shared:
                 yield conn
                 return
