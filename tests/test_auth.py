@@ -152,3 +152,14 @@ async def test_duplicate_user_email_is_409(server: RunningServer, tenant: Tenant
     assert short.status_code == 422
     bad_role = await tenant.http.post("/api/v1/users", json={"email": "a@b.c", "password": PASSWORD, "role": "god"})
     assert bad_role.status_code == 422
+
+
+async def test_repeated_failed_logins_get_429_with_retry_after(server: RunningServer, tenant: Tenant) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        for _ in range(10):
+            wrong = await http.post("/api/v1/auth/login", json={"email": tenant.admin_email, "password": "nope-nope"})
+            assert wrong.status_code == 401
+        blocked = await http.post("/api/v1/auth/login", json={"email": tenant.admin_email, "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert "too many failed logins" in blocked.json()["detail"]
+    assert 0 < int(blocked.headers["retry-after"]) <= 60

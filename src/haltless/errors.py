@@ -6,7 +6,8 @@ HaltlessError
 ├── AuthenticationError 401: missing, invalid or expired credentials
 ├── PermissionDenied    403: authenticated, but the role does not allow this
 ├── InvalidRequest      422: the request is well-formed but its content is wrong
-└── PayloadTooLarge     413: the body or batch exceeds a documented limit
+├── PayloadTooLarge     413: the body or batch exceeds a documented limit
+└── TooManyRequests     429: slow down; `retry_after` seconds
 """
 
 from __future__ import annotations
@@ -44,3 +45,11 @@ class InvalidRequest(HaltlessError):
 
 class PayloadTooLarge(HaltlessError):
     status_code = 413
+
+
+class TooManyRequests(HaltlessError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from haltless.errors import AuthenticationError, HaltlessError
+from haltless.errors import AuthenticationError, HaltlessError, TooManyRequests
 
 log = logging.getLogger("haltless.server")
 
@@ -23,6 +23,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HaltlessError)
     async def _haltless(_request: Request, exc: HaltlessError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

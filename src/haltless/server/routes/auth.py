@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from haltless.core import tokens
 from haltless.core.secrets import verify_password
-from haltless.errors import AuthenticationError, NotFound
+from haltless.errors import AuthenticationError, NotFound, TooManyRequests
 from haltless.server.schemas import LoginRequest, Me, RefreshRequest, TokenPair
 from haltless.server.security import State, Viewer
 from haltless.server.state import AppState, now_seconds
@@ -48,14 +50,21 @@ async def _issue_pair(state: AppState, user: User, family_id: str) -> TokenPair:
 
 
 @router.post("/login", response_model=TokenPair)
-async def login(body: LoginRequest, state: State) -> TokenPair:
-    """Exchange email and password for an access token and a refresh token."""
+async def login(body: LoginRequest, request: Request, state: State) -> TokenPair:
+    """Exchange email and password for an access token and a refresh token (429 after repeated failures)."""
+    keys = (f"email:{body.email.strip().lower()}", f"client:{request.client.host if request.client else '-'}")
+    wait = state.login_throttle.retry_after(keys, time.monotonic())
+    if wait > 0:
+        raise TooManyRequests("too many failed logins; try again later", retry_after=math.ceil(wait))
     async with state.engine.connect() as conn:
         user = await accounts.user_by_email(conn, body.email)
     # argon2 is CPU-heavy: keep it off the event loop so sockets keep flowing during logins.
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, body.password)
     if user is None or not ok:
+        state.login_throttle.failed(keys, time.monotonic())
         raise AuthenticationError("invalid email or password")
+    # Only the account's own count resets: one valid login must not clear a guessing client's record.
+    state.login_throttle.succeeded(keys[:1])
     return await _issue_pair(state, user, family_id=str(uuid.uuid4()))
 
 
