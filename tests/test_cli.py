@@ -27,6 +27,12 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _create_acme(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`haltless admin create-tenant` for the Acme tenant, as an operator types it."""
+    args = ["admin", "create-tenant", "--name", "Acme", "--email", "ops@acme.test", "--password", "s3cret-pass"]
+    return subprocess.run([*HALTLESS, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def _wait_http(url: str, process: subprocess.Popen[str], seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -81,45 +87,11 @@ def stop_later() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def test_admin_create_tenant_prints_ids_as_json(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            *HALTLESS,
-            "admin",
-            "create-tenant",
-            "--name",
-            "Acme",
-            "--email",
-            "ops@acme.test",
-            "--password",
-            "s3cret-pass",
-        ],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _create_acme(_env(tmp_path))
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert set(created) == {"tenant_id", "user_id"}
-    again = subprocess.run(
-        [
-            *HALTLESS,
-            "admin",
-            "create-tenant",
-            "--name",
-            "Acme",
-            "--email",
-            "ops@acme.test",
-            "--password",
-            "s3cret-pass",
-        ],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = _create_acme(_env(tmp_path))
     assert again.returncode == 1
     assert "already exists" in again.stderr
     assert "Traceback" not in again.stderr
@@ -129,24 +101,7 @@ def test_server_logs_never_contain_a_token_from_the_url(
     tmp_path: Path, stop_later: list[subprocess.Popen[str]]
 ) -> None:
     env = _env(tmp_path)
-    subprocess.run(
-        [
-            *HALTLESS,
-            "admin",
-            "create-tenant",
-            "--name",
-            "Acme",
-            "--email",
-            "ops@acme.test",
-            "--password",
-            "s3cret-pass",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    assert _create_acme(env).returncode == 0
     port = free_port()
     server = subprocess.Popen(
         [*HALTLESS, "serve", "--port", str(port), "--log-level", "info"],

@@ -82,7 +82,25 @@ class _ClientState:
         return login_call(self.email, self.password)
 
 
-class HaltlessClient:
+class _ClientBase:
+    """What the sync and async clients share beyond the I/O-free calls: their state and its read-only views."""
+
+    _state: _ClientState
+
+    @property
+    def base_url(self) -> str:
+        return self._state.base_url
+
+    @property
+    def access_token(self) -> str | None:
+        return self._state.tokens.access_token
+
+    @property
+    def refresh_token(self) -> str | None:
+        return self._state.tokens.refresh_token
+
+
+class HaltlessClient(_ClientBase):
     """Synchronous client of the Haltless REST API. Use as a context manager, or call `close()`."""
 
     def __init__(
@@ -101,18 +119,6 @@ class HaltlessClient:
             base_url=self._state.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
         )
         self._refresh_lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return self._state.base_url
-
-    @property
-    def access_token(self) -> str | None:
-        return self._state.tokens.access_token
-
-    @property
-    def refresh_token(self) -> str | None:
-        return self._state.tokens.refresh_token
 
     def __enter__(self) -> HaltlessClient:
         return self
@@ -387,7 +393,7 @@ class HaltlessClient:
         return self._send(api.resolve_alert(alert_id))
 
 
-class AsyncHaltlessClient:
+class AsyncHaltlessClient(_ClientBase):
     """Asynchronous client of the Haltless REST API and its live stream. Use `async with`, or call `aclose()`."""
 
     def __init__(
@@ -406,18 +412,6 @@ class AsyncHaltlessClient:
             base_url=self._state.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
         )
         self._refresh_lock = asyncio.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return self._state.base_url
-
-    @property
-    def access_token(self) -> str | None:
-        return self._state.tokens.access_token
-
-    @property
-    def refresh_token(self) -> str | None:
-        return self._state.tokens.refresh_token
 
     async def __aenter__(self) -> AsyncHaltlessClient:
         return self

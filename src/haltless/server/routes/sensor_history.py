@@ -26,6 +26,7 @@ from haltless.core.history import (
     raw_csv_lines,
     resolve_query,
 )
+from haltless.core.models import Principal
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
@@ -108,6 +109,37 @@ def _bucket_item(point: BucketPoint) -> dict[str, Any]:
     }
 
 
+async def _resolve(
+    state: AppState,
+    principal: Principal,
+    machine_id: str,
+    metric_names: list[str],
+    start: str | None,
+    end: str | None,
+    interval: str | None,
+    max_points: int | None,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    export: bool = False,
+) -> HistoryQuery:
+    """The checked query of both endpoints: bad parameters are 422, another tenant's machine 404."""
+    query = resolve_query(
+        machine_id=normalize_uuid(machine_id) or machine_id,
+        metric_names=metric_names,
+        start=start,
+        end=end,
+        interval=interval,
+        max_points=max_points,
+        limit=limit,
+        cursor=cursor,
+        now_us=now_micros(),
+        export=export,
+    )
+    await _check_machine(state, principal.tenant_id, machine_id)
+    return query
+
+
 @router.get("", response_model=HistoryPage)
 async def read_history(
     principal: Viewer,
@@ -122,19 +154,9 @@ async def read_history(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
     """Raw points in (timestamp, id) order with keyset paging, or one point per bucket with `interval`/`max_points`."""
-    normalized = normalize_uuid(machine_id) or machine_id
-    query = resolve_query(
-        machine_id=normalized,
-        metric_names=metric_name,
-        start=start,
-        end=end,
-        interval=interval,
-        max_points=max_points,
-        limit=limit,
-        cursor=cursor,
-        now_us=now_micros(),
+    query = await _resolve(
+        state, principal, machine_id, metric_name, start, end, interval, max_points, limit=limit, cursor=cursor
     )
-    await _check_machine(state, principal.tenant_id, machine_id)
     next_cursor: str | None = None
     async with state.engine.connect() as conn:
         if query.interval_us is not None:
@@ -222,20 +244,9 @@ async def export_history(
     max_points: MaxPoints = None,
 ) -> StreamingResponse:
     """The same query as `GET /api/v1/sensor-data`, every row at once as streamed CSV (no paging)."""
-    normalized = normalize_uuid(machine_id) or machine_id
-    query = resolve_query(
-        machine_id=normalized,
-        metric_names=metric_name,
-        start=start,
-        end=end,
-        interval=interval,
-        max_points=max_points,
-        limit=DEFAULT_LIMIT,
-        cursor=None,
-        now_us=now_micros(),
-        export=True,
+    query = await _resolve(
+        state, principal, machine_id, metric_name, start, end, interval, max_points, limit=DEFAULT_LIMIT, export=True
     )
-    await _check_machine(state, principal.tenant_id, machine_id)
     stamp = format_micros(query.start_us).replace(":", "").replace("-", "")
     filename = f"haltless-{query.machine_id[:8]}-{stamp}.csv"
     return StreamingResponse(
