@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from haltless.core.history import MINUTE_US, RawPoint, raw_csv_lines
+from haltless.core.history import MINUTE_US, raw_csv_lines
 from haltless.core.timefmt import format_micros, parse_timestamp, to_micros
 from haltless.store import history
 from haltless.store.database import create_engine, migrate
@@ -179,7 +179,7 @@ async def measure(path: Path, machine_id: str) -> list[tuple[str, list[float], l
         page = await store_page()
         assert isinstance(page, list)
         assert len(page) == 10_000
-        assert isinstance(page[0], RawPoint)
+        assert len(page[0]) == 5  # (metric_name, ts, value, unit, id): a RawPoint
         return [
             (
                 "one day at 1m buckets (1 metric, 20,000 readings)",

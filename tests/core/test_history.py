@@ -218,7 +218,7 @@ def test_cursor_pins_its_query() -> None:
 
 
 def test_csv_lines_quote_only_what_needs_it() -> None:
-    raw = [RawPoint("temp", us("2026-04-04T10:00:00Z"), 1.5, "deg, C", 1), RawPoint("temp", 1_500_000, 2.0, "C", 2)]
+    raw: list[RawPoint] = [("temp", us("2026-04-04T10:00:00Z"), 1.5, "deg, C", 1), ("temp", 1_500_000, 2.0, "C", 2)]
     assert raw_csv_lines(MACHINE, raw) == (
         f'2026-04-04T10:00:00Z,{MACHINE},temp,1.5,"deg, C"\r\n1970-01-01T00:00:01.5Z,{MACHINE},temp,2.0,C\r\n'
     )

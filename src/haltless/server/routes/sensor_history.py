@@ -89,12 +89,8 @@ async def _check_machine(state: AppState, tenant_id: str, machine_id: str) -> st
 
 
 def _raw_item(point: RawPoint) -> dict[str, Any]:
-    return {
-        "metric_name": point.metric_name,
-        "timestamp": format_micros(point.ts),
-        "value": point.value,
-        "unit": point.unit,
-    }
+    metric_name, ts, value, unit, _ = point
+    return {"metric_name": metric_name, "timestamp": format_micros(ts), "value": value, "unit": unit}
 
 
 def _bucket_item(point: BucketPoint) -> dict[str, Any]:
@@ -183,9 +179,9 @@ async def read_history(
             )
             if len(raw) > query.limit:
                 raw = raw[: query.limit]
-                last = raw[-1]
+                _, last_ts, _, _, last_id = raw[-1]
                 next_cursor = encode_cursor(
-                    Cursor(last.ts, last.id, snapshot, query.start_us, query.end_us, query.fingerprint)
+                    Cursor(last_ts, last_id, snapshot, query.start_us, query.end_us, query.fingerprint)
                 )
             items = [_raw_item(p) for p in raw]
     body = {
