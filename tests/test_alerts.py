@@ -202,6 +202,31 @@ async def test_restart_neither_repeats_nor_forgets(
         third.stop()
 
 
+async def test_restart_still_ignores_readings_older_than_those_evaluated(
+    server_factory: Any, tenant_factory: Any
+) -> None:
+    # Quiet readings only move a rule's "newest evaluated" time, which is not written per batch: the
+    # restarted server must recover it from the stored readings, or this late, older breach would open an alert.
+    first = server_factory()
+    tenant: Tenant = await tenant_factory(first)
+    machine_id = await tenant.add_machine()
+    await _rule(tenant)
+    await tenant.ingest([_reading(machine_id, 20.0, timestamp="2026-01-05T10:00:10Z")])
+    first.stop()
+
+    second = start_server(first.settings, port=first.port)
+    try:
+        ws = await _socket(second, tenant)
+        await tenant.ingest([_reading(machine_id, 99.0, timestamp="2026-01-05T10:00:05Z")])
+        assert (await next_event(ws))["type"] == "sensor_update"
+        await _no_event(ws)
+        await tenant.ingest([_reading(machine_id, 99.0, timestamp="2026-01-05T10:00:11Z")])
+        assert [e["type"] for e in await _events(ws, 3)] == ["sensor_update", "alert", "machine_status"]
+        await ws.close()
+    finally:
+        second.stop()
+
+
 async def test_silent_machine_turns_offline_and_back(server_factory: Any, tenant_factory: Any) -> None:
     running = server_factory(offline_after=0.6)
     tenant: Tenant = await tenant_factory(running)

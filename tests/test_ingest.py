@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.conftest import RunningServer, Tenant
+from tests.conftest import RunningServer, Tenant, query_database
 
 
 async def _latest(tenant: Tenant, machine_id: str) -> list[dict[str, Any]]:
@@ -142,6 +142,24 @@ async def test_another_tenants_machine_is_unknown(server: RunningServer, tenant_
     response = await a.ingest([{"machine_id": foreign, "metric_name": "t", "value": 1}])
     assert response.json()["rejected"] == [{"index": 0, "detail": "unknown machine_id"}]
     assert await _latest(b, foreign) == []
+
+
+async def test_a_machine_deleted_behind_the_servers_back_is_unknown(server: RunningServer, tenant: Tenant) -> None:
+    # The server checks machine ids against what it holds in memory; a machine removed by someone else (another
+    # process, an operator's SQL) is still there. The database refuses the batch, and the retry asks it instead.
+    gone = await tenant.add_machine()
+    kept = await tenant.add_machine()
+    query_database(server.settings, f"DELETE FROM machines WHERE id = '{gone}'")
+    response = await tenant.ingest(
+        [{"machine_id": kept, "metric_name": "t", "value": 1}, {"machine_id": gone, "metric_name": "t", "value": 2}]
+    )
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": [{"index": 1, "detail": "unknown machine_id"}],
+    }
+    assert [r["value"] for r in await _latest(tenant, kept)] == [1.0]
 
 
 async def test_too_many_readings_is_413_and_stores_nothing(server: RunningServer, tenant: Tenant) -> None:

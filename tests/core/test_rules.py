@@ -15,6 +15,7 @@ from haltless.core.rules import (
     RuleState,
     Severity,
     evaluate,
+    evaluate_quiet,
     message_template_error,
     resolved_by_user,
 )
@@ -177,3 +178,38 @@ def test_messages() -> None:
     error = message_template_error("{machine} {value}")
     assert error is not None
     assert "machine" in error
+
+
+_states = st.builds(
+    RuleState,
+    breach_since=st.none() | st.integers(0, 50),
+    last_ts=st.none() | st.integers(0, 100),
+    armed=st.booleans(),
+    open_alert_id=st.none() | st.just("open"),
+)
+
+
+@settings(max_examples=400)
+@given(
+    condition=st.sampled_from(list(Condition)),
+    threshold=st.integers(-5, 5).map(float),
+    state=_states,
+    readings=st.lists(st.tuples(st.integers(0, 120), st.integers(-8, 8).map(float)), min_size=1, max_size=12),
+)
+def test_a_quiet_batch_settles_exactly_as_reading_by_reading(
+    condition: Condition, threshold: float, state: RuleState, readings: list[tuple[int, float]]
+) -> None:
+    rule = make_rule(condition, threshold, for_seconds=0.00002, hysteresis=1.0)
+    readings.sort()
+    values = [value for _, value in readings]
+    settled = evaluate_quiet(rule, state, min(values), max(values), max(ts for ts, _ in readings))
+    replayed, transitions = state, []
+    for ts, value in readings:
+        replayed, transition = evaluate(rule, replayed, value, ts, lambda: "new")
+        transitions.append(transition)
+    if settled is not None:  # when it answers, it answers as the replay would: same state, nothing happened
+        assert settled == replayed
+        assert transitions == [None] * len(readings)
+    else:  # it declines only when something is pending or a value breaches
+        nothing_pending = state.open_alert_id is None and state.breach_since is None and state.armed
+        assert not nothing_pending or any(rule.breaches(value) for value in values)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.rules import Condition, Rule, RuleState, Severity
-from haltless.store.tables import alert_rules, alerts, machines, rule_states
+from haltless.store.tables import alert_rules, alerts, machines, readings, rule_states
 
 
 class AlertState:
@@ -251,6 +251,25 @@ async def load_rule_states(
         (r.rule_id, r.machine_id): RuleState(breach_since=r.breach_since, last_ts=r.last_ts, armed=bool(r.armed))
         for r in rows
     }
+
+
+async def newest_rule_inputs(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """For every (rule, machine) the rule applies to: the measurement time of the newest stored reading of
+    the rule's metric on that machine (one index lookup per pair)."""
+    newest = (
+        select(func.max(readings.c.ts))
+        .where(readings.c.machine_id == machines.c.id, readings.c.metric_name == alert_rules.c.metric_name)
+        .scalar_subquery()
+    )
+    pairs = alert_rules.join(
+        machines,
+        and_(
+            machines.c.tenant_id == alert_rules.c.tenant_id,
+            or_(alert_rules.c.machine_id.is_(None), alert_rules.c.machine_id == machines.c.id),
+        ),
+    )
+    rows = await conn.execute(select(alert_rules.c.id, machines.c.id, newest).select_from(pairs))
+    return {(rule_id, machine_id): ts for rule_id, machine_id, ts in rows if ts is not None}
 
 
 async def save_rule_states(conn: AsyncConnection, states: dict[tuple[str, str], RuleState]) -> None:
