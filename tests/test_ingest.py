@@ -103,6 +103,7 @@ async def test_nan_and_infinity_are_rejected_per_item(server: RunningServer, ten
                 {"machine_id": machine_id, "metric_name": "t", "value": float("nan")},
                 {"machine_id": machine_id, "metric_name": "t", "value": float("inf")},
                 {"machine_id": machine_id, "metric_name": "t", "value": 1e400},
+                {"machine_id": machine_id, "metric_name": "t", "value": 10**400},  # an integer no float holds
                 {"machine_id": machine_id, "metric_name": "t", "value": 4.0},
             ]
         }
@@ -111,7 +112,7 @@ async def test_nan_and_infinity_are_rejected_per_item(server: RunningServer, ten
     assert response.status_code == 202
     result = response.json()
     assert result["accepted"] == 1
-    assert [r["index"] for r in result["rejected"]] == [0, 1, 2]
+    assert [r["index"] for r in result["rejected"]] == [0, 1, 2, 3]
     assert all("finite" in r["detail"] for r in result["rejected"])
 
 

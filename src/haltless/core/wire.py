@@ -5,6 +5,7 @@ Each event is encoded exactly once into a `str` that is then shared by every rec
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 
 import orjson
@@ -40,18 +41,29 @@ def heartbeat(now_micros: int) -> str:
     return orjson.dumps({"type": "heartbeat", "server_time": format_micros(now_micros)}).decode()
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_string(text: str) -> str:
+    # A fleet has few machine ids, metric names and units: each is escaped by orjson once, then looked up.
+    return orjson.dumps(text).decode()
+
+
+def _json_number(value: float) -> str:
+    text = repr(value)
+    # Without an exponent repr is exactly orjson's shortest form; with one the spelling differs (1e-05).
+    return text if "e" not in text else orjson.dumps(value).decode()
+
+
 def sensor_update(machine_id: str, metric_name: str, value: float, unit: str, ts_micros: int) -> str:
-    """A `sensor_update` event with exactly the guide's fields in the guide's order."""
-    return orjson.dumps(
-        {
-            "type": "sensor_update",
-            "machine_id": machine_id,
-            "metric_name": metric_name,
-            "value": value,
-            "unit": unit,
-            "timestamp": format_micros(ts_micros),
-        }
-    ).decode()
+    """A `sensor_update` event with exactly the guide's fields in the guide's order.
+
+    Hot path (one per ingested reading, bench M4): a template instead of orjson.dumps of a fresh dict costs
+    half as much; the output is the same bytes (tests/core/test_wire.py checks it against orjson).
+    """
+    return (
+        f'{{"type":"sensor_update","machine_id":{_json_string(machine_id)},'
+        f'"metric_name":{_json_string(metric_name)},"value":{_json_number(value)},'
+        f'"unit":{_json_string(unit)},"timestamp":"{format_micros(ts_micros)}"}}'
+    )
 
 
 def alert(

@@ -103,12 +103,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     install_error_handlers(app)
+    # Routes are matched in this order, one after the other: ingestion, the busiest, comes first
+    # (matching it behind the other ~40 routes cost ~4% of a 500-reading batch, bench M4).
     for router in (
+        sensor_data.router,
         auth.router,
         users.router,
         api_keys.router,
         machines.router,
-        sensor_data.router,
         sensor_history.router,
         alerts.rules_router,
         alerts.alerts_router,

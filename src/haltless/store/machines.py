@@ -113,9 +113,21 @@ async def existing_ids(conn: AsyncConnection, *, tenant_id: str, machine_ids: It
     return found
 
 
+# The statement of mark_seen on SQLite, run by the driver once per machine.
+_SQLITE_MARK_SEEN = "UPDATE machines SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)"
+
+
 async def mark_seen(conn: AsyncConnection, *, machine_ids: Iterable[str], seen: int) -> None:
-    """Advance `last_seen_at` (arrival time of the newest reading) of the machines, in one statement."""
+    """Advance `last_seen_at` (arrival time of the newest reading) of the machines, in one round trip."""
     wanted = sorted(set(machine_ids))
+    if conn.dialect.name == "sqlite":
+        # Hot path (every ingest batch, bench M4): SQLAlchemy building and compiling the IN-list UPDATE cost
+        # ten times the statement. It runs on the connection of the caller's transaction all the same.
+        if not conn.in_transaction():
+            raise RuntimeError("mark_seen needs a transaction")
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        await driver.executemany(_SQLITE_MARK_SEEN, [(seen, machine_id, seen) for machine_id in wanted])
+        return
     for start in range(0, len(wanted), 500):
         await conn.execute(
             update(machines)

@@ -1,0 +1,46 @@
+"""Event encoding: the hand-written sensor_update template says exactly what orjson would."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haltless.core import wire
+from haltless.core.timefmt import format_micros
+
+
+def _reference(machine_id: str, metric_name: str, value: float, unit: str, ts: int) -> str:
+    return orjson.dumps(
+        {
+            "type": "sensor_update",
+            "machine_id": machine_id,
+            "metric_name": metric_name,
+            "value": value,
+            "unit": unit,
+            "timestamp": format_micros(ts),
+        }
+    ).decode()
+
+
+@settings(max_examples=500)
+@given(
+    machine_id=st.uuids().map(str),
+    metric_name=st.from_regex(r"[A-Za-z0-9_.:/-]{1,64}", fullmatch=True),
+    value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53).map(float),
+    unit=st.text(max_size=32),
+    ts=st.integers(0, 2**62 // 1000),
+)
+def test_sensor_update_is_the_same_json_as_orjson_writes(
+    machine_id: str, metric_name: str, value: float, unit: str, ts: int
+) -> None:
+    encoded = wire.sensor_update(machine_id, metric_name, value, unit, ts)
+    assert encoded == _reference(machine_id, metric_name, value, unit, ts)
+    assert list(orjson.loads(encoded)) == ["type", "machine_id", "metric_name", "value", "unit", "timestamp"]
+
+
+def test_sensor_update_escapes_what_json_must() -> None:
+    encoded = wire.sensor_update("m", "t", 1e-05, 'deg "C"\\\n\x00é', 0)
+    assert orjson.loads(encoded)["unit"] == 'deg "C"\\\n\x00é'
+    assert orjson.loads(encoded)["value"] == 1e-05
+    assert encoded == _reference("m", "t", 1e-05, 'deg "C"\\\n\x00é', 0)
