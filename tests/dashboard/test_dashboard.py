@@ -269,3 +269,46 @@ def test_page_recovers_by_itself_after_the_server_is_killed_and_restarted(
     expect(indicator).to_have_attribute("data-state", "live", timeout=45_000)
     first = value.inner_text()
     expect(value).not_to_have_text(first, timeout=10_000)
+
+
+FORCE_RECONNECT_WITH = """(token) => {
+    const live = window.__haltless.live;
+    live.api.session.access_token = token.access;
+    if (token.refresh !== null) live.api.session.refresh_token = token.refresh;
+    live.ws.close(4000, "test: reconnect");
+}"""
+
+
+def test_a_refused_token_is_refreshed_and_the_socket_comes_back(
+    shared_demo: Demo, page_factory: Callable[..., Page]
+) -> None:
+    page = page_factory()
+    log_in(page, shared_demo)
+    before = page.evaluate(
+        "({...window.__haltless.live.stats, refresh: window.__haltless.live.api.session.refresh_token})"
+    )
+    # The next connect sends a token the server refuses (4001): the page refreshes it and connects again.
+    page.evaluate(FORCE_RECONNECT_WITH, {"access": "not-a-token", "refresh": None})
+    deadline = time.monotonic() + 10  # (wait_for_function would need eval, which the page's CSP forbids)
+    while page.evaluate("window.__haltless.live.stats.refused") == before["refused"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=10_000)
+    after = page.evaluate(
+        "({...window.__haltless.live.stats, refresh: window.__haltless.live.api.session.refresh_token})"
+    )
+    assert after["refresh"] != before["refresh"]  # refresh tokens rotate: a refresh really happened
+    assert after["refused"] == before["refused"] + 1
+    value = card(page, "Lathe 01").locator(".metric[data-metric='temperature'] .value")
+    first = value.inner_text()
+    expect(value).not_to_have_text(first, timeout=10_000)
+
+
+def test_a_refused_token_that_cannot_be_refreshed_asks_to_sign_in_again(
+    shared_demo: Demo, page_factory: Callable[..., Page]
+) -> None:
+    page = page_factory()
+    log_in(page, shared_demo)
+    page.evaluate(FORCE_RECONNECT_WITH, {"access": "not-a-token", "refresh": "not-a-refresh-token"})
+    expect(page.get_by_text("Your session has ended. Sign in again.")).to_be_visible(timeout=10_000)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "disconnected")
+    assert page.evaluate("window.__haltless.live.stats.refused") == 1

@@ -35,7 +35,7 @@ export class LiveConnection {
     this.queue = [];
     this.flushScheduled = false;
     this.status = { state: "disconnected" };
-    this.stats = { messages: 0, flushes: 0, connects: 0 };
+    this.stats = { messages: 0, flushes: 0, connects: 0, refused: 0 }; // refused: 4001 closes
     this.clockOffsetMs = 0; // server time − local time, from heartbeats
   }
 
@@ -111,7 +111,10 @@ export class LiveConnection {
       if (this.ws !== ws) return;
       this.#drop();
       if (this.stopped) return;
-      if (event.code === 4001) return this.#refreshAndReconnect();
+      if (event.code === 4001) {
+        this.stats.refused += 1;
+        return this.#refreshAndReconnect();
+      }
       this.#scheduleReconnect(`closed (${event.code || "no code"})`);
     };
   }
