@@ -224,6 +224,23 @@ async def test_two_processes_share_events_alerts_and_resume(tmp_path: Path, pg_u
         await ws_a.close()
 
 
+async def test_failed_logins_are_counted_across_processes(tmp_path: Path, pg_url: str, processes: Processes) -> None:
+    env = _env(tmp_path, pg_url, f"redis://{REDIS_HOST}:{REDIS_PORT}/0")
+    bases = [processes.start(env), processes.start(env)]
+    victim = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+    # Five wrong passwords through each process: ten in all, the limit, though neither saw ten itself.
+    async with httpx.AsyncClient() as http:
+        for attempt in range(10):
+            wrong = await http.post(
+                f"{bases[attempt % 2]}/api/v1/auth/login", json={"email": victim, "password": "guess-guess"}
+            )
+            assert wrong.status_code == 401
+        for base in bases:
+            blocked = await http.post(f"{base}/api/v1/auth/login", json={"email": victim, "password": "guess-guess"})
+            assert blocked.status_code == 429, blocked.text
+            assert 0 < int(blocked.headers["retry-after"]) <= 60
+
+
 async def test_status_change_is_emitted_once_across_processes(
     tmp_path: Path, pg_url: str, processes: Processes
 ) -> None:

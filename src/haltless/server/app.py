@@ -17,6 +17,7 @@ from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
+from haltless.server.login_guard import create_login_guard
 from haltless.server.monitor import Monitor
 from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
 from haltless.server.state import AppState
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await monitor.load()
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         monitor.start(tick=min(0.5, settings.offline_after / 4))
+        login_guard = create_login_guard(settings)
         app.state.haltless = AppState(
             settings=settings,
             engine=engine,
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jwt_secret=load_or_create_jwt_secret(settings),
             pipeline=IngestPipeline(settings, engine, monitor),
             monitor=monitor,
+            login_guard=login_guard,
         )
         pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
         if pruner is not None:
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if pruner is not None:
                 await pruner.stop()
             await monitor.stop()
+            await login_guard.close()
             hub.close_all()
             await bus.stop()
             await engine.dispose()

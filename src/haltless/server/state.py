@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
 from haltless.bus import EventBus
-from haltless.core.throttle import LoginThrottle
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
+from haltless.server.login_guard import LoginGuard
 from haltless.server.monitor import Monitor
 from haltless.settings import Settings
 
@@ -26,7 +26,7 @@ class AppState:
     jwt_secret: str
     pipeline: IngestPipeline
     monitor: Monitor
-    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    login_guard: LoginGuard
 
 
 def app_state(connection: HTTPConnection) -> AppState:

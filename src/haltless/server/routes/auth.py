@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 import uuid
 
 from fastapi import APIRouter, Request, Response
@@ -53,7 +52,7 @@ async def _issue_pair(state: AppState, user: User, family_id: str) -> TokenPair:
 async def login(body: LoginRequest, request: Request, state: State) -> TokenPair:
     """Exchange email and password for an access token and a refresh token (429 after repeated failures)."""
     keys = (f"email:{body.email.strip().lower()}", f"client:{request.client.host if request.client else '-'}")
-    wait = state.login_throttle.retry_after(keys, time.monotonic())
+    wait = await state.login_guard.retry_after(keys)
     if wait > 0:
         raise TooManyRequests("too many failed logins; try again later", retry_after=math.ceil(wait))
     async with state.engine.connect() as conn:
@@ -61,10 +60,10 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenPair
     # argon2 is CPU-heavy: keep it off the event loop so sockets keep flowing during logins.
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, body.password)
     if user is None or not ok:
-        state.login_throttle.failed(keys, time.monotonic())
+        await state.login_guard.failed(keys)
         raise AuthenticationError("invalid email or password")
     # Only the account's own count resets: one valid login must not clear a guessing client's record.
-    state.login_throttle.succeeded(keys[:1])
+    await state.login_guard.succeeded(keys[:1])
     return await _issue_pair(state, user, family_id=str(uuid.uuid4()))
 
 
