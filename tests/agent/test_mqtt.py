@@ -148,3 +148,39 @@ async def test_server_outage_loses_and_duplicates_nothing(
     assert sorted(value for _, value in stored) == [float(v) for v in range(100)]
     assert len({reading_id for reading_id, _ in stored}) == 100
     assert agent.stats.sent == 100
+
+
+async def test_a_timestamped_message_delivered_twice_is_stored_once(
+    server: RunningServer,
+    tenant: Tenant,
+    tmp_path: Path,
+    mqtt_broker: tuple[str, int],
+    topic_prefix: str,
+    stop_agents: list[asyncio.Task[None]],
+) -> None:
+    """A broker redelivers a message the agent buffered but had not acknowledged when it stopped: the same
+    bytes on the same topic. With its own time in the payload it is the same reading, stored once; without
+    one, equal payloads are equal values measured at different times, and each is stored."""
+    machine = await tenant.add_machine()
+    config = write_config(
+        tmp_path,
+        server.base_url,
+        await create_api_key(tenant),
+        _mqtt_config(mqtt_broker, f"{topic_prefix}/{{machine}}/{{metric}}"),
+    )
+    agent, task = await _start_agent(config)
+    stop_agents.append(task)
+    topic = f"{topic_prefix}/{machine}/temperature"
+    stamped = b'{"value": 70.5, "timestamp": "2026-11-28T10:00:00Z"}'
+    async with aiomqtt.Client(*mqtt_broker) as publisher:
+        await publisher.publish(topic, stamped, qos=1)
+        await _wait_for(lambda: len(stored_readings(server)) == 1, "the first delivery is stored")
+        await publisher.publish(topic, stamped, qos=1)  # delivered again, long after the first was sent
+        await _wait_for(lambda: agent.stats.duplicates == 1, "the server recognised the repeat")
+        for payload in (b'{"value": 70.5, "timestamp": "2026-11-28T10:00:01Z"}', b"12.5", b"12.5"):
+            await publisher.publish(topic, payload, qos=1)
+        await _wait_for(lambda: len(stored_readings(server)) == 4, "the other three are stored")
+    stored = stored_readings(server)
+    assert sorted(value for _, value in stored) == [12.5, 12.5, 70.5, 70.5]
+    assert len({reading_id for reading_id, _ in stored}) == 4
+    assert agent.stats.sent == 4

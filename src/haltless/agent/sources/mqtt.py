@@ -1,12 +1,14 @@
 """MQTT subscriptions as a source: topic templates map messages to machine, metric and unit.
 
 Messages are acknowledged to the broker only after their readings are committed to the buffer
-(manual PUBACK), so with a persistent session (`client_id` set) a crash loses nothing the broker sent.
+(manual PUBACK), so with a persistent session (`client_id` set) a crash loses nothing the broker sent;
+a message delivered again after such a crash is stored once when its payload carries its time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -24,6 +26,17 @@ from haltless.agent.stats import AgentStats
 log = logging.getLogger("haltless.agent")
 # Bounds how many received-but-unbuffered messages one commit takes, and so the memory of a burst.
 MAX_MESSAGES_PER_COMMIT = 1000
+
+
+def message_reading_id(topic: str, payload: bytes) -> str:
+    """The id of a message that carries its own measurement time: the same for every delivery of it.
+
+    A broker delivers a QoS 1 message again when the agent stopped between buffering it and acknowledging
+    it, and two agents may listen to the same topic; the server then counts the repeats as duplicates.
+    A payload without a time cannot be told from a later, equal reading, so it gets a fresh id instead.
+    """
+    digest = hashlib.sha256(topic.encode() + b"\x00" + payload).hexdigest()
+    return f"mqtt:{digest[:40]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +62,8 @@ class TopicMapping:
         if machine_id is None:
             return f"{topic}: machine {machine_name!r} is neither a UUID nor listed under [machines]"
         return CapturedReading(
-            reading_id=parsed.reading_id or new_reading_id(),
+            reading_id=parsed.reading_id
+            or (message_reading_id(topic, payload) if parsed.ts_us is not None else new_reading_id()),
             machine_id=machine_id,
             metric_name=self.subscription.metric.format_map(captured),
             value=parsed.value,
