@@ -19,6 +19,7 @@ from haltless.errors import InvalidRequest, PayloadTooLarge
 from haltless.server.monitor import Monitor, Plan
 from haltless.settings import Settings
 from haltless.store import machines, readings
+from haltless.store.database import begin_write
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ class IngestPipeline:
         rejected: list[Rejection] = []
         duplicates = 0
         async with conn.begin():
+            await begin_write(conn)
             known = await self._known_machines(conn, tenant_id, {r.machine_id for r in valid}, trust_memory)
             ids = [r.reading_id for r in valid if r.reading_id is not None and r.machine_id in known]
             seen = await readings.seen_reading_ids(conn, tenant_id=tenant_id, reading_ids=ids) if ids else set()

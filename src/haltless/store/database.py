@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,6 +63,22 @@ def create_engine(url: str) -> AsyncEngine:
         # A connection dropped by a database restart is replaced on checkout instead of failing a request.
         pool_pre_ping=True,
     )
+
+
+async def begin_write(conn: AsyncConnection) -> None:
+    """Take SQLite's write lock at the start of the caller's transaction (no-op elsewhere).
+
+    The driver opens a transaction only at the first INSERT/UPDATE, so the reads a writer makes first
+    (which reading ids are stored already?) would run outside it, and another process could commit the same
+    ids in between. BEGIN IMMEDIATE makes the checks and the writes one step; other writers wait for it.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    if not conn.in_transaction():
+        raise RuntimeError("begin_write needs a transaction")
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if not driver.in_transaction:
+        await driver.execute("BEGIN IMMEDIATE")
 
 
 def _upgrade(connection: Connection) -> None:
