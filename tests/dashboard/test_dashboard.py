@@ -273,6 +273,10 @@ def test_page_recovers_by_itself_after_the_server_is_killed_and_restarted(
 
 FORCE_RECONNECT_WITH = """(token) => {
     const live = window.__haltless.live;
+    // An access token the page believes good for an hour, so neither its refresh timer nor its
+    // about-to-expire check replaces it before the server has seen (and refused) it.
+    clearTimeout(live.api.refreshTimer);
+    live.api.session.expires_at = Date.now() + 3600_000;
     live.api.session.access_token = token.access;
     if (token.refresh !== null) live.api.session.refresh_token = token.refresh;
     live.ws.close(4000, "test: reconnect");
