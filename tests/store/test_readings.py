@@ -43,6 +43,30 @@ async def test_batch_insert_stores_every_column(fleet: Fleet) -> None:
     assert rows[0].id < rows[1].id < rows[2].id
 
 
+async def test_a_large_batch_is_stored_whole_and_in_order(fleet: Fleet) -> None:
+    """More rows than one statement takes (SQLite: full multi-row statements, then the rest one by one)."""
+    count = 2 * 500 + 234
+    batch = _batch(fleet.machine_id, [f"r{n}" if n % 3 else None for n in range(count)])
+    async with fleet.engine.begin() as conn:
+        await readings.insert_many(conn, tenant_id=fleet.tenant_id, batch=batch, received_at=7)
+    async with fleet.engine.connect() as conn:
+        rows = (await conn.execute(select(readings_table).order_by(readings_table.c.id))).all()
+    assert [(row.value, row.ts, row.reading_id, row.received_at) for row in rows] == [
+        (r.value, r.ts, r.reading_id, 7) for r in batch
+    ]
+
+
+async def test_a_duplicate_inside_a_full_statement_stores_nothing_of_the_batch(fleet: Fleet) -> None:
+    ids: list[str | None] = [f"r{n}" for n in range(700)]
+    ids[321] = "r5"  # inside the first 500, the multi-row statement on SQLite
+    with pytest.raises(IntegrityError):
+        async with fleet.engine.begin() as conn:
+            await readings.insert_many(
+                conn, tenant_id=fleet.tenant_id, batch=_batch(fleet.machine_id, ids), received_at=1
+            )
+    assert await _count(fleet) == 0
+
+
 async def test_batch_insert_rolls_back_with_its_transaction(fleet: Fleet) -> None:
     """The insert is the transaction's first statement (so COPY must open it) and is undone with it."""
     with pytest.raises(RuntimeError, match="abandon"):
