@@ -23,6 +23,9 @@ async def test_mark_seen_advances_and_never_goes_back(fleet: Fleet) -> None:
             await machines.mark_seen(conn, machine_ids=[fleet.machine_id, fleet.machine_id], seen=seen)
     assert await _last_seen(fleet, fleet.machine_id) == 700
     assert await _last_seen(fleet, other.id) is None
+    async with fleet.engine.begin() as conn:
+        await machines.mark_seen(conn, machine_ids=[other.id, fleet.machine_id], seen=650)
+    assert (await _last_seen(fleet, fleet.machine_id), await _last_seen(fleet, other.id)) == (700, 650)
 
 
 async def test_mark_seen_rolls_back_with_its_transaction(fleet: Fleet) -> None:
