@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from haltless.bus import EventSink, GapListener
-from haltless.core.event_ids import ID_MARKER, EventKey, parse_event_id
+from haltless.core.event_ids import EventKey, format_event_id, parse_event_id, with_event_id
 
 
 class MemoryBus:
@@ -32,13 +32,12 @@ class MemoryBus:
         boot, sequence = self._boot, self._sequence
         stamped = []
         history = self._history.setdefault(tenant_id, deque())
-        remember = history.append
         for event in events:
             sequence += 1
-            # with_event_id(event, format_event_id(key)), spelled out: this loop runs for every event published.
-            event = f'{event[:-1]}{ID_MARKER}{boot}-{sequence}"}}'
+            key = (boot, sequence)
+            event = with_event_id(event, format_event_id(key))
             stamped.append(event)
-            remember(((boot, sequence), event))
+            history.append((key, event))
         self._sequence = sequence
         overflow = len(history) - self._history_size
         if overflow > 0:

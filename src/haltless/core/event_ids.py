@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 
 EventKey = tuple[int, int]
-ID_MARKER = ',"event_id":"'
+_MARKER = ',"event_id":"'
 
 
 def parse_event_id(text: object) -> EventKey | None:
@@ -28,15 +28,15 @@ def format_event_id(key: EventKey) -> str:
 
 def with_event_id(event: str, event_id: str) -> str:
     """The encoded event with `event_id` appended as its last field (one string copy, no re-encoding)."""
-    return f'{event[:-1]}{ID_MARKER}{event_id}"}}'
+    return f'{event[:-1]}{_MARKER}{event_id}"}}'
 
 
 def event_key_of(event: str) -> EventKey | None:
     """The key of an encoded event's id, None for events without one (heartbeats, control messages)."""
-    at = event.rfind(ID_MARKER)
+    at = event.rfind(_MARKER)
     if at < 0:
         return None
-    return parse_event_id(event[at + len(ID_MARKER) : -2])
+    return parse_event_id(event[at + len(_MARKER) : -2])
 
 
 def resync_required(reason: str) -> str:

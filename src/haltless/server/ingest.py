@@ -134,9 +134,10 @@ class IngestPipeline:
                 batch.append(reading)
             plan = None
             if batch:
+                reporting = {r.machine_id for r in batch}
                 await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
-                await machines.mark_seen(conn, machine_ids=(r.machine_id for r in batch), seen=now_us)
-                await self._monitor.refresh(conn, tenant_id, {r.machine_id for r in batch})
+                await machines.mark_seen(conn, machine_ids=reporting, seen=now_us)
+                await self._monitor.refresh(conn, tenant_id, reporting)
                 plan = self._monitor.plan_readings(tenant_id, batch, now_us)
                 await self._monitor.persist(conn, plan)
         result.rejected.extend(rejected)

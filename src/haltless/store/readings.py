@@ -9,8 +9,7 @@ from itertools import chain
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,11 +59,6 @@ async def insert_many(conn: AsyncConnection, *, tenant_id: str, batch: Sequence[
     await conn.execute(readings.insert(), [dict(zip(_INSERT_COLUMNS, record, strict=True)) for record in records])
 
 
-_SQLITE_INSERT = str(
-    readings.insert().values({name: bindparam(name) for name in _INSERT_COLUMNS}).compile(dialect=sqlite_dialect())
-)
-
-
 def _sqlite_rows_per_statement() -> int:
     # One statement may bind SQLITE_LIMIT_VARIABLE_NUMBER parameters (32766 since SQLite 3.32, 999 before).
     probe = sqlite3.connect(":memory:")
@@ -76,11 +70,10 @@ def _sqlite_rows_per_statement() -> int:
 
 
 _SQLITE_ROWS_PER_STATEMENT = _sqlite_rows_per_statement()
-_SQLITE_INSERT_MANY = (
-    _SQLITE_INSERT.split(" VALUES ")[0]
-    + " VALUES "
-    + ", ".join(["(" + ", ".join("?" * len(_INSERT_COLUMNS)) + ")"] * _SQLITE_ROWS_PER_STATEMENT)
-)
+_SQLITE_ROW = "(" + ", ".join("?" * len(_INSERT_COLUMNS)) + ")"
+# Only our own table and column names go into the text; every value is a bound parameter.
+_SQLITE_INSERT = f"INSERT INTO {readings.name} ({', '.join(_INSERT_COLUMNS)}) VALUES {_SQLITE_ROW}"  # noqa: S608
+_SQLITE_INSERT_MANY = _SQLITE_INSERT + (", " + _SQLITE_ROW) * (_SQLITE_ROWS_PER_STATEMENT - 1)
 
 
 async def _executemany_sqlite(conn: AsyncConnection, records: Sequence[tuple[object, ...]]) -> None:
