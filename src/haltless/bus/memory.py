@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from haltless.bus import EventSink, GapListener
-from haltless.core.event_ids import EventKey, format_event_id, parse_event_id, with_event_id
+from haltless.core.event_ids import EventKey, parse_event_id, with_sequential_ids
 
 
 class MemoryBus:
@@ -29,16 +29,11 @@ class MemoryBus:
         self._sinks.clear()
 
     async def publish(self, tenant_id: str, events: Sequence[str]) -> None:
-        boot, sequence = self._boot, self._sequence
-        stamped = []
+        boot, first = self._boot, self._sequence + 1
+        stamped = with_sequential_ids(events, boot, first)
+        self._sequence += len(stamped)
         history = self._history.setdefault(tenant_id, deque())
-        for event in events:
-            sequence += 1
-            key = (boot, sequence)
-            event = with_event_id(event, format_event_id(key))
-            stamped.append(event)
-            history.append((key, event))
-        self._sequence = sequence
+        history.extend(zip([(boot, sequence) for sequence in range(first, self._sequence + 1)], stamped, strict=True))
         overflow = len(history) - self._history_size
         if overflow > 0:
             for _ in range(overflow):

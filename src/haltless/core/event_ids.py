@@ -6,6 +6,8 @@ guide's fields keep their order and clients that do not know the field ignore it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 EventKey = tuple[int, int]
@@ -22,13 +24,19 @@ def parse_event_id(text: object) -> EventKey | None:
     return int(millis), int(sequence)
 
 
-def format_event_id(key: EventKey) -> str:
-    return f"{key[0]}-{key[1]}"
-
-
 def with_event_id(event: str, event_id: str) -> str:
     """The encoded event with `event_id` appended as its last field (one string copy, no re-encoding)."""
     return f'{event[:-1]}{_MARKER}{event_id}"}}'
+
+
+def with_sequential_ids(events: Sequence[str], millis: int, first_sequence: int) -> list[str]:
+    """Each event with the id `<millis>-<first_sequence + i>`; the same text as `with_event_id` for each.
+
+    Hot path (every event of the in-process bus, bench M4): the id's constant part is built once per batch,
+    so each event costs one string build instead of two calls and two.
+    """
+    head = f"{_MARKER}{millis}-"
+    return [f'{event[:-1]}{head}{sequence}"}}' for sequence, event in enumerate(events, first_sequence)]
 
 
 def event_key_of(event: str) -> EventKey | None:
