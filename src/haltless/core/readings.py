@@ -7,7 +7,9 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from haltless.core.timefmt import TimestampError, parse_timestamp, to_micros
 
@@ -19,6 +21,7 @@ MAX_READING_ID_LENGTH = 128
 # Metric names go into URLs, CSV headers and rule lookups: keep them to a safe, readable alphabet.
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _isfinite = math.isfinite
+_CANONICAL_UUID_LENGTH = 36
 _KNOWN_FIELDS = frozenset({"machine_id", "metric_name", "value", "unit", "timestamp", "reading_id"})
 
 
@@ -138,3 +141,67 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
         return Rejection(index, "reading_id must not contain NUL characters")
 
     return Reading(index, machine_id, metric_name, value, unit, ts, reading_id)
+
+
+class _WireReading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One item as `decode_valid_batch` reads it: types and lengths are checked in C while decoding."""
+
+    machine_id: Annotated[str, msgspec.Meta(max_length=_CANONICAL_UUID_LENGTH)]
+    metric_name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_METRIC_NAME_LENGTH)]
+    value: float  # JSON integers are taken as floats; booleans, strings and out-of-range numbers are refused
+    unit: Annotated[str, msgspec.Meta(max_length=MAX_UNIT_LENGTH)] | None = None
+    timestamp: str | None = None
+    reading_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_READING_ID_LENGTH)] | None = None
+
+
+class _WireBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    readings: Annotated[list[_WireReading], msgspec.Meta(max_length=MAX_READINGS_PER_REQUEST)]
+
+
+_decode_wire_body = msgspec.json.Decoder(_WireBody).decode
+
+
+def decode_valid_batch(body: bytes, now_us: int, max_future_us: int) -> list[Reading] | None:
+    """Every reading of an ingest body in which every item is valid, or None when anything is off.
+
+    Hot path (bench M4): msgspec decodes and type-checks the body in C, and what it cannot check (canonical
+    machine ids, the metric-name alphabet, NUL characters) is checked once per distinct value, so a valid batch
+    costs a third of `validate_reading` item by item. It only ever accepts what `validate_reading` accepts,
+    with the same result (tests/core/test_readings.py); on None the caller validates item by item, which
+    says what is wrong with which item.
+    """
+    try:
+        items = _decode_wire_body(body).readings
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if not all(_canonical_uuid(machine_id) == machine_id for machine_id in {item.machine_id for item in items}):
+        return None  # e.g. upper-case ids: valid, but the item-by-item path writes them in canonical form
+    if not all(map(_valid_metric_name, {item.metric_name for item in items})):
+        return None
+    if any(unit is not None and "\x00" in unit for unit in {item.unit for item in items}):
+        return None
+    stamps: list[int] | None = None
+    if any(item.timestamp is not None or item.reading_id is not None for item in items):
+        stamps = []
+        for item in items:
+            if item.reading_id is not None and "\x00" in item.reading_id:
+                return None
+            if item.timestamp is None:
+                stamps.append(now_us)
+                continue
+            try:
+                ts = to_micros(parse_timestamp(item.timestamp))
+            except (TimestampError, OverflowError):
+                return None
+            if ts > now_us + max_future_us or ts < 0:
+                return None
+            stamps.append(ts)
+    if stamps is None:
+        return [
+            Reading(index, item.machine_id, item.metric_name, item.value, item.unit or "", now_us, None)
+            for index, item in enumerate(items)
+        ]
+    return [
+        Reading(index, item.machine_id, item.metric_name, item.value, item.unit or "", ts, item.reading_id)
+        for index, (item, ts) in enumerate(zip(items, stamps, strict=True))
+    ]

@@ -13,6 +13,7 @@ from haltless.core.readings import (
     MAX_READINGS_PER_REQUEST,
     Reading,
     Rejection,
+    decode_valid_batch,
     validate_reading,
 )
 from haltless.errors import InvalidRequest, PayloadTooLarge
@@ -63,22 +64,36 @@ class IngestPipeline:
     """Owns the order of work for a batch; one instance per app."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, monitor: Monitor) -> None:
-        self._settings = settings
         self._engine = engine
         self._monitor = monitor
+        self._max_future_us = int(settings.max_future_skew * 1_000_000)
+
+    async def ingest_body(self, tenant_id: str, body: bytes, now_us: int) -> IngestResult:
+        """Validate, store and publish the readings of a request body; returns per-item outcomes.
+
+        A body whose items are all valid (the usual case) is decoded in one step; any other body is read item
+        by item, so each bad item gets its own rejection and the good ones are still stored.
+        """
+        valid = decode_valid_batch(body, now_us, self._max_future_us)
+        if valid is None:
+            return await self.ingest(tenant_id, parse_body(body), now_us)
+        return await self._ingest_valid(tenant_id, valid, now_us, IngestResult())
 
     async def ingest(self, tenant_id: str, items: list[object], now_us: int) -> IngestResult:
-        """Validate, store and publish one batch; returns per-item outcomes."""
+        """Validate (item by item), store and publish one batch; returns per-item outcomes."""
         result = IngestResult()
-        max_future_us = int(self._settings.max_future_skew * 1_000_000)
         valid: list[Reading] = []
         for index, item in enumerate(items):
-            outcome = validate_reading(index, item, now_us, max_future_us)
+            outcome = validate_reading(index, item, now_us, self._max_future_us)
             if isinstance(outcome, Rejection):
                 result.rejected.append(outcome)
             else:
                 valid.append(outcome)
+        return await self._ingest_valid(tenant_id, valid, now_us, result)
 
+    async def _ingest_valid(
+        self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
+    ) -> IngestResult:
         if valid:
             # One lock orders store → evaluate → commit → publish for every batch, so rule state and
             # machine health in memory match the database, and each machine's events go out in order.

@@ -8,7 +8,6 @@ from fastapi.responses import Response
 
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.errors import InvalidRequest, PayloadTooLarge
-from haltless.server.ingest import parse_body
 from haltless.server.schemas import IngestResponse
 from haltless.server.security import Ingester, State
 from haltless.server.state import now_micros
@@ -77,6 +76,5 @@ async def ingest(request: Request, principal: Ingester, state: State) -> Respons
     """Store readings; each item is accepted, counted as a duplicate (seen `reading_id`), or rejected."""
     received = now_micros()
     body = await _read_body(request)
-    items = parse_body(body)
-    result = await state.pipeline.ingest(principal.tenant_id, items, received)
+    result = await state.pipeline.ingest_body(principal.tenant_id, body, received)
     return Response(orjson.dumps(result.as_json()), status_code=202, media_type="application/json")
