@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from bench import fanout
-from haltless.store.database import create_engine, migrate
+from haltless.store.database import SQLITE_PRAGMAS, create_engine, migrate
 
 BATCH = 500
 SOCKETS = 10
@@ -42,7 +42,7 @@ def raw_rate(path: Path, body: str) -> float:
     readings = orjson.loads(body)["readings"]
     machine_ids = sorted({r["machine_id"] for r in readings})
     db = sqlite3.connect(path, timeout=30)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+    for pragma in SQLITE_PRAGMAS:
         db.execute(f"PRAGMA {pragma}")
     with db:
         db.execute("INSERT INTO tenants (id, name, created_at) VALUES (?, 'bench', 0)", (tenant_id,))

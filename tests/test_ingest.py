@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -203,3 +204,20 @@ async def test_ingest_requires_credentials(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.base_url) as http:
         response = await http.post("/api/v1/sensor-data", json={"readings": []})
     assert response.status_code == 401
+
+
+async def test_sqlite_log_is_checkpointed_in_the_background_after_ingest(server: RunningServer, tenant: Tenant) -> None:
+    # Ingest commits never run SQLite's checkpoint themselves (store/checkpoint.py); the server's task does.
+    checkpointer = server.server.config.app.state.checkpointer
+    machine_id = await tenant.add_machine()
+    items = [{"machine_id": machine_id, "metric_name": "temperature", "value": float(i)} for i in range(500)]
+    assert (await tenant.ingest(items)).status_code == 202
+    if server.settings.database_url is not None:
+        assert not checkpointer.enabled
+        return
+    for _ in range(100):
+        if checkpointer.stats.frames_copied:
+            break
+        await asyncio.sleep(0.05)
+    assert checkpointer.stats.frames_copied > 0
+    assert checkpointer.stats.failures == 0

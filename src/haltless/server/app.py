@@ -23,6 +23,7 @@ from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data
 from haltless.server.state import AppState
 from haltless.server.ws import router as ws_router
 from haltless.settings import Settings
+from haltless.store.checkpoint import WalCheckpointer
 from haltless.store.database import create_engine, migrate
 from haltless.store.retention import RetentionPruner
 
@@ -80,9 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
         if pruner is not None:
             pruner.start()
+        checkpointer = WalCheckpointer(engine)
+        checkpointer.start()
+        app.state.checkpointer = checkpointer
         try:
             yield
         finally:
+            await checkpointer.stop()
             if pruner is not None:
                 await pruner.stop()
             await monitor.stop()

@@ -11,6 +11,8 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from haltless.store.checkpoint import WAL_BACKSTOP_PAGES
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Connections per server process: ingest holds one per batch, history and exports one per page, the
@@ -22,6 +24,18 @@ PG_MAX_OVERFLOW = 10
 PG_POOL_TIMEOUT = 30.0
 # Recycle connections now and then so a server restart or failover behind a proxy is not seen as errors.
 PG_POOL_RECYCLE = 1800
+# Every SQLite connection's settings (bench/ingest.py gives its raw-sqlite3 baseline the same ones).
+SQLITE_PRAGMAS = (
+    # WAL lets dashboards read while ingestion writes; NORMAL is durable across crashes of the process
+    # (a power loss may lose the commits since the last checkpoint, which store/checkpoint.py runs within
+    # a fraction of a second of any commit; the file is never corrupted).
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "foreign_keys=ON",
+    "busy_timeout=30000",
+    # Checkpoints run in the background (store/checkpoint.py); a writer runs one only past this size.
+    f"wal_autocheckpoint={WAL_BACKSTOP_PAGES}",
+)
 # Any fixed 64-bit number; every Haltless process migrating the same database takes this lock first.
 _MIGRATION_LOCK_ID = 0x4841_4C54_4C45_5353
 
@@ -45,12 +59,8 @@ def create_engine(url: str) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            # WAL lets dashboards read while ingestion writes; NORMAL is durable across crashes
-            # of the process (a power loss may lose the last commits, never corrupt the file).
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(f"PRAGMA {pragma}")
             cursor.close()
 
         return engine
