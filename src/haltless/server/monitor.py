@@ -223,7 +223,8 @@ class Monitor:
                 continue
             applicable = [rule for rule in rules if rule.applies_to(machine_id)]
             values = [reading.value for reading in members]
-            lowest, highest, newest = min(values), max(values), max(reading.ts for reading in members)
+            # `ordered` is sorted by measurement time (a stable sort), so the newest is the series' last.
+            lowest, highest, newest = min(values), max(values), members[-1].ts
             settled = {}
             for rule in applicable:
                 key = (rule.id, machine_id)
