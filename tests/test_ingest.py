@@ -221,3 +221,49 @@ async def test_sqlite_log_is_checkpointed_in_the_background_after_ingest(server:
         await asyncio.sleep(0.05)
     assert checkpointer.stats.frames_copied > 0
     assert checkpointer.stats.failures == 0
+
+
+async def _ingest_outcomes(running: RunningServer, tenant: Tenant, headers: dict[str, str]) -> list[tuple[int, Any]]:
+    """Status and body of the same requests, good and bad, sent with `headers`."""
+    machine_id = await tenant.add_machine(f"Press {uuid.uuid4().hex[:6]}")
+    viewer = await tenant.add_user("viewer")
+    good = {"readings": [{"machine_id": machine_id, "metric_name": "t", "value": 1.0, "reading_id": "same-one"}]}
+    bad_item = {"readings": [{"machine_id": machine_id, "metric_name": "t", "value": "hot"}]}
+    sent: list[tuple[dict[str, str], bytes]] = [
+        ({}, orjson.dumps(good)),
+        ({}, orjson.dumps(good)),  # a duplicate now
+        ({}, orjson.dumps(bad_item)),
+        ({}, b"{not json"),
+        ({}, b'{"readings": [], "colour": 1}'),
+        ({"Authorization": "Bearer nope"}, orjson.dumps(good)),
+        ({"Authorization": f"Bearer {viewer['access_token']}"}, orjson.dumps(good)),
+        ({}, orjson.dumps({"readings": [good["readings"][0]] * 10_001})),
+    ]
+    outcomes = []
+    async with httpx.AsyncClient(base_url=running.base_url, headers=tenant.http.headers) as http:
+        for extra, body in sent:
+            response = await http.post("/api/v1/sensor-data", content=body, headers={**headers, **extra})
+            outcomes.append((response.status_code, response.json(), response.headers.get("www-authenticate")))
+    return outcomes
+
+
+async def test_fast_path_and_cors_path_answer_alike(server_factory: Any, tenant_factory: Any) -> None:
+    # Without CORS, ingestion skips FastAPI's stack (HaltlessAPI); with it, the route runs behind the CORS
+    # middleware. Both must give the same answers, and only the second adds CORS headers.
+    plain = server_factory()
+    fast = await _ingest_outcomes(plain, await tenant_factory(plain), {})
+    cors = server_factory(allowed_origins="https://dash.example.com")
+    cors_tenant = await tenant_factory(cors)
+    routed = await _ingest_outcomes(cors, cors_tenant, {"Origin": "https://dash.example.com"})
+    assert fast == routed
+    assert [status for status, _, _ in fast] == [202, 202, 202, 422, 422, 401, 403, 413]
+    assert fast[1][1] == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert fast[5][2] == "Bearer"
+    machine_id = await cors_tenant.add_machine()
+    response = await cors_tenant.http.post(
+        "/api/v1/sensor-data",
+        json={"readings": [{"machine_id": machine_id, "metric_name": "t", "value": 1.0}]},
+        headers={"Origin": "https://dash.example.com"},
+    )
+    assert response.status_code == 202
+    assert response.headers["access-control-allow-origin"] == "https://dash.example.com"

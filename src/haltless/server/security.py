@@ -47,14 +47,19 @@ async def _authenticate(request: Request, state: AppState, *, allow_api_key: boo
     return principal_from_access_token(state, credential)
 
 
+async def authorize(request: Request, state: AppState, role: Role, *, allow_api_key: bool = False) -> Principal:
+    """Authenticate the caller and demand at least `role`; raises AuthenticationError or PermissionDenied."""
+    principal = await _authenticate(request, state, allow_api_key=allow_api_key)
+    if principal.role is not None and not principal.role.allows(role):
+        raise PermissionDenied(f"this needs the {role.value} role")
+    return principal
+
+
 def require(role: Role, *, allow_api_key: bool = False) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and demands at least `role`."""
 
     async def dependency(request: Request, state: Annotated[AppState, Depends(request_state)]) -> Principal:
-        principal = await _authenticate(request, state, allow_api_key=allow_api_key)
-        if principal.role is not None and not principal.role.allows(role):
-            raise PermissionDenied(f"this needs the {role.value} role")
-        return principal
+        return await authorize(request, state, role, allow_api_key=allow_api_key)
 
     return dependency
 
@@ -62,5 +67,7 @@ def require(role: Role, *, allow_api_key: bool = False) -> Callable[..., Awaitab
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-Ingester = Annotated[Principal, Depends(require(Role.OPERATOR, allow_api_key=True))]
+# Who may post readings: operators and above, and edge agents' API keys.
+INGEST_ROLE = Role.OPERATOR
+Ingester = Annotated[Principal, Depends(require(INGEST_ROLE, allow_api_key=True))]
 State = Annotated[AppState, Depends(request_state)]

@@ -5,14 +5,18 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from haltless.core.models import Principal
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
-from haltless.errors import InvalidRequest, PayloadTooLarge
+from haltless.errors import HaltlessError, InvalidRequest, PayloadTooLarge
+from haltless.server.errors import error_response, unexpected_error_response
 from haltless.server.schemas import IngestResponse
-from haltless.server.security import Ingester, State
-from haltless.server.state import now_micros
+from haltless.server.security import INGEST_ROLE, Ingester, State, authorize
+from haltless.server.state import AppState, app_state, now_micros
 
-router = APIRouter(prefix="/api/v1/sensor-data", tags=["sensor data"])
+INGEST_PATH = "/api/v1/sensor-data"
+router = APIRouter(prefix=INGEST_PATH, tags=["sensor data"])
 
 _TOO_LARGE = f"request body over {MAX_INGEST_BODY_BYTES // (1024 * 1024)} MiB; split the batch"
 
@@ -74,7 +78,31 @@ async def _read_body(request: Request) -> bytes:
 )
 async def ingest(request: Request, principal: Ingester, state: State) -> Response:
     """Store readings; each item is accepted, counted as a duplicate (seen `reading_id`), or rejected."""
+    return await ingest_response(request, principal, state)
+
+
+async def ingest_response(request: Request, principal: Principal, state: AppState) -> Response:
+    """The work of `POST /api/v1/sensor-data` once the caller is known, for the route and the fast path."""
     received = now_micros()
     body = await _read_body(request)
     result = await state.pipeline.ingest_body(principal.tenant_id, body, received)
     return Response(orjson.dumps(result.as_json()), status_code=202, media_type="application/json")
+
+
+async def serve_ingest(scope: Scope, receive: Receive, send: Send) -> None:
+    """`POST /api/v1/sensor-data` as a bare ASGI app, for `HaltlessAPI`'s fast path.
+
+    Hot path (bench M4): FastAPI's middleware stack, router and dependency solving cost ~1 ms of a
+    500-reading batch's ~7 ms on the event loop. This does what the route above does, with the same
+    authorization (`authorize`), the same work (`ingest_response`) and the same error bodies (`errors.py`).
+    """
+    request = Request(scope, receive)
+    state = app_state(request)
+    try:
+        principal = await authorize(request, state, INGEST_ROLE, allow_api_key=True)
+        response = await ingest_response(request, principal, state)
+    except HaltlessError as exc:
+        response = error_response(exc)
+    except Exception:
+        response = unexpected_error_response(request)
+    await response(scope, receive, send)
