@@ -111,3 +111,32 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
         role=role,
         family_id=family if isinstance(family, str) else None,
     )
+
+
+class AccessTokenVerifier:
+    """`verify` for access tokens, remembering the ones that passed: a client sends the same token with every
+    request until it expires, and checking its signature and claims again each time cost ~4% of a
+    500-reading ingest batch on the event loop (bench M4).
+
+    Sound because verification depends only on the token and the secret: a remembered token gives the claims
+    it gave the first time, and expiry is checked against `now` on every use. At most `max_tokens` are kept
+    (the oldest is forgotten first), so a flood of distinct tokens costs memory only up to that.
+    """
+
+    def __init__(self, secret: str, *, max_tokens: int = 4096) -> None:
+        self._secret = secret
+        self._max_tokens = max_tokens
+        self._verified: dict[str, TokenClaims] = {}
+
+    def verify(self, token: str, *, now: int) -> TokenClaims:
+        """The claims of a valid, unexpired access token; raises TokenError otherwise."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = verify(self._secret, token, expected_type="access", now=now)
+            if len(self._verified) >= self._max_tokens:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = claims
+        elif claims.expires_at <= now:
+            del self._verified[token]
+            raise TokenError("token expired")
+        return claims

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from haltless import __version__
 from haltless.bus import create_bus
 from haltless.core.secrets import new_secret
+from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
@@ -96,12 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         monitor.start(tick=min(0.5, settings.offline_after / 4))
         login_guard = create_login_guard(settings)
+        jwt_secret = load_or_create_jwt_secret(settings)
         app.state.haltless = AppState(
             settings=settings,
             engine=engine,
             bus=bus,
             hub=hub,
-            jwt_secret=load_or_create_jwt_secret(settings),
+            jwt_secret=jwt_secret,
+            access_tokens=AccessTokenVerifier(jwt_secret),
             pipeline=IngestPipeline(settings, engine, monitor),
             monitor=monitor,
             login_guard=login_guard,

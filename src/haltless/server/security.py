@@ -28,7 +28,7 @@ def _bearer(request: Request) -> str:
 def principal_from_access_token(state: AppState, token: str) -> Principal:
     """Verify an access token (also used by the WebSocket); raises AuthenticationError."""
     try:
-        claims = tokens.verify(state.jwt_secret, token, expected_type="access", now=now_seconds())
+        claims = state.access_tokens.verify(token, now=now_seconds())
     except tokens.TokenError as exc:
         raise AuthenticationError(str(exc)) from None
     return Principal(tenant_id=claims.tenant_id, subject_id=claims.subject, role=claims.role)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
 from haltless.bus import EventBus
+from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
@@ -24,6 +25,7 @@ class AppState:
     bus: EventBus
     hub: DashboardHub
     jwt_secret: str
+    access_tokens: AccessTokenVerifier  # verifies with jwt_secret
     pipeline: IngestPipeline
     monitor: Monitor
     login_guard: LoginGuard
