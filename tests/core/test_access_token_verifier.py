@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -11,44 +12,61 @@ from haltless.core.models import Role
 from haltless.core.tokens import AccessTokenVerifier, TokenError
 
 SECRET = "s" * 32
-NOW = int(time.time())  # PyJWT checks `exp` against the clock too
+HOUR = 3600
 
 
-def _access(ttl: int = 60, secret: str = SECRET, token_type: tokens.TokenType = "access") -> str:
+def _token(now: int, *, ttl: int = HOUR, secret: str = SECRET, token_type: tokens.TokenType = "access") -> str:
     token, _ = tokens.issue(
-        secret, token_type=token_type, subject="u", tenant_id="t", now=NOW, ttl=ttl, role=Role.ADMIN, family_id="f"
+        secret, token_type=token_type, subject="u", tenant_id="t", now=now, ttl=ttl, role=Role.ADMIN, family_id="f"
     )
     return token
 
 
+def _now() -> int:
+    return int(time.time())  # PyJWT checks `exp` against the clock too, so tokens are made when a test runs
+
+
 def test_a_remembered_token_gives_the_same_claims_until_it_expires() -> None:
+    now = _now()
     verifier = AccessTokenVerifier(SECRET)
-    token = _access(ttl=60)
-    first = verifier.verify(token, now=NOW)
-    assert first == tokens.verify(SECRET, token, expected_type="access", now=NOW)
-    assert verifier.verify(token, now=NOW + 59) is first
+    token = _token(now)
+    first = verifier.verify(token, now=now)
+    assert first == tokens.verify(SECRET, token, expected_type="access", now=now)
+    assert verifier.verify(token, now=now + HOUR - 1) is first
     with pytest.raises(TokenError, match="expired"):
-        verifier.verify(token, now=NOW + 60)
+        verifier.verify(token, now=now + HOUR)
     assert token not in verifier._verified  # forgotten once expired
 
 
-@pytest.mark.parametrize(
-    "token",
-    [_access(secret="other" * 8), _access(token_type="refresh"), _access(ttl=-10), "not.a.token", _access() + "x"],
-)
-def test_what_verify_refuses_is_refused_every_time(token: str) -> None:
+REFUSED: dict[str, Callable[[int], str]] = {
+    "other secret": lambda now: _token(now, secret="other" * 8),
+    "refresh token": lambda now: _token(now, token_type="refresh"),
+    "expired": lambda now: _token(now - 2 * HOUR),
+    "garbage": lambda now: "not.a.token",
+    "bad signature": lambda now: _token(now) + "x",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED))
+def test_what_verify_refuses_is_refused_every_time(kind: str) -> None:
+    now = _now()
+    token = REFUSED[kind](now)
     verifier = AccessTokenVerifier(SECRET)
     for _ in range(2):
         with pytest.raises(TokenError):
-            verifier.verify(token, now=NOW)
+            verifier.verify(token, now=now)
+    assert not verifier._verified
 
 
 def test_it_keeps_at_most_max_tokens() -> None:
+    now = _now()
     verifier = AccessTokenVerifier(SECRET, max_tokens=3)
     issued = [
-        tokens.issue(SECRET, token_type="access", subject=f"u{i}", tenant_id="t", now=NOW, ttl=60, role=Role.VIEWER)[0]
+        tokens.issue(SECRET, token_type="access", subject=f"u{i}", tenant_id="t", now=now, ttl=HOUR, role=Role.VIEWER)[
+            0
+        ]
         for i in range(5)
     ]
     for token in issued:
-        verifier.verify(token, now=NOW)
+        verifier.verify(token, now=now)
     assert list(verifier._verified) == issued[2:]
