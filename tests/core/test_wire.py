@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haltless.core import wire
+from haltless.core.readings import Reading
 from haltless.core.timefmt import format_micros
 
 
@@ -37,6 +38,25 @@ def test_sensor_update_is_the_same_json_as_orjson_writes(
     encoded = wire.sensor_update(machine_id, metric_name, value, unit, ts)
     assert encoded == _reference(machine_id, metric_name, value, unit, ts)
     assert list(orjson.loads(encoded)) == ["type", "machine_id", "metric_name", "value", "unit", "timestamp"]
+
+
+_READING = st.builds(
+    Reading,
+    index=st.just(0),
+    machine_id=st.uuids().map(str),
+    metric_name=st.sampled_from(["temperature", "vibration.rms"]),
+    value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53).map(float),
+    unit=st.text(max_size=32),
+    ts=st.integers(0, 2**62 // 1000),
+    reading_id=st.none(),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_READING, max_size=30))
+def test_a_batch_of_sensor_updates_is_each_reading_s_sensor_update(readings: list[Reading]) -> None:
+    expected = [wire.sensor_update(r.machine_id, r.metric_name, r.value, r.unit, r.ts) for r in readings]
+    assert wire.sensor_updates(readings) == expected
 
 
 def test_sensor_update_escapes_what_json_must() -> None:

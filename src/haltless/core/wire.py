@@ -6,10 +6,12 @@ Each event is encoded exactly once into a `str` that is then shared by every rec
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from enum import IntEnum
 
 import orjson
 
+from haltless.core.readings import Reading
 from haltless.core.timefmt import format_micros
 
 
@@ -75,6 +77,24 @@ def sensor_update(machine_id: str, metric_name: str, value: float, unit: str, ts
     if "e" in number:
         number = _json_number(value)
     return f'{head}{number}{middle}{format_micros(ts_micros)}"}}'
+
+
+def sensor_updates(readings: Sequence[Reading]) -> list[str]:
+    """`sensor_update` of each reading, in order: the same strings, made for a whole batch at once.
+
+    Hot path (bench M4): `repr` of a float was a third of `sensor_update`'s cost; orjson writes all of a
+    batch's values in one call instead (a JSON array of numbers, split at its commas: numbers hold none).
+    """
+    if not readings:
+        return []
+    numbers = orjson.dumps([reading.value for reading in readings])[1:-1].decode().split(",")
+    parts = _sensor_update_parts
+    stamp = format_micros
+    return [
+        f'{head}{number}{middle}{stamp(reading.ts)}"}}'
+        for reading, number in zip(readings, numbers, strict=True)
+        for head, middle in (parts(reading.machine_id, reading.metric_name, reading.unit),)
+    ]
 
 
 def alert(

@@ -184,7 +184,7 @@ class Monitor:
         if not replay and not any(h is not None and h.status is MachineStatus.OFFLINE for h in healths.values()):
             # The usual batch: no rule to replay and no machine coming back online, so the events are the
             # readings' updates and nothing else (the loop below would find exactly that, at twice the cost).
-            events.extend([sensor_update(r.machine_id, r.metric_name, r.value, r.unit, r.ts) for r in ordered])
+            events.extend(wire.sensor_updates(ordered))
             return plan
         for reading in ordered:
             machine_id = reading.machine_id
