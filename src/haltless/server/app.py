@@ -16,6 +16,7 @@ from haltless import __version__
 from haltless.bus import create_bus
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hub=hub,
             jwt_secret=jwt_secret,
             access_tokens=AccessTokenVerifier(jwt_secret),
+            api_keys=ApiKeyLookup(engine),
             pipeline=IngestPipeline(settings, engine, monitor),
             monitor=monitor,
             login_guard=login_guard,

@@ -9,10 +9,9 @@ from fastapi import Depends, Request
 
 from haltless.core import tokens
 from haltless.core.models import Principal, Role
-from haltless.core.secrets import API_KEY_PREFIX, hash_api_key
+from haltless.core.secrets import API_KEY_PREFIX
 from haltless.errors import AuthenticationError, PermissionDenied
 from haltless.server.state import AppState, now_seconds, request_state
-from haltless.store import accounts
 
 
 def _bearer(request: Request) -> str:
@@ -37,9 +36,8 @@ def principal_from_access_token(state: AppState, token: str) -> Principal:
 async def _authenticate(request: Request, state: AppState, *, allow_api_key: bool) -> Principal:
     credential = _bearer(request)
     if credential.startswith(API_KEY_PREFIX):
-        async with state.engine.connect() as conn:
-            key = await accounts.api_key_by_hash(conn, hash_api_key(credential))
-        if key is None or key.revoked_at is not None:
+        key = await state.api_keys.live_key(credential)
+        if key is None:
             raise AuthenticationError("invalid or revoked API key")
         if not allow_api_key:
             raise PermissionDenied("API keys may only ingest sensor data")

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from haltless.bus import EventBus
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
@@ -26,6 +27,7 @@ class AppState:
     hub: DashboardHub
     jwt_secret: str
     access_tokens: AccessTokenVerifier  # verifies with jwt_secret
+    api_keys: ApiKeyLookup
     pipeline: IngestPipeline
     monitor: Monitor
     login_guard: LoginGuard

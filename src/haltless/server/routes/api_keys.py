@@ -52,7 +52,7 @@ async def list_api_keys(principal: Admin, state: State) -> list[ApiKeyOut]:
 
 @router.delete("/{key_id}", status_code=204, response_class=Response)
 async def revoke_api_key(key_id: str, principal: Admin, state: State) -> Response:
-    """Revoke a key at once; agents using it get 401 from then on."""
+    """Revoke a key; agents using it get 401 from then on (from other server processes within a second)."""
     normalized = normalize_uuid(key_id)
     if normalized is None:
         raise NotFound("API key not found")
@@ -62,4 +62,6 @@ async def revoke_api_key(key_id: str, principal: Admin, state: State) -> Respons
         )
     if not revoked:
         raise NotFound("API key not found")
+    # At once here; other server processes forget it within KEY_MEMORY_SECONDS (server/api_key_lookup.py).
+    state.api_keys.forget(normalized)
     return Response(status_code=204)
