@@ -18,11 +18,13 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.admin import create_tenant
 from haltless.server.app import create_app
 from haltless.server.fastws import DashboardWSProtocol
 from haltless.settings import Settings
+from haltless.store.database import create_engine, migrate
 
 PASSWORD = "correct-horse-battery"
 
@@ -180,6 +182,17 @@ def start_server(settings: Settings, port: int | None = None) -> RunningServer:
     else:
         raise RuntimeError("server did not start in time")
     return RunningServer(settings, port, server, thread)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, database_url: str | None) -> AsyncIterator[AsyncEngine]:
+    """A migrated engine on the test's backend, disposed after the test."""
+    created = create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
+    await migrate(created)
+    try:
+        yield created
+    finally:
+        await created.dispose()
 
 
 @pytest.fixture

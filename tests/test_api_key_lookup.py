@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.core.secrets import new_api_key
 from haltless.server.api_key_lookup import KEY_MEMORY_SECONDS, ApiKeyLookup
 from haltless.store import accounts
-from haltless.store.database import create_engine, migrate
 
 
 class Clock:
@@ -22,16 +17,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def engine(tmp_path: Path, database_url: str | None) -> AsyncIterator[AsyncEngine]:
-    created = create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
-    await migrate(created)
-    try:
-        yield created
-    finally:
-        await created.dispose()
 
 
 async def _new_key(engine: AsyncEngine) -> tuple[str, str, str]:

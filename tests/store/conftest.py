@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.store import accounts, machines
-from haltless.store.database import create_engine, migrate
 
 
 @dataclass(frozen=True)
@@ -20,16 +17,6 @@ class Fleet:
     engine: AsyncEngine
     tenant_id: str
     machine_id: str
-
-
-@pytest.fixture
-async def engine(tmp_path: Path, database_url: str | None) -> AsyncIterator[AsyncEngine]:
-    created = create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
-    await migrate(created)
-    try:
-        yield created
-    finally:
-        await created.dispose()
 
 
 @pytest.fixture
