@@ -208,7 +208,7 @@ async def test_ingest_requires_credentials(server: RunningServer) -> None:
 
 async def test_sqlite_log_is_checkpointed_in_the_background_after_ingest(server: RunningServer, tenant: Tenant) -> None:
     # Ingest commits never run SQLite's checkpoint themselves (store/checkpoint.py); the server's task does.
-    checkpointer = server.server.config.app.state.checkpointer
+    checkpointer = server.server.config.app.state.haltless.checkpointer
     machine_id = await tenant.add_machine()
     items = [{"machine_id": machine_id, "metric_name": "temperature", "value": float(i)} for i in range(500)]
     assert (await tenant.ingest(items)).status_code == 202

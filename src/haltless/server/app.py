@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitor.start(tick=min(0.5, settings.offline_after / 4))
         login_guard = create_login_guard(settings)
         jwt_secret = load_or_create_jwt_secret(settings)
+        checkpointer = WalCheckpointer(engine)
         app.state.haltless = AppState(
             settings=settings,
             engine=engine,
@@ -110,13 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pipeline=IngestPipeline(settings, engine, monitor),
             monitor=monitor,
             login_guard=login_guard,
+            checkpointer=checkpointer,
         )
         pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
         if pruner is not None:
             pruner.start()
-        checkpointer = WalCheckpointer(engine)
         checkpointer.start()
-        app.state.checkpointer = checkpointer
         try:
             yield
         finally:

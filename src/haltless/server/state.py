@@ -17,6 +17,7 @@ from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
 from haltless.server.monitor import Monitor
 from haltless.settings import Settings
+from haltless.store.checkpoint import WalCheckpointer
 
 
 @dataclass(slots=True)
@@ -31,6 +32,7 @@ class AppState:
     pipeline: IngestPipeline
     monitor: Monitor
     login_guard: LoginGuard
+    checkpointer: WalCheckpointer  # SQLite only; idle on PostgreSQL
 
 
 def app_state(connection: HTTPConnection) -> AppState:
