@@ -57,7 +57,8 @@ class HaltlessAPI(FastAPI):
     Hot path (bench M4): ingestion is most of what a busy server does, and FastAPI's middleware stack,
     router and dependencies cost ~1 ms of the ~7 ms a 500-reading batch takes on the event loop.
     `sensor_data.serve_ingest` runs the route's own code; the route stays for OpenAPI and for requests
-    that need the CORS middleware.
+    that need the CORS middleware. Middleware added to the app does not see the fast path: give
+    `serve_ingest` whatever it must do too.
     """
 
     def __init__(self, *, fast_ingest: bool, **kwargs: Any) -> None:
