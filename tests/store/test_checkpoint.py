@@ -106,8 +106,10 @@ async def test_the_log_stays_bounded_under_writes_that_never_pause(tmp_path: Pat
     written = 120 * 200
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == written
-    # One batch here is well under 100 pages; without the backstop the log would pass 2,000 pages.
-    assert largest <= (backstop + 100) * (PAGE_SIZE + 24)
+    # Without the backstop the log passes 5,000 pages here (22 MB). With it the log restarts near the
+    # backstop; a little past it when a writer's checkpoint finds the background one busy and the next
+    # commit has to try again (seen on a loaded CI machine: 1.3 MB).
+    assert largest <= 4 * backstop * (PAGE_SIZE + 24)
 
 
 async def test_other_databases_are_left_alone(tmp_path: Path, database_url: str | None) -> None:
