@@ -43,10 +43,9 @@ class ApiKeyLookup:
             return remembered[0]
         async with self._engine.connect() as conn:
             key = await accounts.api_key_by_hash(conn, key_hash)
+        self._live.pop(key_hash, None)  # stale, or re-inserted last: the dict stays in lookup order
         if key is None or key.revoked_at is not None:
-            self._live.pop(key_hash, None)
             return None
-        self._live.pop(key_hash, None)  # re-inserted last: the dict stays in lookup order
         if len(self._live) >= self._max_keys:
             del self._live[next(iter(self._live))]
         self._live[key_hash] = (key, now)

@@ -9,7 +9,7 @@ readers, and the syncs overlap with the next batches' work instead of stalling t
 
 A PASSIVE checkpoint cannot restart the log while writes keep arriving, so the writers' own checkpoint
 stays as the backstop, at WAL_BACKSTOP_PAGES: when it runs, the pages are mostly copied already and the
-log starts over from its beginning. The log file therefore stays under about that size whatever the load.
+log starts over from its beginning. The log file therefore stays near that size whatever the load.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ CHECKPOINT_INTERVAL = 0.25
 
 @dataclass(slots=True)
 class CheckpointStats:
-    """What the checkpointer did since start: runs, and WAL frames copied into the database file."""
+    """What the checkpointer did since start; `frames_copied` is SQLite's count after the last run (frames of
+    the current log already in the database file), not a sum: SQLite reports it that way."""
 
     runs: int = 0
     frames_copied: int = 0
@@ -84,7 +85,7 @@ class WalCheckpointer:
             busy, logged, copied = (int(column) for column in result.one())
         self.stats.runs += 1
         self.stats.busy += busy
-        self.stats.frames_copied += max(copied, 0)
+        self.stats.frames_copied = max(copied, 0)
         return busy, logged, copied
 
     async def _run(self) -> None:
