@@ -14,6 +14,7 @@ from haltless.core.readings import Reading
 from haltless.store import accounts, machines, readings
 from haltless.store.checkpoint import WAL_BACKSTOP_PAGES, WalCheckpointer
 from haltless.store.database import create_engine, migrate
+from tests.conftest import EVENT_TIMEOUT
 
 PAGE_SIZE = 4096
 
@@ -51,65 +52,122 @@ async def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> Non
     try:
         for n in range(5):
             await _write(engine, tenant_id, machine_id, n * 1000, 500)
-        for _ in range(200):
-            if checkpointer.stats.frames_copied > 0 and not checkpointer._dirty.is_set():
-                break
-            await asyncio.sleep(0.02)
-        assert checkpointer.stats.runs >= 1
-        assert checkpointer.stats.frames_copied > 0
+        await asyncio.wait_for(checkpointer.wait_caught_up(), EVENT_TIMEOUT)
         assert checkpointer.stats.failures == 0
+        # The run that caught up began after the last commit had landed: that commit's frames are in the
+        # database file, synced (a power loss now loses nothing).
+        assert checkpointer.stats.last_frames_copied == checkpointer.stats.last_frames_logged > 0
     finally:
         await checkpointer.stop()
         await engine.dispose()
     assert checkpointer._task is None
 
 
-async def test_idle_database_is_not_checkpointed_again_and_again(tmp_path: Path) -> None:
+async def test_a_checkpoint_runs_after_commits_only(tmp_path: Path) -> None:
+    # Reads never wake the task; each commit wakes it once (commits during a run share the next one).
     engine, tenant_id, machine_id = await _fleet(f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
-    checkpointer = WalCheckpointer(engine, interval=0.01)
+    checkpointer = WalCheckpointer(engine, interval=0)
     checkpointer.start()
     try:
         await _write(engine, tenant_id, machine_id, 0, 10)
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(checkpointer.wait_caught_up(), EVENT_TIMEOUT)
         runs = checkpointer.stats.runs
         assert runs >= 1
-        await asyncio.sleep(0.3)
-        assert checkpointer.stats.runs == runs  # no commit since, so no checkpoint
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM readings")).scalar_one() == 10
+        assert checkpointer.caught_up  # a read is no commit: nothing to do
+        await _write(engine, tenant_id, machine_id, 1000, 10)
+        await asyncio.wait_for(checkpointer.wait_caught_up(), EVENT_TIMEOUT)
+        assert checkpointer.stats.runs == runs + 1
     finally:
         await checkpointer.stop()
         await engine.dispose()
 
 
-async def test_the_log_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> None:
-    # A PASSIVE checkpoint cannot restart the log while writes keep arriving; the writers' backstop does.
-    # With a small backstop (set after the engine's own pragmas) the file must stay near it, not grow.
-    db = tmp_path / "haltless.db"
-    engine, tenant_id, machine_id = await _fleet(f"sqlite+aiosqlite:///{db}")
-    backstop = 200
+async def _engine_with_backstop(url: str, pages: int) -> Any:
+    """An engine whose writers checkpoint themselves past `pages` (0: never), set after the engine's own pragmas."""
+    engine = create_engine(url)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _small_backstop(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.cursor().execute(f"PRAGMA wal_autocheckpoint={backstop}")
+    def _backstop(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.cursor().execute(f"PRAGMA wal_autocheckpoint={pages}")
 
-    await engine.dispose()  # reconnect with the listener in place
-    checkpointer = WalCheckpointer(engine, interval=0.005)
-    checkpointer.start()
+    return engine
+
+
+def _wal_size(db: Path) -> int:
+    return os.path.getsize(f"{db}-wal")
+
+
+async def test_writers_own_checkpoint_bounds_the_log(tmp_path: Path) -> None:
+    # The backstop alone: a writer that finds the log past it checkpoints after its commit, and the next writer
+    # starts the log over. Without it the log passes 5,000 pages here (22 MB).
+    db = tmp_path / "haltless.db"
+    setup, tenant_id, machine_id = await _fleet(f"sqlite+aiosqlite:///{db}")
+    await setup.dispose()
+    backstop = 200
+    engine = await _engine_with_backstop(f"sqlite+aiosqlite:///{db}", backstop)
     largest = 0
     try:
         for n in range(120):
             await _write(engine, tenant_id, machine_id, n * 1000, 200)
-            largest = max(largest, os.path.getsize(f"{db}-wal"))
-        assert checkpointer.stats.frames_copied > 0
+            largest = max(largest, _wal_size(db))
+    finally:
+        await engine.dispose()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 120 * 200
+    # The log restarts at the first commit past the backstop: it never holds more than the backstop and a batch.
+    assert largest <= 2 * backstop * (PAGE_SIZE + 24)
+
+
+async def test_the_background_checkpoint_alone_keeps_the_log_short(tmp_path: Path) -> None:
+    # Writers never checkpoint here; after each commit the background run copies the whole log, so the next
+    # writer starts it over and the file never holds much more than one batch.
+    db = tmp_path / "haltless.db"
+    setup, tenant_id, machine_id = await _fleet(f"sqlite+aiosqlite:///{db}")
+    await setup.dispose()
+    engine = await _engine_with_backstop(f"sqlite+aiosqlite:///{db}", 0)
+    checkpointer = WalCheckpointer(engine, interval=0)
+    checkpointer.start()
+    try:
+        await _write(engine, tenant_id, machine_id, 0, 200)
+        one_batch = _wal_size(db)
+        for n in range(1, 60):
+            await asyncio.wait_for(checkpointer.wait_caught_up(), EVENT_TIMEOUT)
+            await _write(engine, tenant_id, machine_id, n * 1000, 200)
+        # Later batches touch more index pages than the first (about 3x here); without the task the log would
+        # hold all 60 batches.
+        assert _wal_size(db) <= 6 * one_batch
+        assert checkpointer.stats.failures == 0
     finally:
         await checkpointer.stop()
         await engine.dispose()
-    written = 120 * 200
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == written
-    # Without the backstop the log passes 5,000 pages here (22 MB). With it the log restarts near the
-    # backstop; a little past it when a writer's checkpoint finds the background one busy and the next
-    # commit has to try again (seen on a loaded CI machine: 1.3 MB).
-    assert largest <= 4 * backstop * (PAGE_SIZE + 24)
+
+
+async def test_a_log_past_the_restart_size_gets_a_restart_checkpoint(tmp_path: Path) -> None:
+    db = tmp_path / "haltless.db"
+    setup, tenant_id, machine_id = await _fleet(f"sqlite+aiosqlite:///{db}")
+    await setup.dispose()
+    engine = await _engine_with_backstop(f"sqlite+aiosqlite:///{db}", 0)
+    checkpointer = WalCheckpointer(engine, restart_pages=50)  # never started: driven by hand
+    try:
+        for n in range(10):
+            await _write(engine, tenant_id, machine_id, n * 1000, 200)
+        _, logged, _ = await checkpointer.checkpoint()
+        assert logged >= 50
+        assert checkpointer.stats.restarts == 0  # the first one is PASSIVE: it did not know the log's length yet
+        busy, logged_again, copied = await checkpointer.checkpoint()
+        assert (busy, copied) == (0, logged_again)
+        assert checkpointer.stats.restarts == 1
+        await _write(engine, tenant_id, machine_id, 99_000, 200)
+        _, logged_after, _ = await checkpointer.checkpoint()
+        assert logged_after < 50  # the log started over
+        assert checkpointer.stats.restarts == 1
+        async with engine.connect() as conn:
+            # The connection's busy timeout is back to the engine's own after the restart.
+            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one() == 30000
+    finally:
+        await engine.dispose()
 
 
 async def test_other_databases_are_left_alone(tmp_path: Path, database_url: str | None) -> None:
