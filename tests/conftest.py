@@ -23,10 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from haltless.admin import create_tenant
 from haltless.server.app import create_app
 from haltless.server.fastws import DashboardWSProtocol
+from haltless.server.state import AppState
 from haltless.settings import Settings
 from haltless.store.database import create_engine, migrate
 
 PASSWORD = "correct-horse-battery"
+# How long a test waits for something that must happen (an event, a close, a server coming up). Generous on
+# purpose: a test waits for the event itself, so this only bounds a failure, and a loaded CI machine is slow.
+EVENT_TIMEOUT = 30.0
 
 _T = TypeVar("_T")
 
@@ -153,6 +157,13 @@ class RunningServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/api/v1/ws/dashboard"
 
+    @property
+    def state(self) -> AppState:
+        """What the running app's lifespan owns (engine, hub, checkpointer…), for tests that look inside."""
+        app: Any = self.server.config.app
+        state: AppState = app.state.haltless
+        return state
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
@@ -173,7 +184,7 @@ def start_server(settings: Settings, port: int | None = None) -> RunningServer:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(400):
+    for _ in range(int(2 * EVENT_TIMEOUT / 0.025)):
         if server.started:
             break
         if not thread.is_alive():
@@ -297,8 +308,19 @@ async def tenant(tenant_factory: Callable[..., Any]) -> Tenant:
     return created
 
 
+async def wait_until(condition: Callable[[], object], what: str, timeout: float = EVENT_TIMEOUT) -> None:
+    """Poll `condition` until it holds: for state that changes in another thread or process, with no event
+    to await. Fails naming `what` after `timeout`, which only bounds a failure (see EVENT_TIMEOUT)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"waited {timeout} s for {what}") from None
+
+
 async def next_event(
-    ws: Any, skip_heartbeats: bool = True, timeout: float = 5.0, only: str | None = None
+    ws: Any, skip_heartbeats: bool = True, timeout: float = EVENT_TIMEOUT, only: str | None = None
 ) -> dict[str, Any]:
     """The next JSON message of a websockets client connection (of type `only`, when given)."""
     import orjson

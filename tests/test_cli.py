@@ -33,7 +33,7 @@ def _create_acme(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*HALTLESS, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def _wait_http(url: str, process: subprocess.Popen[str], seconds: float = 20) -> None:
+def _wait_http(url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

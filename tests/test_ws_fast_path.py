@@ -14,7 +14,7 @@ from websockets.protocol import Protocol, Side, State
 
 import tests.conftest as conftest
 from haltless.server.frames import text_frames
-from tests.conftest import Tenant, next_event
+from tests.conftest import EVENT_TIMEOUT, Tenant, next_event
 
 
 def _parse_all(data: bytes) -> list[Frame]:
@@ -36,7 +36,7 @@ async def _stream_one_event(running: Any, tenant: Tenant) -> None:
     machine_id = await tenant.add_machine()
     async with connect(running.ws_url) as ws:
         await ws.send(tenant.access_token)
-        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "heartbeat"
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
         # Whatever a client sends after its token is ignored, and the stream carries on.
         await ws.send("hello")
         await ws.send(b"\x00" * 10)
@@ -64,13 +64,13 @@ async def test_hub_shutdown_closes_1001(server_factory: Any, tenant_factory: Any
     tenant: Tenant = await tenant_factory(running)
     async with connect(running.ws_url) as ws:
         await ws.send(tenant.access_token)
-        await asyncio.wait_for(ws.recv(), 5)
+        await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT)
         # What the lifespan does at shutdown, run on the server's own loop (it lives in another thread).
-        state = running.server.config.app.state.haltless
+        state = running.state
         loop = running.server.servers[0].get_loop()
         loop.call_soon_threadsafe(state.hub.close_all)
         with pytest.raises(websockets.ConnectionClosed):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(EVENT_TIMEOUT):
                 while True:
                     await ws.recv()
         assert ws.close_code == 1001

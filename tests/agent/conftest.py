@@ -97,7 +97,7 @@ def buffered_count(buffer_path: Path) -> int:
             raise
 
 
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
     """Poll with a deadline where there is no event to await (another process, another database)."""
     deadline = time.monotonic() + seconds
     while not condition():

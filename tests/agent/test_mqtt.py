@@ -18,7 +18,7 @@ from tests.agent.conftest import create_api_key, stored_readings, write_config
 from tests.conftest import RunningServer, Tenant, next_event, start_server
 
 
-async def _wait_for(condition: object, what: str, seconds: float = 20.0) -> None:
+async def _wait_for(condition: object, what: str, seconds: float = 60.0) -> None:
     """Poll a condition that has no event to await (another thread's database) with a deadline."""
     assert callable(condition)
     deadline = time.monotonic() + seconds

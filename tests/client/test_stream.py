@@ -25,7 +25,7 @@ from haltless.client import (
     StreamStatus,
 )
 from tests.client.helpers import StreamRecorder, wait_until_expired
-from tests.conftest import PASSWORD, RunningServer, Tenant, free_port, start_server
+from tests.conftest import EVENT_TIMEOUT, PASSWORD, RunningServer, Tenant, free_port, start_server
 
 FAST = Backoff(initial=0.1, maximum=0.4, jitter=0)
 
@@ -103,7 +103,7 @@ async def test_access_token_expiring_mid_stream_is_refreshed_unnoticed(
             await wait_until_expired(first_token)
             await restart(running, restarts)
             # The reconnect meets 4001 (expired), refreshes and comes back; the caller only sees data.
-            await asyncio.wait_for(connected.wait(), 15)
+            await asyncio.wait_for(connected.wait(), EVENT_TIMEOUT)
             await client.ingest([Reading(machine_id, "temperature", 2.0)])
             await recorder.next_matching(is_update(2.0))
         finally:

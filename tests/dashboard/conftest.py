@@ -91,7 +91,7 @@ class Demo:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"demo exited with {self.process.returncode}: {self.log_path.read_text()}")
@@ -104,7 +104,7 @@ class Demo:
         else:
             raise AssertionError("demo did not come up")
         # The simulator creates the tenant and fleet right after the server starts; wait until all report.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             login = httpx.post(
                 f"{self.base_url}/api/v1/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD}

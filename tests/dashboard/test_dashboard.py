@@ -293,7 +293,7 @@ def test_a_refused_token_is_refreshed_and_the_socket_comes_back(
     )
     # The next connect sends a token the server refuses (4001): the page refreshes it and connects again.
     page.evaluate(FORCE_RECONNECT_WITH, {"access": "not-a-token", "refresh": None})
-    deadline = time.monotonic() + 10  # (wait_for_function would need eval, which the page's CSP forbids)
+    deadline = time.monotonic() + 60  # (wait_for_function would need eval, which the page's CSP forbids)
     while page.evaluate("window.__haltless.live.stats.refused") == before["refused"] and time.monotonic() < deadline:
         time.sleep(0.05)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=10_000)

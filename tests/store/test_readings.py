@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from haltless.core.readings import Reading
 from haltless.store import readings
 from haltless.store.tables import readings as readings_table
-from tests.conftest import RunningServer, Tenant
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant
 from tests.store.conftest import Fleet
 
 
@@ -92,6 +92,11 @@ async def test_duplicate_reading_id_raises_integrity_error(fleet: Fleet) -> None
         assert (await conn.execute(select(readings_table.c.reading_id))).scalars().all() == ["a"]
 
 
+_WAITING_ON_A_LOCK = (
+    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
 async def test_racing_insert_of_the_same_reading_id_fails_once_the_first_commits(fleet: Fleet) -> None:
     """Two transactions insert one reading id: the second waits for the first, then gets IntegrityError."""
     first_inserted = asyncio.Event()
@@ -115,9 +120,15 @@ async def test_racing_insert_of_the_same_reading_id_fails_once_the_first_commits
     first_task = asyncio.create_task(first())
     second_task = asyncio.create_task(second())
     await first_inserted.wait()
-    # The second insert is now blocked on the first transaction (its row lock, or SQLite's write lock).
-    await asyncio.sleep(0.2)
-    assert not second_task.done()
+    if fleet.engine.dialect.name == "postgresql":
+        # Wait until the second insert is seen queued behind the first transaction's lock (PostgreSQL says so;
+        # SQLite's busy wait is invisible, and its single writer makes the order certain anyway).
+        async with fleet.engine.connect() as conn:
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                while not (await conn.execute(text(_WAITING_ON_A_LOCK))).scalar_one():
+                    await conn.rollback()
+                    await asyncio.sleep(0.02)
+        assert not second_task.done()
     release_first.set()
     await first_task
     with pytest.raises(IntegrityError):
