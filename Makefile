@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-typecheck: $(STAMP)
+typecheck: $(STAMP)  ## mypy --strict on src, tests and bench (pyproject.toml [tool.mypy] files)
 	$(BIN)/mypy
 
 check: lint typecheck test

@@ -193,7 +193,7 @@ def test_export_allows_more_buckets_than_a_json_answer() -> None:
         cursor=None,
         now_us=NOW,
         export=True,
-        **window,  # type: ignore[arg-type]
+        **window,
     )
 
 

@@ -100,7 +100,7 @@ _ANY_FIELD = {
 @st.composite
 def _item(draw: st.DrawFn) -> object:
     """A valid item with (mostly) one field changed to anything, or dropped; now and then not an object."""
-    item: dict[str, object] = draw(_valid_item)
+    item: dict[str, object] = dict(draw(_valid_item))
     kind = draw(st.integers(0, 9))
     if kind == 0:
         return draw(st.one_of(st.integers(), st.lists(st.integers(), max_size=2), st.text(max_size=3)))

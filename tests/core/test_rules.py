@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import operator
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,11 +60,11 @@ def reference(rule: Rule, readings: list[tuple[float, int]]) -> list[tuple[str, 
     """Stated the other way round: an alert opens at a breaching reading whose unbroken run of breaching
     readings (scanning backwards) spans at least for_seconds; it clears at the first reading past the
     threshold by the hysteresis."""
-    compare = {
-        Condition.GT: lambda v, t: v > t,
-        Condition.GE: lambda v, t: v >= t,
-        Condition.LT: lambda v, t: v < t,
-        Condition.LE: lambda v, t: v <= t,
+    compare: Callable[[float, float], bool] = {
+        Condition.GT: operator.gt,
+        Condition.GE: operator.ge,
+        Condition.LT: operator.lt,
+        Condition.LE: operator.le,
     }[rule.condition]
     towards_safe = -rule.hysteresis if rule.condition in (Condition.GT, Condition.GE) else rule.hysteresis
     out: list[tuple[str, int]] = []
