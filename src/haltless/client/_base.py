@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
+from haltless import __version__
 from haltless.client._exceptions import APIError, AuthenticationError, ConnectError, SessionExpired, api_error
 from haltless.client._models import Reading
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 
 API_PREFIX = "/api/v1"
 DASHBOARD_PATH = "/api/v1/ws/dashboard"
-USER_AGENT = "haltless-client/0.1"
+USER_AGENT = f"haltless-client/{__version__}"
 # The server's documented per-request limits (10,000 readings, 8 MiB); we stay a little under the byte limit.
 MAX_READINGS_PER_REQUEST = 10_000
 MAX_INGEST_BODY_BYTES = 8 * 1024 * 1024 - 64 * 1024
