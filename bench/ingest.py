@@ -134,7 +134,8 @@ def measure_ours(data_dir: Path, database_url: str | None = None) -> tuple[dict[
         server.stop()
 
 
-def _baseline(measure: Callable[[], _T]) -> _T:
+def on_server_cpu_run(measure: Callable[[], _T]) -> _T:
+    """A baseline measured on the server's CPU."""
     with on_server_cpu():
         return measure()
 
@@ -156,7 +157,7 @@ def run() -> str:
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="haltless-bench-ingest-") as tmp:
         ours, body = measure_ours(Path(tmp) / "ours")
-        raw = _baseline(lambda: raw_rate(Path(tmp) / "raw.db", [body]))
+        raw = on_server_cpu_run(lambda: raw_rate(Path(tmp) / "raw.db", [body]))
         rows.append(_row("M4 ingest, SQLite: POST → validate → store → rules → broadcast", ours, raw, "executemany"))
     reason = postgres.unreachable()
     if reason is not None:
@@ -166,7 +167,7 @@ def run() -> str:
             with postgres.throwaway_database() as database:
                 ours, body = measure_ours(Path(tmp) / "ours", postgres.sqlalchemy_url(database))
             with postgres.throwaway_database() as database:
-                raw = _baseline(lambda: copy_rate(database, [body]))
+                raw = on_server_cpu_run(lambda: copy_rate(database, [body]))
         rows.append(_row("M4 ingest, PostgreSQL: the same path, COPY inside", ours, raw, "asyncpg COPY"))
     return "\n".join(
         [
