@@ -37,9 +37,15 @@ def _version_of(binary: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "npm warn" not in line]
-    return lines[-1] if lines else "no output"
+def _npm_reason(output: str) -> str:
+    """npm's error code and first message line (it prints usage and a log path after them), else the last line."""
+    errors = [line.removeprefix("npm error").strip() for line in output.splitlines() if line.startswith("npm error")]
+    code = next((line.removeprefix("code ").strip() for line in errors if line.startswith("code ")), "")
+    message = next((line for line in errors if line and not line.startswith("code ")), "")
+    if message:
+        return f"{code}: {message}"[:200] if code else message[:200]
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("npm warn")]
+    return lines[-1][:200] if lines else "no output"
 
 
 @functools.cache
@@ -62,7 +68,7 @@ def ensure_bun() -> Path | str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"npm ci failed ({type(exc).__name__})"
     if done.returncode != 0:
-        return f"npm ci failed: {_last_line(done.stderr or done.stdout)}"
+        return f"npm ci failed: {_npm_reason(done.stderr + done.stdout)}"
     if _version_of(BINARY) != wanted:
         # npm versions that hold back install scripts leave the package's own postinstall undone; it only
         # links the platform package's binary (shipped inside the registry package) into place.
