@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint format typecheck check bench clean
+.PHONY: install demo run test lint format typecheck check bench bench-growth bench-large clean
 
 install: $(STAMP)
 
@@ -36,8 +36,14 @@ typecheck: $(STAMP)  ## mypy --strict on src, tests and bench (pyproject.toml [t
 
 check: lint typecheck test
 
-bench: $(STAMP)
+bench: $(STAMP)  ## every benchmark but `large` (under 10 minutes on 2 cores); Bun comes from npm when it is there
 	$(BIN)/python -m bench
+
+bench-growth: $(STAMP)  ## the cost-growth table alone (also part of `make bench`)
+	$(BIN)/python -m bench growth
+
+bench-large: $(STAMP)  ## history, start-up and RSS at 1M and 10M stored readings (about a minute, 2.6 GB of temp disk)
+	$(BIN)/python -m bench large
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,9 @@ M3_DURATION = 12.0
 M3_PAIRS = 2
 SERVER_CPU = 0
 CLIENT_CPU = 1
+# M1's shapes: (label, tenants, sockets per tenant).
+M1_LAYOUTS = (("1 × 1,000", 1, 1000), ("50 × 20", 50, 20))
+M2_SOCKETS = 5000
 
 
 def free_port() -> int:
@@ -140,10 +143,9 @@ def reading_body(machine_ids: list[str], batch: int) -> str:
     return orjson.dumps({"readings": readings}).decode()
 
 
-async def _create_tenants(data_dir: Path, secret: str, count: int) -> list[tuple[str, str]]:
+async def _create_tenants(database_url: str, secret: str, count: int) -> list[tuple[str, str]]:
     """Tenants and admins written straight to a migrated database; returns (tenant_id, access token)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite+aiosqlite:///{(data_dir / 'haltless.db').resolve()}")
+    engine = create_engine(database_url)
     await migrate(engine)
     password_hash = hash_password(secrets.token_hex(8))  # one hash for all: hashing is slow on purpose
     made = []
@@ -152,24 +154,35 @@ async def _create_tenants(data_dir: Path, secret: str, count: int) -> list[tuple
             tenant_id, user_id = await accounts.create_tenant(
                 conn, name=f"bench {i}", email=f"admin{i}@bench.local", password_hash=password_hash, now=0
             )
-            token, _ = tokens.issue(
-                secret,
-                token_type="access",
-                subject=user_id,
-                tenant_id=tenant_id,
-                now=int(time.time()),
-                ttl=3600,
-                role=Role.ADMIN,
-            )
-            made.append((tenant_id, token))
+            made.append((tenant_id, access_token(secret, tenant_id, user_id)))
     await engine.dispose()
     return made
 
 
-def start_ours(data_dir: Path, tenants: int, batch: int = BATCH) -> Server:
-    """Our server with `tenants` tenants, each with machines and three alert rules that stay quiet."""
-    secret = secrets.token_hex(32)
-    made = asyncio.run(_create_tenants(data_dir, secret, tenants))
+def access_token(secret: str, tenant_id: str, user_id: str) -> str:
+    """An admin's access token for an hour."""
+    token, _ = tokens.issue(
+        secret,
+        token_type="access",
+        subject=user_id,
+        tenant_id=tenant_id,
+        now=int(time.time()),
+        ttl=3600,
+        role=Role.ADMIN,
+    )
+    return token
+
+
+def sqlite_url(data_dir: Path) -> str:
+    """The URL of the SQLite file our server uses in `data_dir` (its default)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{(data_dir / 'haltless.db').resolve()}"
+
+
+def launch_ours(
+    data_dir: Path, secret: str, *, database_url: str | None = None, batch: int = BATCH, deadline: float = 60.0
+) -> Server:
+    """Start our server on an existing database and wait until /api/v1/health answers."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.serve_ours"], stdin=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL
@@ -177,11 +190,40 @@ def start_ours(data_dir: Path, tenants: int, batch: int = BATCH) -> Server:
     assert process.stdin is not None
     # HALTLESS_BENCH_WS=websockets-sansio measures the ASGI-send path (the "before" column of docs/benchmarks.md).
     ws = os.environ.get("HALTLESS_BENCH_WS")
-    job = {"data_dir": str(data_dir), "jwt_secret": secret, "port": port, "ws": ws}
+    job = {"data_dir": str(data_dir), "jwt_secret": secret, "port": port, "ws": ws, "database_url": database_url}
     process.stdin.write(json.dumps(job) + "\n")
     process.stdin.flush()
     pin(process.pid, SERVER_CPU)
     server = Server("ours", process, port, port, batch=batch)
+    try:
+        wait_healthy(server, deadline)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def wait_healthy(server: Server, deadline: float) -> None:
+    """Poll /api/v1/health until it answers 200 (or the process dies, or the deadline passes)."""
+    give_up = time.perf_counter() + deadline
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=5) as http:
+        while time.perf_counter() < give_up:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"our server exited with {server.process.returncode} while starting")
+            try:
+                if http.get("/api/v1/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+    raise RuntimeError(f"our server did not answer /api/v1/health within {deadline:.0f} s")
+
+
+def start_ours(data_dir: Path, tenants: int, batch: int = BATCH, database_url: str | None = None) -> Server:
+    """Our server with `tenants` tenants, each with machines and three alert rules that stay quiet."""
+    secret = secrets.token_hex(32)
+    made = asyncio.run(_create_tenants(database_url or sqlite_url(data_dir), secret, tenants))
+    server = launch_ours(data_dir, secret, database_url=database_url, batch=batch)
     try:
         _populate(server, made)
     except BaseException:
@@ -191,18 +233,9 @@ def start_ours(data_dir: Path, tenants: int, batch: int = BATCH) -> Server:
 
 
 def _populate(server: Server, made: list[tuple[str, str]]) -> None:
-    """Wait for the server, then give each tenant machines and rules through the API, as users would."""
+    """Give each tenant machines and rules through the API, as users would."""
     batch = server.batch
     with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30) as http:
-        for _ in range(300):
-            try:
-                if http.get("/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("our server did not start")
         for _tenant_id, token in made:
             auth = {"Authorization": f"Bearer {token}"}
             machine_ids = []
@@ -325,20 +358,31 @@ def drive(
     return result
 
 
-def idle_memory(server: Server, sockets: int) -> float:
-    """RSS growth of the server per authenticated idle socket, in bytes."""
-    warm = _idle_sockets(server, 200)
+@dataclass(frozen=True)
+class IdleMemory:
+    """What M2 measured on one server."""
+
+    per_socket: float  # RSS growth per authenticated idle socket, bytes
+    before: int  # RSS before the sockets, bytes
+    client_cpu: float  # the load generator's CPU share while it opened them
+    connect_s: float  # how long opening them took
+
+
+def idle_memory(server: Server, sockets: int) -> IdleMemory:
+    """RSS growth of the server per authenticated idle socket."""
+    warm, _ = _idle_sockets(server, 200)
     _release(warm)
     time.sleep(1.0)
     before = server.stats()[1]
-    held = _idle_sockets(server, sockets)
+    held, connected = _idle_sockets(server, sockets)
     time.sleep(1.0)
     after = server.stats()[1]
     _release(held)
-    return (after - before) / sockets
+    seconds = connected["seconds"]
+    return IdleMemory((after - before) / sockets, before, connected["cpu"] / max(seconds, 1e-9), seconds)
 
 
-def _idle_sockets(server: Server, count: int) -> subprocess.Popen[str]:
+def _idle_sockets(server: Server, count: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     job = {
         "mode": "idle",
         "ws_port": server.ws_port,
@@ -356,10 +400,14 @@ def _idle_sockets(server: Server, count: int) -> subprocess.Popen[str]:
     assert process.stdout is not None
     process.stdin.write(json.dumps(job) + "\n")
     process.stdin.flush()
+    pin(process.pid, CLIENT_CPU)
     line = process.stdout.readline()
     if "connected" not in line:
+        process.kill()
+        process.wait()
         raise RuntimeError(f"idle sockets failed against {server.name}")
-    return process
+    connected: dict[str, Any] = json.loads(line)
+    return process, connected
 
 
 def _release(process: subprocess.Popen[str]) -> None:
@@ -378,44 +426,73 @@ def verdict(ratio: float, target: float, higher_is_better: bool) -> str:
     return "✅" if ok else "❌"
 
 
+def shares(results: list[dict[str, Any]], key: str) -> str:
+    """`53% / 99% / 71%`: one share per server, in the table's column order."""
+    return " / ".join(f"{result[key]:.0%}" for result in results)
+
+
+def ratio_cell(mine: float, theirs: float | None) -> str:
+    return f"{mine / theirs:.2f}" if theirs else "—"
+
+
+def target_cell(mine: float, theirs: float | None, target: float, higher_is_better: bool) -> str:
+    if not theirs:
+        return "—"
+    sign = "≥" if higher_is_better else "≤"
+    return f"{sign} {target:g} {verdict(mine / theirs, target, higher_is_better)}"
+
+
 def run() -> str:
-    """M1, M2, M3 and M5; returns the markdown table."""
+    """M1 (ours, B, Bun), M2 (ours, B, Bun), M3 and M5; returns the markdown table."""
+    from bench import bun_anchor  # it builds on this module's servers
+
     load_before = os.getloadavg()
     rows: list[str] = []
     notes: list[str] = []
+    bun = bun_anchor.ensure_bun()
+    bun_note = f"Bun {bun_anchor.pinned_version()}" if isinstance(bun, Path) else f"Bun: skipped: {bun}"
     with tempfile.TemporaryDirectory(prefix="haltless-bench-fanout-") as tmp:
         # M1 and M3 on one server of each kind; M3 compares two runs of its own, back to back.
-        ours = start_ours(Path(tmp) / "m1", tenants=50)
-        b = start_baseline(tenants=50)
+        servers = [start_ours(Path(tmp) / "m1", tenants=50)]
         try:
+            servers.append(start_baseline(tenants=50))
+            if isinstance(bun, Path):
+                servers.append(bun_anchor.start_bun(bun, tenants=50))
             results: dict[tuple[str, str], dict[str, Any]] = {}
-            for layout, groups, per in (("1 × 1,000", 1, 1000), ("50 × 20", 50, 20)):
-                for server in (ours, b):
+            for layout, groups, per in M1_LAYOUTS:
+                for server in servers:
                     whole = server.groups
                     server.groups = whole[:groups]
                     try:
                         results[(server.name, layout)] = drive(server, per)
                     finally:
                         server.groups = whole
+            for server in servers[1:]:
+                server.stop()
             # M3 runs longer: a stalled socket first fills the kernel's send buffer (tcp_wmem, up to 4 MiB here)
             # before its own 1 MiB budget, so the 4008 cut-offs fall inside the measured window.
+            ours = servers[0]
             ours.groups = ours.groups[:1]
             m3_pairs = [
                 (drive(ours, 1000, duration=M3_DURATION), drive(ours, 1000, stall_every=10, duration=M3_DURATION))
                 for _ in range(M3_PAIRS)
             ]
         finally:
-            ours.stop()
-            b.stop()
-        for layout in ("1 × 1,000", "50 × 20"):
+            for server in servers:
+                server.stop()
+        for layout, _groups, _per in M1_LAYOUTS:
             mine, theirs = results[("ours", layout)], results[("B", layout)]
-            ratio = mine["delivered_per_s"] / theirs["delivered_per_s"]
+            anchor = results.get(("Bun", layout))
+            rate, rate_b = mine["delivered_per_s"], theirs["delivered_per_s"]
+            rate_bun = anchor["delivered_per_s"] if anchor else None
+            measured = [mine, theirs, *([anchor] if anchor else [])]
+            bun_cell = fmt_rate(rate_bun) if rate_bun else "—"
             rows.append(
-                f"| M1 fan-out {layout} (tenants × sockets), delivered msg/s | {fmt_rate(mine['delivered_per_s'])} "
-                f"| {fmt_rate(theirs['delivered_per_s'])} | {ratio:.2f} | ≥ 1.0 {verdict(ratio, 1.0, True)} "
-                f"| server CPU {mine['server_cpu']:.0%} / {theirs['server_cpu']:.0%} "
-                f"(waited for a CPU {mine['server_wait']:.0%} / {theirs['server_wait']:.0%}), "
-                f"client {mine['client_cpu']:.0%} / {theirs['client_cpu']:.0%} |"
+                f"| M1 fan-out {layout} (tenants × sockets), delivered msg/s | {fmt_rate(rate)} | {fmt_rate(rate_b)} "
+                f"| {bun_cell} | {ratio_cell(rate, rate_b)} | {ratio_cell(rate, rate_bun)} "
+                f"| B {target_cell(rate, rate_b, 1.0, True)}; Bun {target_cell(rate, rate_bun, 1.0, True)} "
+                f"| server CPU {shares(measured, 'server_cpu')} (waited for a CPU {shares(measured, 'server_wait')}), "
+                f"client CPU {shares(measured, 'client_cpu')} |"
             )
         none_rate = sum(plain["per_socket_per_s"] for plain, _ in m3_pairs) / M3_PAIRS
         stalled_rate = sum(stalled["per_socket_per_s"] for _, stalled in m3_pairs) / M3_PAIRS
@@ -429,8 +506,7 @@ def run() -> str:
         clients = "/".join(f"{p['client_cpu']:.0%}/{s['client_cpu']:.0%}" for p, s in m3_pairs)
         rows.append(
             f"| M3 slow clients: msg/s per healthy socket, 10% stalled (ours) vs none (ours) "
-            f"| {stalled_rate:,.0f} | {none_rate:,.0f} "
-            f"| {healthy:.2f} | ≥ 0.95 {verdict(healthy, 0.95, True)} "
+            f"| {stalled_rate:,.0f} | {none_rate:,.0f} | | {healthy:.2f} | | ≥ 0.95 {verdict(healthy, 0.95, True)} "
             f"| mean of {M3_PAIRS} alternating pairs ({per_pair}); {cut}/{stalled_sockets} stalled cut off (4008), "
             f"{lost} healthy lost; peak RSS {peak_with / 2**20:.0f} MiB (without: {peak_without / 2**20:.0f} MiB); "
             f"{M3_DURATION:.0f} s measured each; client CPU {clients} |"
@@ -441,47 +517,60 @@ def run() -> str:
         batch = max(1, round(per_socket / 10))
         rate = per_socket / batch
         ours = start_ours(Path(tmp) / "m5", tenants=1, batch=batch)
-        relay = start_baseline(tenants=1, batch=batch)
         try:
-            lat_ours = drive(ours, 1000, mode="rate", rate=rate)
-            lat_relay = drive(relay, 1000, mode="rate", rate=rate)
+            relay = start_baseline(tenants=1, batch=batch)
+            try:
+                lat_ours = drive(ours, 1000, mode="rate", rate=rate)
+                lat_relay = drive(relay, 1000, mode="rate", rate=rate)
+            finally:
+                relay.stop()
         finally:
             ours.stop()
-            relay.stop()
         for q in ("p50", "p99"):
             ratio = lat_ours[f"{q}_ms"] / lat_relay[f"{q}_ms"]
             target = "≤ 1.5 " + verdict(ratio, 1.5, False) if q == "p99" else "(report)"
             rows.append(
                 f"| M5 latency {q}: POST sent → last of 1,000 sockets, ms | {lat_ours[f'{q}_ms']:.1f} "
-                f"| {lat_relay[f'{q}_ms']:.1f} | {ratio:.2f} | {target} "
-                f"| {rate:.0f} req/s × {batch} readings; {lat_ours['samples']} / {lat_relay['samples']} batches |"
+                f"| {lat_relay[f'{q}_ms']:.1f} | | {ratio:.2f} | | {target} "
+                f"| {rate:.0f} req/s × {batch} readings; {lat_ours['samples']} / {lat_relay['samples']} batches; "
+                f"client CPU {lat_ours['client_cpu']:.0%} / {lat_relay['client_cpu']:.0%} |"
             )
 
         # M2 on fresh servers, so memory freed by earlier cases cannot hide the growth.
-        ours = start_ours(Path(tmp) / "m2", tenants=1)
-        try:
-            per_ours = idle_memory(ours, 5000)
-        finally:
-            ours.stop()
-        b = start_baseline(tenants=1)
-        try:
-            per_b = idle_memory(b, 5000)
-        finally:
-            b.stop()
-        ratio = per_ours / per_b
+        idle: dict[str, IdleMemory] = {}
+        starters: list[tuple[str, Callable[[], Server]]] = [
+            ("ours", lambda: start_ours(Path(tmp) / "m2", tenants=1)),
+            ("B", lambda: start_baseline(tenants=1)),
+        ]
+        if isinstance(bun, Path):
+            starters.append(("Bun", lambda: bun_anchor.start_bun(bun, tenants=1)))
+        for name, start in starters:
+            server = start()
+            try:
+                idle[name] = idle_memory(server, M2_SOCKETS)
+            finally:
+                server.stop()
+        per_ours, per_b = idle["ours"].per_socket, idle["B"].per_socket
+        per_bun = idle["Bun"].per_socket if "Bun" in idle else None
+        measured_idle = list(idle.values())
         rows.append(
-            f"| M2 memory: RSS growth per authenticated idle socket at 5,000, KiB | {per_ours / 1024:.1f} "
-            f"| {per_b / 1024:.1f} | {ratio:.2f} | ≤ 1.3 {verdict(ratio, 1.3, False)} | |"
+            f"| M2 memory: RSS growth per authenticated idle socket at {M2_SOCKETS:,}, KiB | {per_ours / 1024:.1f} "
+            f"| {per_b / 1024:.1f} | {f'{per_bun / 1024:.1f}' if per_bun else '—'} "
+            f"| {ratio_cell(per_ours, per_b)} | {ratio_cell(per_ours, per_bun)} "
+            f"| B {target_cell(per_ours, per_b, 1.3, False)}; Bun {target_cell(per_ours, per_bun, 2.0, False)} "
+            f"| RSS before {' / '.join(f'{m.before / 2**20:.0f}' for m in measured_idle)} MiB; "
+            f"client CPU while connecting {' / '.join(f'{m.client_cpu:.0%}' for m in measured_idle)} "
+            f"({' / '.join(f'{m.connect_s:.1f}' for m in measured_idle)} s) |"
         )
     load_after = os.getloadavg()
     notes.append(
         f"Load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs; "
         f"server pinned to CPU {SERVER_CPU}, load generator to CPU {CLIENT_CPU}. {WARMUP:.0f} s warm-up, "
-        f"{DURATION:.0f} s measured per saturation run; {BATCH}-reading POST batches, window {WINDOW}."
+        f"{DURATION:.0f} s measured per saturation run; {BATCH}-reading POST batches, window {WINDOW}. {bun_note}."
     )
     header = [
-        "| case | ours | B | ours ÷ B | target | notes (ours / B) |",
-        "|---|---:|---:|---:|---|---|",
+        "| case | ours | B | Bun | ours ÷ B | ours ÷ Bun | target | notes (ours / B / Bun) |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     return "\n".join([*notes, "", *header, *rows])
 

@@ -195,13 +195,20 @@ async def open_sockets(job: dict[str, Any], groups: list[Group]) -> list[Dashboa
 async def post_batches(
     job: dict[str, Any], group: Group, spec: dict[str, Any], stop: asyncio.Event, interval: float | None
 ) -> None:
-    """POST the group's batch again and again: within a window of undelivered batches, or at a fixed rate."""
+    """POST the group's batch (or its bodies in turn) again and again: within a window of undelivered batches,
+    or at a fixed rate."""
     reader, writer = await asyncio.open_connection("127.0.0.1", job["http_port"])
-    body = spec["body"].encode()
-    request = (
-        f"POST {job['post_path']} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {spec['post_token']}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    requests = []
+    for text in spec.get("bodies") or [spec["body"]]:
+        body = text.encode()
+        requests.append(
+            (
+                f"POST {job['post_path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {spec['post_token']}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
     window = job.get("window", 4)
     next_at = time.perf_counter()
     while not stop.is_set():
@@ -217,8 +224,8 @@ async def post_batches(
             if stop.is_set():
                 break
         group.sent_at.append(time.perf_counter())
+        writer.write(requests[group.posted % len(requests)])
         group.posted += 1
-        writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith((b"HTTP/1.1 202", b"HTTP/1.1 200")):
             raise RuntimeError(f"ingest refused: {head[:200]!r}")
@@ -232,9 +239,9 @@ async def post_batches(
 
 async def run(job: dict[str, Any]) -> None:
     groups = [Group(batch=spec["batch"]) for spec in job["groups"]]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     clients = await open_sockets(job, groups)
-    emit("connected", sockets=len(clients), seconds=time.perf_counter() - started)
+    emit("connected", sockets=len(clients), seconds=time.perf_counter() - started, cpu=cpu_seconds() - cpu_started)
     if job["mode"] == "idle":
         # The orchestrator measures the server's memory now; it tells us to leave with one line.
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -1,6 +1,7 @@
 """Our server for the bench, in its own process, configured exactly as `haltless serve` (server/runner.py).
 
-`python -m bench.serve_ours` reads one JSON job on stdin (data dir, JWT secret, port). The only change from
+`python -m bench.serve_ours` reads one JSON job on stdin (data dir, JWT secret, port, and a database URL when
+the database is not the data dir's SQLite file, e.g. PostgreSQL). The only change from
 production: uvicorn's keepalive pings are off, because the load generator does not answer them (it counts
 frames without parsing them) and the baselines have theirs off too; a ping every 20 s costs nothing measurable.
 """
@@ -24,6 +25,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     settings = Settings(
         data_dir=Path(job["data_dir"]),
+        database_url=job.get("database_url"),
         jwt_secret=job["jwt_secret"],
         ws_max_pending=job.get("max_pending", 256),
         access_token_ttl=3600,
