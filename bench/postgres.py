@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 ADMIN_DSN = os.environ.get(
     "HALTLESS_BENCH_POSTGRES_DSN",
