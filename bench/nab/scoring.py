@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from bench.nab.dataset import FloatArray, Series
 
 PROBATION_FRACTION = 0.15
