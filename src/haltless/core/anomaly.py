@@ -6,10 +6,11 @@ How it works (chosen by measurement on the Numenta Anomaly Benchmark, see docs/a
   `GRID_CELLS` cells whose width is a power of two, so that the grid can later be coarsened exactly by halving
   cell indices.
 - Every reading moves the series from one cell to another. The detector remembers which moves (cell pairs)
-  and which three-cell paths it has seen. A reading is *novel* when its move was never seen (evidence 1) or, less
-  strongly, when only its three-cell path is new (evidence `PATH_EVIDENCE`).
+  and which three-cell paths it has seen. A reading is *novel* when it lands beyond every cell ever visited (a new
+  level, evidence `NEW_LEVEL_EVIDENCE` = 3), when its move was never seen (evidence 1) or, less strongly, when only
+  its three-cell path is new (evidence `PATH_EVIDENCE` = 0.25).
 - The score of a novel reading is the evidence of the last `EVIDENCE_READINGS` readings, divided by
-  `FULL_EVIDENCE` and capped at 1: one new move scores 0.25, two within twelve readings 0.5, and so on. A
+  `FULL_EVIDENCE` and capped at 1: one new move scores 0.25, two within twelve readings 0.5, a new level 0.75. A
   reading whose move is familiar scores 0. A spike makes two new moves (up and back), a level shift or a new
   pattern several, while ordinary noise at most an occasional one.
 - A reading is *anomalous* when its score reaches the sensitivity's threshold, the warm-up is over and no
@@ -34,6 +35,7 @@ from typing import Any, NamedTuple
 WARMUP_READINGS = 300
 GRID_CELLS = 16
 PATH_EVIDENCE = 0.25
+NEW_LEVEL_EVIDENCE = 3.0
 EVIDENCE_READINGS = 12
 FULL_EVIDENCE = 4.0
 REST_READINGS = 60
@@ -113,7 +115,9 @@ class AnomalyDetector:
         "_cells",
         "_evidence",
         "_exponent",
+        "_high_cell",
         "_last_fire",
+        "_low_cell",
         "_moves",
         "_origin",
         "_paths",
@@ -134,6 +138,9 @@ class AnomalyDetector:
         self._width = 1.0
         # The cells of the two previous readings (older first) once warm.
         self._cells: tuple[int, int] = (0, 0)
+        # The lowest and highest cells ever visited: leaving them is a new level.
+        self._low_cell = 0
+        self._high_cell = 0
         self._previous = 0.0
         self._moves: dict[tuple[int, int], int] = {}
         self._paths: set[tuple[int, int, int]] = set()
@@ -186,6 +193,7 @@ class AnomalyDetector:
         for index in range(1, len(cells)):
             self._remember(cells[index - 2] if index >= 2 else cells[0], cells[index - 1], cells[index])
         self._cells = (cells[-2], cells[-1])
+        self._low_cell, self._high_cell = min(cells), max(cells)
         self._previous = history[-1]
         self._warmup = []
         self._enforce_bounds()
@@ -223,6 +231,7 @@ class AnomalyDetector:
         moves, paths, successors, evidence = self._moves, self._paths, self._successors, self._evidence
         older, source = self._cells
         number, last_fire, previous = self._readings, self._last_fire, self._previous
+        low_cell, high_cell = self._low_cell, self._high_cell
         floor = math.floor
         append = out.append
         for stamp, raw in zip(stamps, values, strict=True):
@@ -255,7 +264,12 @@ class AnomalyDetector:
             if count == 0 or new_path:
                 while evidence and evidence[0][0] <= number - EVIDENCE_READINGS:
                     del evidence[0]
-                evidence.append((number, 1.0 if count == 0 else PATH_EVIDENCE))
+                if target > high_cell or target < low_cell:
+                    weight = NEW_LEVEL_EVIDENCE
+                    high_cell, low_cell = max(high_cell, target), min(low_cell, target)
+                else:
+                    weight = 1.0 if count == 0 else PATH_EVIDENCE
+                evidence.append((number, weight))
                 total = 0.0
                 for _, weight in evidence:
                     total += weight
@@ -268,21 +282,24 @@ class AnomalyDetector:
                 coarsen = number - last_fire < COARSEN_WITHIN_READINGS
                 last_fire = number
                 if coarsen or len(moves) > MAX_MOVES or len(paths) > MAX_PATHS:
-                    self._cells = (older, source)
+                    self._cells, self._low_cell, self._high_cell = (older, source), low_cell, high_cell
                     self._coarsen()
                     self._enforce_bounds()
                     origin, width = self._origin, self._width
                     moves, paths, successors = self._moves, self._paths, self._successors
                     older, source = self._cells
+                    low_cell, high_cell = self._low_cell, self._high_cell
             elif count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS):
-                self._cells = (older, source)
+                self._cells, self._low_cell, self._high_cell = (older, source), low_cell, high_cell
                 self._enforce_bounds()
                 origin, width = self._origin, self._width
                 moves, paths, successors = self._moves, self._paths, self._successors
                 older, source = self._cells
+                low_cell, high_cell = self._low_cell, self._high_cell
             number += 1
         self._cells = (older, source)
         self._readings, self._last_fire, self._previous = number, last_fire, previous
+        self._low_cell, self._high_cell = low_cell, high_cell
 
     def _coarsen(self) -> None:
         """Double the cell width; remembered moves and paths merge into the coarser cells.
@@ -297,6 +314,8 @@ class AnomalyDetector:
         self._moves = moves
         self._paths = {(a >> 1, b >> 1, c >> 1) for a, b, c in self._paths}
         self._cells = (self._cells[0] >> 1, self._cells[1] >> 1)
+        self._low_cell >>= 1
+        self._high_cell >>= 1
         self._rebuild_successors()
 
     def _rebuild_successors(self) -> None:
@@ -328,6 +347,7 @@ class AnomalyDetector:
             "origin": self._origin,
             "exponent": self._exponent,
             "cells": list(self._cells),
+            "cell_range": [self._low_cell, self._high_cell],
             "previous": self._previous,
             "moves": [[s, t, c] for (s, t), c in self._moves.items()],
             "paths": [list(p) for p in sorted(self._paths)],
@@ -350,6 +370,7 @@ class AnomalyDetector:
             detector._set_exponent(int(state["exponent"]))
             older, source = (int(c) for c in state["cells"])
             detector._cells = (older, source)
+            detector._low_cell, detector._high_cell = (int(c) for c in state["cell_range"])
             detector._previous = float(state["previous"])
             detector._moves = {(int(s), int(t)): int(c) for s, t, c in state["moves"]}
             detector._paths = {(int(a), int(b), int(c)) for a, b, c in state["paths"]}
