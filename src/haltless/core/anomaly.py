@@ -30,10 +30,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 WARMUP_READINGS = 300
 GRID_CELLS = 16
+STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-up readings
 PATH_EVIDENCE = 0.25
 NEW_LEVEL_EVIDENCE = 3.0
 EVIDENCE_READINGS = 12
@@ -97,7 +99,7 @@ def _cell(value: float, origin: float, width: float) -> int:
 
 
 def _initial_exponent(values: Sequence[float]) -> int:
-    """Cell width 2**e such that the warm-up range spans at most GRID_CELLS cells."""
+    """Cell width 2**e: the warm-up range over GRID_CELLS cells, but not finer than the typical step (noise)."""
     low, high = min(values), max(values)
     span = high - low
     if not math.isfinite(span):
@@ -105,7 +107,12 @@ def _initial_exponent(values: Sequence[float]) -> int:
     if span <= 0.0:
         # A constant warm-up: treat 1% of its magnitude (or 1) as its range.
         span = abs(high) * 0.01 or 1.0
-    return max(-1000, min(1000, math.ceil(math.log2(span / GRID_CELLS))))
+    width = span / GRID_CELLS
+    steps = sorted(abs(b - a) for a, b in pairwise(values))
+    typical_step = steps[len(steps) // 2] * STEP_CELLS if steps else 0.0
+    if math.isfinite(typical_step) and typical_step > width:
+        width = typical_step
+    return max(-1000, min(1000, math.ceil(math.log2(width))))
 
 
 class AnomalyDetector:

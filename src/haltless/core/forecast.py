@@ -74,9 +74,7 @@ class TrendForecaster:
 
     __slots__ = ("_times", "_values", "direction", "horizon_s", "threshold", "window_s")
 
-    def __init__(
-        self, threshold: float, direction: Direction, horizon_s: float, window_s: float | None = None
-    ) -> None:
+    def __init__(self, threshold: float, direction: Direction, horizon_s: float, window_s: float | None = None) -> None:
         if not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         if not horizon_s > 0:
