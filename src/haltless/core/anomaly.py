@@ -38,6 +38,8 @@ GRID_CELLS = 16
 STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-up readings
 PATH_EVIDENCE = 0.25
 NEW_LEVEL_EVIDENCE = 3.0
+# How many cells past the visited ones a new level must land (1 measured worse on NAB, and no quieter on noise).
+NEW_LEVEL_MARGIN = 0
 EVIDENCE_READINGS = 12
 FULL_EVIDENCE = 4.0
 REST_READINGS = 60
@@ -271,11 +273,15 @@ class AnomalyDetector:
             if count == 0 or new_path:
                 while evidence and evidence[0][0] <= number - EVIDENCE_READINGS:
                     del evidence[0]
-                if target > high_cell or target < low_cell:
+                # (A reading in a cell never visited always makes a new move, so the range is kept here.)
+                if target > high_cell + NEW_LEVEL_MARGIN or target < low_cell - NEW_LEVEL_MARGIN:
                     weight = NEW_LEVEL_EVIDENCE
-                    high_cell, low_cell = max(high_cell, target), min(low_cell, target)
                 else:
                     weight = 1.0 if count == 0 else PATH_EVIDENCE
+                if target > high_cell:
+                    high_cell = target
+                elif target < low_cell:
+                    low_cell = target
                 evidence.append((number, weight))
                 total = 0.0
                 for _, weight in evidence:

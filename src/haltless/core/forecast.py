@@ -1,6 +1,6 @@
 """Time-to-threshold forecasts for one (machine, metric) series: a robust trend over a bounded window.
 
-The trend is a Theil–Sen-style fit over the last `WINDOW_READINGS` readings (optionally also bounded in time): the
+The trend is a Theil–Sen-style fit over the last `window_readings` readings (optionally also bounded in time): the
 slope is the median of the slopes between each reading and the one half a window later, the level the median of
 the readings after removing that slope. Medians make one spike (or a few) irrelevant.
 
@@ -11,7 +11,8 @@ A crossing is forecast only when the trend is real:
   `STEADINESS` of it, same sign). A step between two flat levels has a large half-window slope but a quarter-window
   slope near zero, so a step is not mistaken for a drift; once the window holds only the new level the slope is 0.
 
-The answer gives the predicted crossing time and a range from the slope's uncertainty (± one standard error).
+The answer gives the predicted crossing time and a range from the slope's uncertainty (± one standard error). A
+crossing is announced (`will_cross`) only within the horizon and within `EXTRAPOLATION_WINDOWS` window spans.
 The state is the window itself, a small JSON-able dict; it round-trips exactly.
 """
 
@@ -23,8 +24,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-WINDOW_READINGS = 64
+WINDOW_READINGS = 128
+MAX_WINDOW_READINGS = 1024
 MIN_READINGS = 16
+# A crossing is announced only within this many window spans ahead: a line fitted to ten minutes says little
+# about tomorrow. Beyond it the forecast still carries crossing_us, but will_cross stays False.
+EXTRAPOLATION_WINDOWS = 3.0
 SIGNIFICANCE = 4.0
 STEADINESS = 0.5
 STATE_VERSION = 1
@@ -72,15 +77,25 @@ def _lag_slopes(times: Sequence[float], values: Sequence[float], lag: int) -> li
 class TrendForecaster:
     """Forecasts when one series will cross `threshold` in `direction`, looking `horizon_s` ahead."""
 
-    __slots__ = ("_times", "_values", "direction", "horizon_s", "threshold", "window_s")
+    __slots__ = ("_times", "_values", "direction", "horizon_s", "threshold", "window_readings", "window_s")
 
-    def __init__(self, threshold: float, direction: Direction, horizon_s: float, window_s: float | None = None) -> None:
+    def __init__(
+        self,
+        threshold: float,
+        direction: Direction,
+        horizon_s: float,
+        window_s: float | None = None,
+        window_readings: int = WINDOW_READINGS,
+    ) -> None:
         if not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         if not horizon_s > 0:
             raise ValueError(f"horizon_s must be positive, got {horizon_s!r}")
         if window_s is not None and not window_s > 0:
             raise ValueError(f"window_s must be positive when given, got {window_s!r}")
+        if not MIN_READINGS <= window_readings <= MAX_WINDOW_READINGS:
+            raise ValueError(f"window_readings must be {MIN_READINGS}..{MAX_WINDOW_READINGS}, got {window_readings!r}")
+        self.window_readings = int(window_readings)
         self.threshold = float(threshold)
         self.direction = Direction(direction)
         self.horizon_s = float(horizon_s)
@@ -97,9 +112,9 @@ class TrendForecaster:
                 continue
             self._times.append(int(stamp))
             self._values.append(float(value))
-        if len(self._times) > WINDOW_READINGS:
-            del self._times[: len(self._times) - WINDOW_READINGS]
-            del self._values[: len(self._values) - WINDOW_READINGS]
+        if len(self._times) > self.window_readings:
+            del self._times[: len(self._times) - self.window_readings]
+            del self._values[: len(self._values) - self.window_readings]
         if self.window_s is not None and self._times:
             oldest = self._times[-1] - int(self.window_s * 1_000_000)
             keep = next(i for i, stamp in enumerate(self._times) if stamp >= oldest)
@@ -145,9 +160,8 @@ class TrendForecaster:
         earliest = now + round(gap / steeper * 1e6)
         latest = now + round(gap / flatter * 1e6) if flatter * slope > 0 else None
         crossing = now + round(seconds * 1e6)
-        return Forecast(
-            now, True, level, slope, stderr, True, False, seconds <= self.horizon_s, crossing, earliest, latest
-        )
+        reach = min(self.horizon_s, EXTRAPOLATION_WINDOWS * -times[0])
+        return Forecast(now, True, level, slope, stderr, True, False, seconds <= reach, crossing, earliest, latest)
 
     def _past(self, value: float) -> bool:
         return value >= self.threshold if self.direction is Direction.ABOVE else value <= self.threshold
@@ -160,6 +174,7 @@ class TrendForecaster:
             "direction": self.direction.value,
             "horizon_s": self.horizon_s,
             "window_s": self.window_s,
+            "window_readings": self.window_readings,
             "times": list(self._times),
             "values": list(self._values),
         }
@@ -176,6 +191,7 @@ class TrendForecaster:
                 Direction(state["direction"]),
                 float(state["horizon_s"]),
                 None if window is None else float(window),
+                int(state["window_readings"]),
             )
             times = [int(t) for t in state["times"]]
             values = [float(v) for v in state["values"]]
