@@ -1,24 +1,30 @@
-"""Online anomaly detection for one (machine, metric) series: novel transitions on an adaptive value grid.
+"""Online anomaly detection for one (machine, metric) series: novel transitions on adaptive value grids.
 
 How it works (chosen by measurement on the Numenta Anomaly Benchmark, see docs/anomaly-detection.md):
 
 - Warm-up: the first `WARMUP_READINGS` readings only teach. Their range sets a value grid of about
   `GRID_CELLS` cells whose width is a power of two, so that the grid can later be coarsened exactly by halving
   cell indices.
-- Every reading moves the series from one cell to another. The detector remembers which moves (cell pairs)
-  and which three-cell paths it has seen. A reading is *novel* when it lands beyond every cell ever visited (a new
-  level, evidence `NEW_LEVEL_EVIDENCE` = 3), when its move was never seen (evidence 1) or, less strongly, when only
-  its three-cell path is new (evidence `PATH_EVIDENCE` = 0.25).
-- The score of a novel reading is the evidence of the last `EVIDENCE_READINGS` readings, divided by
-  `FULL_EVIDENCE` and capped at 1: one new move scores 0.25, two within twelve readings 0.5, a new level 0.75. A
-  reading whose move is familiar scores 0. A spike makes two new moves (up and back), a level shift or a new
-  pattern several, while ordinary noise at most an occasional one.
+- The series is watched at several time resolutions (`RESOLUTIONS`): the readings themselves, and the means of
+  blocks of 4 and of 16 readings, each on a grid of its own. A slow bump or a change of rhythm that hides in the
+  noise of single readings shows in the block means.
+- On each grid every value moves the series from one cell to another. Each grid remembers which moves (cell
+  pairs) and which three-cell paths it has seen, and for how many steps at most the series stayed in a cell
+  before leaving it. A value is *novel* when it lands beyond every cell ever visited (a new level, evidence
+  `NEW_LEVEL_EVIDENCE` = 3), when its move was never seen (evidence 1), when only its three-cell path is new
+  (evidence `PATH_EVIDENCE` = 0.25), or when the series has stayed in a cell more than `DWELL_FACTOR` times as
+  long as it ever did before leaving it (a missing beat, a stuck value: evidence `DWELL_EVIDENCE` = 3).
+- The score of a reading that brings evidence is the evidence of the last `EVIDENCE_READINGS` readings divided
+  by `FULL_EVIDENCE` plus a background term, capped at 1. The background is the evidence this series brings in
+  an ordinary window lately (an exponential average over about 1/`BACKGROUND_RATE` readings), weighted by
+  `BACKGROUND_WEIGHT`: a series that keeps finding novelty needs more of it to alarm. A quiet series scores
+  one new move 0.25, two within twelve readings 0.5, a new level 0.75. A reading without evidence scores 0.
 - A reading is *anomalous* when its score reaches the sensitivity's threshold, the warm-up is over and no
   anomaly fired in the previous `REST_READINGS` readings (one event, one alert).
-- A series that keeps firing is noisier than its warm-up suggested: when two anomalies fire within
-  `COARSEN_WITHIN_READINGS` readings, the grid's cells double in width (the remembered moves merge).
+- A grid that keeps contributing to alarms is finer than the series' noise: when a grid contributes to two
+  alarms within `COARSEN_WITHIN_READINGS` readings, its cells double in width (the remembered moves merge).
 
-The expected value and band drawn by a dashboard come from the same memory: the band spans the cells the
+The expected value and band drawn by a dashboard come from the readings' own grid: the band spans the cells the
 series has moved to from the previous reading's cell, the expected value is their count-weighted centre.
 
 Everything counts readings, not seconds: gaps and irregular sampling do not change what is novel.
@@ -35,29 +41,41 @@ from typing import Any, NamedTuple
 
 WARMUP_READINGS = 300
 GRID_CELLS = 16
-STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-up readings
+STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-up values
+# Readings per value of each grid: each resolution divides the next, the first is the readings themselves.
+RESOLUTIONS = (1, 4, 16)
 PATH_EVIDENCE = 0.25
 NEW_LEVEL_EVIDENCE = 3.0
-# How many cells past the visited ones a new level must land (1 measured worse on NAB, and no quieter on noise).
-NEW_LEVEL_MARGIN = 0
+DWELL_EVIDENCE = 3.0
+DWELL_FACTOR = 2
+# A stay must also be this many steps of its grid (32 readings on the readings' own grid) to count as too long.
+DWELL_MIN_STEPS = 32
 EVIDENCE_READINGS = 12
 FULL_EVIDENCE = 4.0
+# Background: exponential average of the evidence per reading, new readings weighing BACKGROUND_RATE.
+BACKGROUND_RATE = 0.001
+# How much each unit of background evidence in a window raises the evidence that scores 1.
+BACKGROUND_WEIGHT = 12.0
 REST_READINGS = 60
 COARSEN_WITHIN_READINGS = 250
-# Memory bounds: past these many remembered moves or paths the grid coarsens, which merges them.
+# Memory bounds per grid: past these many remembered moves or paths the grid coarsens, which merges them.
 MAX_MOVES = 512
 MAX_PATHS = 2048
 # Cell indices are clamped so that absurd values (1e300) stay ordinary integers.
 MAX_CELL = 2**62
-STATE_VERSION = 1
+STATE_VERSION = 2
 # Rebuilding after a restart without stored state: replay at most this many most recent readings.
 REBUILD_READINGS = 2000
+NEVER = -(10**12)
+
+if RESOLUTIONS[0] != 1 or any(b % a for a, b in pairwise(RESOLUTIONS)):
+    raise AssertionError("each resolution must divide the next, starting from 1")
 
 
 class Sensitivity(StrEnum):
     """How much novelty a reading needs to count as anomalous (the score threshold it must reach)."""
 
-    LOW = "low"  # 0.75: three new moves within twelve readings; only clear breaks in behaviour
+    LOW = "low"  # 0.75: a new level, or three new moves within twelve readings; only clear breaks in behaviour
     MEDIUM = "medium"  # 0.5: two new moves within twelve readings (a spike, a step, a new pattern); NAB-tuned
     HIGH = "high"  # 0.25: any single new move; earliest warning, more false alarms
 
@@ -93,11 +111,9 @@ class Scored(NamedTuple):
 
 def _cell(value: float, origin: float, width: float) -> int:
     position = (value - origin) / width
-    if position >= MAX_CELL:
-        return MAX_CELL
-    if position <= -MAX_CELL:
-        return -MAX_CELL
-    return math.floor(position)
+    if -MAX_CELL < position < MAX_CELL:
+        return math.floor(position)
+    return MAX_CELL if position > 0 else -MAX_CELL
 
 
 def _initial_exponent(values: Sequence[float]) -> int:
@@ -117,24 +133,216 @@ def _initial_exponent(values: Sequence[float]) -> int:
     return max(-1000, min(1000, math.ceil(math.log2(width))))
 
 
+def _block_means(values: Sequence[float], size: int) -> tuple[list[float], float, int]:
+    """Means of consecutive blocks of `size` values, and the partial sum (of value/size) and count left over.
+
+    Summing value/size rather than value keeps block sums of huge readings finite.
+    """
+    means: list[float] = []
+    total, count = 0.0, 0
+    for value in values:
+        total += value / size
+        count += 1
+        if count == size:
+            means.append(total)
+            total, count = 0.0, 0
+    return means, total, count
+
+
+class _Grid:
+    """Novelty memory of one view of the series (the readings, or the means of blocks of them)."""
+
+    __slots__ = (
+        "dwelt",
+        "exponent",
+        "factor",
+        "high_cell",
+        "last_fire",
+        "longest",
+        "low_cell",
+        "moves",
+        "older",
+        "origin",
+        "paths",
+        "pending",
+        "pending_count",
+        "resolution",
+        "run",
+        "source",
+        "width",
+    )
+
+    def __init__(self, resolution: int, factor: int) -> None:
+        self.resolution = resolution
+        # How many values of the previous (finer) view make one value of this one.
+        self.factor = factor
+        self.origin = 0.0
+        self.exponent = 0
+        self.width = 1.0
+        # The cells of the two previous values (older first).
+        self.older = 0
+        self.source = 0
+        # The lowest and highest cells ever visited: leaving them is a new level.
+        self.low_cell = 0
+        self.high_cell = 0
+        self.moves: dict[tuple[int, int], int] = {}
+        self.paths: set[tuple[int, int, int]] = set()
+        # Steps spent so far in the current cell, the longest stay before leaving each cell, and whether this stay
+        # already counted as too long.
+        self.run = 1
+        self.longest: dict[int, int] = {}
+        self.dwelt = False
+        # The last alarm this grid contributed to.
+        self.last_fire = NEVER
+        # The block of finer values being averaged into this grid's next value: sum of value/factor, and count.
+        self.pending = 0.0
+        self.pending_count = 0
+
+    def set_exponent(self, exponent: int) -> None:
+        self.exponent = exponent
+        self.width = math.ldexp(1.0, exponent)
+
+    def start(self, values: Sequence[float]) -> None:
+        """Lay the grid over warm-up values and learn their moves and stays."""
+        self.origin = values[0]
+        self.set_exponent(_initial_exponent(values))
+        cells = [_cell(v, self.origin, self.width) for v in values]
+        for index in range(1, len(cells)):
+            self.remember(cells[index - 2] if index >= 2 else cells[0], cells[index - 1], cells[index])
+        run = 1
+        for before, after in pairwise(cells):
+            if after == before:
+                run += 1
+            else:
+                if run > self.longest.get(before, 0):
+                    self.longest[before] = run
+                run = 1
+        self.run = run
+        self.older, self.source = (cells[-2], cells[-1]) if len(cells) >= 2 else (cells[-1], cells[-1])
+        self.low_cell, self.high_cell = min(cells), max(cells)
+        self.enforce_bounds()
+
+    def remember(self, older: int, source: int, target: int) -> None:
+        move = (source, target)
+        self.moves[move] = self.moves.get(move, 0) + 1
+        self.paths.add((older, source, target))
+
+    def step(self, value: float) -> float:
+        """Take the next value of this view; return its evidence of novelty."""
+        position = (value - self.origin) / self.width
+        target = math.floor(position) if -MAX_CELL < position < MAX_CELL else (MAX_CELL if position > 0 else -MAX_CELL)
+        source = self.source
+        move = (source, target)
+        count = self.moves.get(move, 0)
+        self.moves[move] = count + 1
+        path = (self.older, source, target)
+        new_path = path not in self.paths
+        evidence = 0.0
+        if count == 0 or new_path:
+            if new_path:
+                self.paths.add(path)
+            if target > self.high_cell:
+                evidence, self.high_cell = NEW_LEVEL_EVIDENCE, target
+            elif target < self.low_cell:
+                evidence, self.low_cell = NEW_LEVEL_EVIDENCE, target
+            else:
+                evidence = 1.0 if count == 0 else PATH_EVIDENCE
+        if target == source:
+            self.run += 1
+            if not self.dwelt and self.run > DWELL_MIN_STEPS:
+                longest = self.longest.get(target)
+                if longest is not None and self.run > DWELL_FACTOR * longest:
+                    evidence += DWELL_EVIDENCE
+                    self.dwelt = True
+        else:
+            if self.run > self.longest.get(source, 0):
+                self.longest[source] = self.run
+            self.run = 1
+            self.dwelt = False
+        self.older, self.source = source, target
+        return evidence
+
+    def coarsen(self) -> None:
+        """Double the cell width; remembered moves, paths and stays merge into the coarser cells.
+
+        The origin stays put: halving cell indices (floor division) is exact only around a fixed origin.
+        """
+        self.set_exponent(self.exponent + 1)
+        moves: dict[tuple[int, int], int] = {}
+        for (source, target), count in self.moves.items():
+            key = (source >> 1, target >> 1)
+            moves[key] = moves.get(key, 0) + count
+        self.moves = moves
+        self.paths = {(a >> 1, b >> 1, c >> 1) for a, b, c in self.paths}
+        longest: dict[int, int] = {}
+        for cell, run in self.longest.items():
+            if run > longest.get(cell >> 1, 0):
+                longest[cell >> 1] = run
+        self.longest = longest
+        self.older >>= 1
+        self.source >>= 1
+        self.low_cell >>= 1
+        self.high_cell >>= 1
+        # A stay in the new, wider cell starts afresh (not knowing how long the finer stays merge into).
+        self.run = 1
+        self.dwelt = False
+
+    def over_bounds(self) -> bool:
+        return len(self.moves) > MAX_MOVES or len(self.paths) > MAX_PATHS
+
+    def enforce_bounds(self) -> bool:
+        """Coarsen until the memory fits; say whether anything changed."""
+        changed = False
+        while self.over_bounds():
+            self.coarsen()
+            changed = True
+        return changed
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "origin": self.origin,
+            "exponent": self.exponent,
+            "cells": [self.older, self.source],
+            "cell_range": [self.low_cell, self.high_cell],
+            "moves": [[s, t, c] for (s, t), c in self.moves.items()],
+            "paths": [list(p) for p in sorted(self.paths)],
+            "run": self.run,
+            "longest": [[cell, run] for cell, run in sorted(self.longest.items())],
+            "dwelt": self.dwelt,
+            "last_fire": self.last_fire,
+            "pending": [self.pending, self.pending_count],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if int(state["resolution"]) != self.resolution:
+            raise ValueError(f"grid resolution {state['resolution']!r}, expected {self.resolution}")
+        self.origin = float(state["origin"])
+        self.set_exponent(int(state["exponent"]))
+        self.older, self.source = (int(c) for c in state["cells"])
+        self.low_cell, self.high_cell = (int(c) for c in state["cell_range"])
+        self.moves = {(int(s), int(t)): int(c) for s, t, c in state["moves"]}
+        self.paths = {(int(a), int(b), int(c)) for a, b, c in state["paths"]}
+        self.run = int(state["run"])
+        self.longest = {int(cell): int(run) for cell, run in state["longest"]}
+        self.dwelt = bool(state["dwelt"])
+        self.last_fire = int(state["last_fire"])
+        pending, pending_count = state["pending"]
+        self.pending, self.pending_count = float(pending), int(pending_count)
+
+
 class AnomalyDetector:
     """The detector for one series. Feed readings in time order with `score_batch`."""
 
     __slots__ = (
-        "_cells",
+        "_background",
         "_evidence",
-        "_exponent",
-        "_high_cell",
+        "_grids",
         "_last_fire",
-        "_low_cell",
-        "_moves",
-        "_origin",
-        "_paths",
         "_previous",
         "_readings",
         "_successors",
         "_warmup",
-        "_width",
         "sensitivity",
     )
 
@@ -142,22 +350,18 @@ class AnomalyDetector:
         self.sensitivity = Sensitivity(sensitivity)
         self._readings = 0
         self._warmup: list[float] = []
-        self._origin = 0.0
-        self._exponent = 0
-        self._width = 1.0
-        # The cells of the two previous readings (older first) once warm.
-        self._cells: tuple[int, int] = (0, 0)
-        # The lowest and highest cells ever visited: leaving them is a new level.
-        self._low_cell = 0
-        self._high_cell = 0
+        self._grids = [
+            _Grid(resolution, resolution // previous)
+            for previous, resolution in zip((1, *RESOLUTIONS), RESOLUTIONS, strict=False)
+        ]
         self._previous = 0.0
-        self._moves: dict[tuple[int, int], int] = {}
-        self._paths: set[tuple[int, int, int]] = set()
-        # Per source cell: (count, sum of destination cells, lowest, highest destination).
+        # Per source cell of the readings' own grid: (count, sum of destination cells, lowest, highest destination).
         self._successors: dict[int, list[int]] = {}
-        # (reading number, evidence) of the novel readings among the last EVIDENCE_READINGS.
-        self._evidence: list[tuple[int, float]] = []
-        self._last_fire = -(10**12)
+        # (reading number, evidence, grid index) of the evidence brought by the last EVIDENCE_READINGS readings.
+        self._evidence: list[tuple[int, float, int]] = []
+        # Evidence per reading, exponentially averaged: what is ordinary for this series.
+        self._background = 0.0
+        self._last_fire = NEVER
 
     @property
     def warming_up(self) -> bool:
@@ -190,61 +394,41 @@ class AnomalyDetector:
         mean = math.fsum(self._warmup) / len(self._warmup)
         scored = Scored(stamp, value, 0.0, mean, low, high, True, False)
         if self._readings == WARMUP_READINGS:
-            self._start_grid()
+            self._start_grids()
         return scored
 
-    def _start_grid(self) -> None:
-        """Lay the grid over the warm-up readings and learn their moves."""
-        history = self._warmup
-        self._origin = history[0]
-        self._set_exponent(_initial_exponent(history))
-        cells = [_cell(v, self._origin, self._width) for v in history]
-        for index in range(1, len(cells)):
-            self._remember(cells[index - 2] if index >= 2 else cells[0], cells[index - 1], cells[index])
-        self._cells = (cells[-2], cells[-1])
-        self._low_cell, self._high_cell = min(cells), max(cells)
-        self._previous = history[-1]
+    def _start_grids(self) -> None:
+        """Lay each grid over the warm-up (readings, then block means of block means) and learn its moves."""
+        values = self._warmup
+        self._grids[0].start(values)
+        for grid in self._grids[1:]:
+            values, grid.pending, grid.pending_count = _block_means(values, grid.factor)
+            grid.start(values)
+        self._previous = self._warmup[-1]
         self._warmup = []
-        self._enforce_bounds()
-
-    def _set_exponent(self, exponent: int) -> None:
-        self._exponent = exponent
-        self._width = math.ldexp(1.0, exponent)
+        self._rebuild_successors()
 
     # -- scoring --------------------------------------------------------------------------------------------
 
-    def _remember(self, older: int, source: int, target: int) -> tuple[bool, bool]:
-        """Record a move and its path; say whether each was new."""
-        move = (source, target)
-        count = self._moves.get(move, 0)
-        self._moves[move] = count + 1
-        path = (older, source, target)
-        new_path = path not in self._paths
-        if new_path:
-            self._paths.add(path)
-        stats = self._successors.get(source)
-        if stats is None:
-            self._successors[source] = [1, target, target, target]
-        else:
-            stats[0] += 1
-            stats[1] += target
-            if target < stats[2]:
-                stats[2] = target
-            elif target > stats[3]:
-                stats[3] = target
-        return count == 0, new_path
-
     def _score_warm(self, stamps: Sequence[int], values: Sequence[float], out: list[Scored]) -> None:
-        """The hot loop: every step of `_remember` and `_band` inlined, state held in locals."""
-        origin, width, threshold = self._origin, self._width, SENSITIVITY_THRESHOLDS[self.sensitivity]
-        moves, paths, successors, evidence = self._moves, self._paths, self._successors, self._evidence
-        older, source = self._cells
-        number, last_fire, previous = self._readings, self._last_fire, self._previous
-        low_cell, high_cell = self._low_cell, self._high_cell
+        """The hot loop: the readings' own grid is stepped inline with its state held in locals; the slower
+        grids are stepped through `_feed` once per block."""
+        threshold = SENSITIVITY_THRESHOLDS[self.sensitivity]
+        grids = self._grids
+        raw = grids[0]
+        slow = grids[1] if len(grids) > 1 else None
+        block = slow.factor if slow is not None else 0
+        pending, pending_count = (slow.pending, slow.pending_count) if slow is not None else (0.0, 0)
+        origin, width = raw.origin, raw.width
+        moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+        older, source, run, dwelt = raw.older, raw.source, raw.run, raw.dwelt
+        low_cell, high_cell = raw.low_cell, raw.high_cell
+        evidence = self._evidence
+        number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
         floor = math.floor
         append = out.append
-        for stamp, raw in zip(stamps, values, strict=True):
-            value = float(raw)
+        for stamp, item in zip(stamps, values, strict=True):
+            value = float(item)
             stats = successors.get(source)
             if stats is None:
                 expected, low, high = previous, origin + (source - 1) * width, origin + (source + 2) * width
@@ -267,73 +451,106 @@ class AnomalyDetector:
                     stats[3] = target
             path = (older, source, target)
             new_path = path not in paths
-            if new_path:
-                paths.add(path)
-            score = 0.0
+            gained = 0.0
             if count == 0 or new_path:
-                while evidence and evidence[0][0] <= number - EVIDENCE_READINGS:
-                    del evidence[0]
+                if new_path:
+                    paths.add(path)
                 # (A reading in a cell never visited always makes a new move, so the range is kept here.)
-                if target > high_cell + NEW_LEVEL_MARGIN or target < low_cell - NEW_LEVEL_MARGIN:
-                    weight = NEW_LEVEL_EVIDENCE
-                else:
-                    weight = 1.0 if count == 0 else PATH_EVIDENCE
                 if target > high_cell:
-                    high_cell = target
+                    gained, high_cell = NEW_LEVEL_EVIDENCE, target
                 elif target < low_cell:
-                    low_cell = target
-                evidence.append((number, weight))
-                total = 0.0
-                for _, weight in evidence:
-                    total += weight
-                score = min(1.0, total / FULL_EVIDENCE)
-            anomalous = score >= threshold and number - last_fire > REST_READINGS
+                    gained, low_cell = NEW_LEVEL_EVIDENCE, target
+                else:
+                    gained = 1.0 if count == 0 else PATH_EVIDENCE
+                evidence.append((number, gained, 0))
+            if target == source:
+                run += 1
+                if not dwelt and run > DWELL_MIN_STEPS:
+                    longest_stay = longest.get(target)
+                    if longest_stay is not None and run > DWELL_FACTOR * longest_stay:
+                        gained += DWELL_EVIDENCE
+                        evidence.append((number, DWELL_EVIDENCE, 0))
+                        dwelt = True
+            else:
+                if run > longest.get(source, 0):
+                    longest[source] = run
+                run, dwelt = 1, False
             older, source = source, target
             previous = value
+            if slow is not None:
+                pending += value / block
+                pending_count += 1
+                if pending_count == block:
+                    gained += self._feed(1, pending, number)
+                    pending, pending_count = 0.0, 0
+            score = 0.0
+            if gained:
+                while evidence[0][0] <= number - EVIDENCE_READINGS:
+                    del evidence[0]
+                total = 0.0
+                for entry in evidence:
+                    total += entry[1]
+                score = total / (FULL_EVIDENCE + BACKGROUND_WEIGHT * EVIDENCE_READINGS * background)
+                if score > 1.0:
+                    score = 1.0
+                background += (gained - background) * BACKGROUND_RATE
+            else:
+                background -= background * BACKGROUND_RATE
+            anomalous = score >= threshold and number - last_fire > REST_READINGS
             append(Scored(stamp, value, score, expected, low, high, False, anomalous))
-            if anomalous:
-                coarsen = number - last_fire < COARSEN_WITHIN_READINGS
-                last_fire = number
-                if coarsen or len(moves) > MAX_MOVES or len(paths) > MAX_PATHS:
-                    self._cells, self._low_cell, self._high_cell = (older, source), low_cell, high_cell
-                    self._coarsen()
-                    self._enforce_bounds()
-                    origin, width = self._origin, self._width
-                    moves, paths, successors = self._moves, self._paths, self._successors
-                    older, source = self._cells
-                    low_cell, high_cell = self._low_cell, self._high_cell
-            elif count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS):
-                self._cells, self._low_cell, self._high_cell = (older, source), low_cell, high_cell
-                self._enforce_bounds()
-                origin, width = self._origin, self._width
-                moves, paths, successors = self._moves, self._paths, self._successors
-                older, source = self._cells
-                low_cell, high_cell = self._low_cell, self._high_cell
+            if anomalous or (count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS)):
+                raw.older, raw.source, raw.run, raw.dwelt = older, source, run, dwelt
+                raw.low_cell, raw.high_cell = low_cell, high_cell
+                if anomalous:
+                    last_fire = number
+                    self._coarsen_contributors(number)
+                if raw.enforce_bounds():
+                    self._rebuild_successors()
+                origin, width = raw.origin, raw.width
+                moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+                older, source, run, dwelt = raw.older, raw.source, raw.run, raw.dwelt
+                low_cell, high_cell = raw.low_cell, raw.high_cell
             number += 1
-        self._cells = (older, source)
-        self._readings, self._last_fire, self._previous = number, last_fire, previous
-        self._low_cell, self._high_cell = low_cell, high_cell
+        raw.older, raw.source, raw.run, raw.dwelt = older, source, run, dwelt
+        raw.low_cell, raw.high_cell = low_cell, high_cell
+        if slow is not None:
+            slow.pending, slow.pending_count = pending, pending_count
+        self._readings, self._last_fire, self._previous, self._background = number, last_fire, previous, background
 
-    def _coarsen(self) -> None:
-        """Double the cell width; remembered moves and paths merge into the coarser cells.
+    def _feed(self, index: int, value: float, number: int) -> float:
+        """Step grid `index` (a slower view) with its next value, and pass the value on to the next grid's block.
+        Returns the evidence gained on this and slower grids; records it for reading `number`."""
+        grid = self._grids[index]
+        gained = grid.step(value)
+        if gained:
+            self._evidence.append((number, gained, index))
+        if grid.over_bounds():
+            grid.enforce_bounds()
+        if index + 1 < len(self._grids):
+            slower = self._grids[index + 1]
+            slower.pending += value / slower.factor
+            slower.pending_count += 1
+            if slower.pending_count == slower.factor:
+                mean = slower.pending
+                slower.pending, slower.pending_count = 0.0, 0
+                gained += self._feed(index + 1, mean, number)
+        return gained
 
-        The origin stays put: halving cell indices (floor division) is exact only around a fixed origin.
-        """
-        self._set_exponent(self._exponent + 1)
-        moves: dict[tuple[int, int], int] = {}
-        for (source, target), count in self._moves.items():
-            key = (source >> 1, target >> 1)
-            moves[key] = moves.get(key, 0) + count
-        self._moves = moves
-        self._paths = {(a >> 1, b >> 1, c >> 1) for a, b, c in self._paths}
-        self._cells = (self._cells[0] >> 1, self._cells[1] >> 1)
-        self._low_cell >>= 1
-        self._high_cell >>= 1
-        self._rebuild_successors()
+    def _coarsen_contributors(self, number: int) -> None:
+        """An alarm at reading `number`: each grid that contributed to it and to another alarm shortly before
+        is finer than the series' noise, and coarsens."""
+        for index in {entry[2] for entry in self._evidence if entry[0] > number - EVIDENCE_READINGS}:
+            grid = self._grids[index]
+            if number - grid.last_fire < COARSEN_WITHIN_READINGS:
+                grid.coarsen()
+                grid.enforce_bounds()
+                if index == 0:
+                    self._rebuild_successors()
+            grid.last_fire = number
 
     def _rebuild_successors(self) -> None:
         successors: dict[int, list[int]] = {}
-        for (source, target), count in self._moves.items():
+        for (source, target), count in self._grids[0].moves.items():
             stats = successors.get(source)
             if stats is None:
                 successors[source] = [count, count * target, target, target]
@@ -344,10 +561,6 @@ class AnomalyDetector:
                 stats[3] = max(stats[3], target)
         self._successors = successors
 
-    def _enforce_bounds(self) -> None:
-        while len(self._moves) > MAX_MOVES or len(self._paths) > MAX_PATHS:
-            self._coarsen()
-
     # -- persistence ----------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -357,15 +570,11 @@ class AnomalyDetector:
             "sensitivity": self.sensitivity.value,
             "readings": self._readings,
             "warmup": list(self._warmup),
-            "origin": self._origin,
-            "exponent": self._exponent,
-            "cells": list(self._cells),
-            "cell_range": [self._low_cell, self._high_cell],
             "previous": self._previous,
-            "moves": [[s, t, c] for (s, t), c in self._moves.items()],
-            "paths": [list(p) for p in sorted(self._paths)],
-            "evidence": [[n, e] for n, e in self._evidence],
+            "evidence": [[n, e, g] for n, e, g in self._evidence],
+            "background": self._background,
             "last_fire": self._last_fire,
+            "grids": [grid.state() for grid in self._grids] if not self.warming_up else [],
         }
 
     @classmethod
@@ -379,16 +588,18 @@ class AnomalyDetector:
             detector = cls(Sensitivity(state["sensitivity"]))
             detector._readings = int(state["readings"])
             detector._warmup = [float(v) for v in state["warmup"]]
-            detector._origin = float(state["origin"])
-            detector._set_exponent(int(state["exponent"]))
-            older, source = (int(c) for c in state["cells"])
-            detector._cells = (older, source)
-            detector._low_cell, detector._high_cell = (int(c) for c in state["cell_range"])
             detector._previous = float(state["previous"])
-            detector._moves = {(int(s), int(t)): int(c) for s, t, c in state["moves"]}
-            detector._paths = {(int(a), int(b), int(c)) for a, b, c in state["paths"]}
-            detector._evidence = [(int(n), float(e)) for n, e in state["evidence"]]
+            detector._evidence = [(int(n), float(e), int(g)) for n, e, g in state["evidence"]]
+            detector._background = float(state["background"])
             detector._last_fire = int(state["last_fire"])
+            grids = state["grids"]
+            if not detector.warming_up:
+                if len(grids) != len(detector._grids):
+                    raise ValueError(f"{len(grids)} grids, expected {len(detector._grids)}")
+                for grid, saved in zip(detector._grids, grids, strict=True):
+                    grid.restore(saved)
+            if any(not 0 <= g < len(detector._grids) for _, _, g in detector._evidence):
+                raise ValueError("evidence names a grid that does not exist")
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorStateError(f"malformed anomaly detector state: {exc!r}") from None
         detector._rebuild_successors()
@@ -403,5 +614,5 @@ class AnomalyDetector:
         start = max(0, len(values) - REBUILD_READINGS)
         detector.score_batch(timestamps_us[start:], values[start:])
         # The replay's own alarms are history: the rebuilt detector may fire on the very next reading.
-        detector._last_fire = -(10**12)
+        detector._last_fire = NEVER
         return detector
