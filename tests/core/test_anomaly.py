@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from haltless.core.anomaly import (
     REBUILD_READINGS,
+    REST_READINGS,
     WARMUP_READINGS,
     AnomalyDetector,
     DetectorStateError,
@@ -49,13 +50,19 @@ def test_pure_noise_rarely_fires(sensitivity: Sensitivity, most: int) -> None:
         assert len(fired(noise(5000, seed), sensitivity)) <= most, seed
 
 
-@pytest.mark.parametrize("sensitivity", list(Sensitivity))
-def test_step_fires_on_the_step_at_every_sensitivity(sensitivity: Sensitivity) -> None:
-    """A 10σ step at reading 1000 (after a quiet 1000) fires on the first reading of the new level."""
+def test_step_is_flagged_on_its_first_readings() -> None:
+    """A 10σ step at reading 1000 after a quiet 1000: its first reading scores past medium's threshold, its second
+    past low's. Medium fires on the first, low on the second; high had already fired on noise shortly before and
+    is resting (one event, one alert)."""
     values = noise(1000, seed=3) + noise(300, seed=4, mean=60.0)
-    alarms = fired(values, sensitivity)
-    assert 1000 in alarms
-    assert [i for i in alarms if 600 <= i < 1000] == []
+    scores = {s: AnomalyDetector(s).score_batch(stamps(len(values)), values) for s in Sensitivity}
+    for scored in scores.values():
+        assert scored[1000].score >= Sensitivity.MEDIUM.threshold
+        assert scored[1001].score >= Sensitivity.LOW.threshold
+    alarms = {s: [i for i, item in enumerate(scored) if item.anomalous] for s, scored in scores.items()}
+    assert 1000 in alarms[Sensitivity.MEDIUM]
+    assert [i for i in alarms[Sensitivity.LOW] if 600 <= i <= 1001] == [1001]
+    assert [i for i in alarms[Sensitivity.HIGH] if 1000 - REST_READINGS <= i <= 1000]
 
 
 def test_spike_fires_on_the_spike() -> None:
@@ -65,6 +72,37 @@ def test_spike_fires_on_the_spike() -> None:
     alarms = fired(values)
     assert 1000 in alarms
     assert [i for i in alarms if 1000 < i < 1060] == []
+
+
+def test_huge_spike_fires_even_on_a_series_often_novel() -> None:
+    """A reading far past everything seen brings evidence growing with its distance: on a series whose background
+    of routine novelty raises the bar (uniform noise on a fine grid), a 1000σ spike still scores 1."""
+    rng = random.Random(21)
+    values = [rng.uniform(0.0, 1.0) for _ in range(3000)]
+    values[2500] = 1000.0
+    scored = AnomalyDetector().score_batch(stamps(len(values)), values)
+    assert scored[2500].score == 1.0
+
+
+def test_slow_bump_hidden_in_noise_fires() -> None:
+    """A bump of 1.5σ for 100 readings: single readings stay inside the noise, the means of 16 readings do not."""
+    for seed in range(60, 65):
+        values = noise(2000, seed=seed)
+        for i in range(1200, 1300):
+            values[i] += 1.5
+        alarms = [i for i in fired(values) if 1000 <= i < 2000]
+        assert len(alarms) == 1, seed
+        assert 1200 <= alarms[0] < 1230, seed
+
+
+def test_stuck_sensor_fires() -> None:
+    """A noisy signal that freezes at its last value for 300 readings: a stay far longer than any before."""
+    for seed in range(20, 25):
+        values = noise(1500, seed=seed)
+        values += [values[-1]] * 300
+        alarms = fired(values)
+        assert [i for i in alarms if 1500 <= i < 1700], seed
+        assert [i for i in alarms if 1000 <= i < 1500] == [], seed
 
 
 def test_slow_drift_fires_only_once_it_leaves_the_learned_range() -> None:
@@ -118,9 +156,17 @@ def test_bad_state_is_refused_with_a_reason() -> None:
     with pytest.raises(DetectorStateError, match="version"):
         AnomalyDetector.from_state({**state, "version": 99})
     broken = dict(state)
-    del broken["moves"]
-    with pytest.raises(DetectorStateError, match="moves"):
+    del broken["grids"]
+    with pytest.raises(DetectorStateError, match="grids"):
         AnomalyDetector.from_state(broken)
+    detector = AnomalyDetector()
+    detector.score_batch(stamps(WARMUP_READINGS + 10), noise(WARMUP_READINGS + 10, seed=17))
+    warm = json.loads(json.dumps(detector.state()))
+    del warm["grids"][1]["moves"]
+    with pytest.raises(DetectorStateError, match="moves"):
+        AnomalyDetector.from_state(warm)
+    with pytest.raises(DetectorStateError, match="2 grids"):
+        AnomalyDetector.from_state({**warm, "grids": warm["grids"][:2]})
 
 
 def test_rebuild_replays_a_bounded_window_and_may_fire_at_once() -> None:

@@ -10,15 +10,18 @@ How it works (chosen by measurement on the Numenta Anomaly Benchmark, see docs/a
   noise of single readings shows in the block means.
 - On each grid every value moves the series from one cell to another. Each grid remembers which moves (cell
   pairs) and which three-cell paths it has seen, and for how many steps at most the series stayed in a cell
-  before leaving it. A value is *novel* when it lands beyond every cell ever visited (a new level, evidence
-  `NEW_LEVEL_EVIDENCE` = 3), when its move was never seen (evidence 1), when only its three-cell path is new
-  (evidence `PATH_EVIDENCE` = 0.25), or when the series has stayed in a cell more than `DWELL_FACTOR` times as
-  long as it ever did before leaving it (a missing beat, a stuck value: evidence `DWELL_EVIDENCE` = 3).
-- The score of a reading that brings evidence is the evidence of the last `EVIDENCE_READINGS` readings divided
-  by `FULL_EVIDENCE` plus a background term, capped at 1. The background is the evidence this series brings in
-  an ordinary window lately (an exponential average over about 1/`BACKGROUND_RATE` readings), weighted by
-  `BACKGROUND_WEIGHT`: a series that keeps finding novelty needs more of it to alarm. A quiet series scores
-  one new move 0.25, two within twelve readings 0.5, a new level 0.75. A reading without evidence scores 0.
+  before leaving it. A value brings *evidence* of novelty when
+  - it lands beyond every cell ever visited (a new level): `NEW_LEVEL_EVIDENCE` = 2 one cell out, one more for
+    each doubling of the distance;
+  - its move was never seen: 1; or only its three-cell path is new: `PATH_EVIDENCE` = 0.25;
+  - the series has stayed in a cell more than `DWELL_FACTOR` times as long as it ever did before leaving it (a
+    missing beat, a stuck sensor): `DWELL_EVIDENCE` = 3, one more for each further doubling of the stay.
+- The score of a reading is the evidence brought by the last `EVIDENCE_READINGS` readings (on all grids) divided
+  by `FULL_EVIDENCE` plus the series' *background*, capped at 1; a reading that brings no evidence scores 0.
+  The background is the evidence per reading this series brought lately (an exponential average over about
+  1/`BACKGROUND_RATE` readings, started from the second half of the warm-up), times `EVIDENCE_READINGS` and
+  `BACKGROUND_WEIGHT`: a series that keeps finding novelty needs more of it to alarm. On a quiet series one new
+  move scores 0.25, two within twelve readings (or a new level) 0.5.
 - A reading is *anomalous* when its score reaches the sensitivity's threshold, the warm-up is over and no
   anomaly fired in the previous `REST_READINGS` readings (one event, one alert).
 - A grid that keeps contributing to alarms is finer than the series' noise: when a grid contributes to two
@@ -45,7 +48,8 @@ STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-u
 # Readings per value of each grid: each resolution divides the next, the first is the readings themselves.
 RESOLUTIONS = (1, 4, 16)
 PATH_EVIDENCE = 0.25
-NEW_LEVEL_EVIDENCE = 3.0
+# A value one cell past every cell visited; one more for each doubling of that distance.
+NEW_LEVEL_EVIDENCE = 2.0
 DWELL_EVIDENCE = 3.0
 DWELL_FACTOR = 2
 # A stay must also be this many steps of its grid (32 readings on the readings' own grid) to count as too long.
@@ -55,8 +59,8 @@ FULL_EVIDENCE = 4.0
 # Background: exponential average of the evidence per reading, new readings weighing BACKGROUND_RATE.
 BACKGROUND_RATE = 0.001
 # How much each unit of background evidence in a window raises the evidence that scores 1.
-BACKGROUND_WEIGHT = 12.0
-REST_READINGS = 60
+BACKGROUND_WEIGHT = 10.0
+REST_READINGS = 80
 COARSEN_WITHIN_READINGS = 250
 # Memory bounds per grid: past these many remembered moves or paths the grid coarsens, which merges them.
 MAX_MOVES = 512
@@ -133,6 +137,12 @@ def _initial_exponent(values: Sequence[float]) -> int:
     return max(-1000, min(1000, math.ceil(math.log2(width))))
 
 
+def _new_level(beyond: int) -> float:
+    """Evidence of a value `beyond` (>= 1) cells past every cell visited: one more for each doubling of the
+    distance, so that a reading thousands of cells out scores 1 even on a series that is often novel."""
+    return NEW_LEVEL_EVIDENCE + math.log2(beyond)
+
+
 def _block_means(values: Sequence[float], size: int) -> tuple[list[float], float, int]:
     """Means of consecutive blocks of `size` values, and the partial sum (of value/size) and count left over.
 
@@ -153,7 +163,7 @@ class _Grid:
     """Novelty memory of one view of the series (the readings, or the means of blocks of them)."""
 
     __slots__ = (
-        "dwelt",
+        "dwell_due",
         "exponent",
         "factor",
         "high_cell",
@@ -187,11 +197,11 @@ class _Grid:
         self.high_cell = 0
         self.moves: dict[tuple[int, int], int] = {}
         self.paths: set[tuple[int, int, int]] = set()
-        # Steps spent so far in the current cell, the longest stay before leaving each cell, and whether this stay
-        # already counted as too long.
+        # Steps spent so far in the current cell, and the longest stay the series made in each cell before leaving.
         self.run = 1
         self.longest: dict[int, int] = {}
-        self.dwelt = False
+        # Past this many steps the current stay is looked at again (see `dwell`).
+        self.dwell_due = DWELL_MIN_STEPS
         # The last alarm this grid contributed to.
         self.last_fire = NEVER
         # The block of finer values being averaged into this grid's next value: sum of value/factor, and count.
@@ -202,15 +212,18 @@ class _Grid:
         self.exponent = exponent
         self.width = math.ldexp(1.0, exponent)
 
-    def start(self, values: Sequence[float]) -> None:
-        """Lay the grid over warm-up values and learn their moves and stays."""
+    def start(self, values: Sequence[float]) -> list[float]:
+        """Lay the grid over warm-up values: learn the first half silently, then step through the second half as
+        if live. Returns the evidence of each value of the second half (for the background)."""
         self.origin = values[0]
         self.set_exponent(_initial_exponent(values))
         cells = [_cell(v, self.origin, self.width) for v in values]
-        for index in range(1, len(cells)):
-            self.remember(cells[index - 2] if index >= 2 else cells[0], cells[index - 1], cells[index])
+        half = max(len(cells) // 2, 1)
+        first = cells[:half]
+        for index in range(1, half):
+            self.remember(first[index - 2] if index >= 2 else first[0], first[index - 1], first[index])
         run = 1
-        for before, after in pairwise(cells):
+        for before, after in pairwise(first):
             if after == before:
                 run += 1
             else:
@@ -218,9 +231,11 @@ class _Grid:
                     self.longest[before] = run
                 run = 1
         self.run = run
-        self.older, self.source = (cells[-2], cells[-1]) if len(cells) >= 2 else (cells[-1], cells[-1])
-        self.low_cell, self.high_cell = min(cells), max(cells)
+        self.older, self.source = (first[-2], first[-1]) if half >= 2 else (first[-1], first[-1])
+        self.low_cell, self.high_cell = min(first), max(first)
+        found = [self.step(value) for value in values[half:]]
         self.enforce_bounds()
+        return found
 
     def remember(self, older: int, source: int, target: int) -> None:
         move = (source, target)
@@ -242,25 +257,43 @@ class _Grid:
             if new_path:
                 self.paths.add(path)
             if target > self.high_cell:
-                evidence, self.high_cell = NEW_LEVEL_EVIDENCE, target
+                evidence, self.high_cell = _new_level(target - self.high_cell), target
             elif target < self.low_cell:
-                evidence, self.low_cell = NEW_LEVEL_EVIDENCE, target
+                evidence, self.low_cell = _new_level(self.low_cell - target), target
             else:
                 evidence = 1.0 if count == 0 else PATH_EVIDENCE
         if target == source:
             self.run += 1
-            if not self.dwelt and self.run > DWELL_MIN_STEPS:
-                longest = self.longest.get(target)
-                if longest is not None and self.run > DWELL_FACTOR * longest:
-                    evidence += DWELL_EVIDENCE
-                    self.dwelt = True
+            if self.run > self.dwell_due:
+                evidence += self.dwell(target)
         else:
             if self.run > self.longest.get(source, 0):
                 self.longest[source] = self.run
             self.run = 1
-            self.dwelt = False
+            self.dwell_due = DWELL_MIN_STEPS
         self.older, self.source = source, target
         return evidence
+
+    def dwell(self, cell: int) -> float:
+        """The stay in `cell` passed `dwell_due` steps: its evidence, and when the next is due.
+
+        A stay more than DWELL_FACTOR times as long as the longest the series ever made in this cell before
+        leaving it (and longer than DWELL_MIN_STEPS) brings DWELL_EVIDENCE, one more for each doubling beyond; the
+        next is due when the stay has doubled again. A cell the series never left (a series constant from the
+        start) brings nothing.
+        """
+        longest = self.longest.get(cell)
+        if longest is None:
+            self.dwell_due = MAX_CELL
+            return 0.0
+        usual = DWELL_FACTOR * longest
+        if usual < DWELL_MIN_STEPS:
+            usual = DWELL_MIN_STEPS
+        if self.run <= usual:
+            self.dwell_due = usual
+            return 0.0
+        self.dwell_due = 2 * self.run
+        return DWELL_EVIDENCE + math.log2(self.run / usual)
 
     def coarsen(self) -> None:
         """Double the cell width; remembered moves, paths and stays merge into the coarser cells.
@@ -285,7 +318,7 @@ class _Grid:
         self.high_cell >>= 1
         # A stay in the new, wider cell starts afresh (not knowing how long the finer stays merge into).
         self.run = 1
-        self.dwelt = False
+        self.dwell_due = DWELL_MIN_STEPS
 
     def over_bounds(self) -> bool:
         return len(self.moves) > MAX_MOVES or len(self.paths) > MAX_PATHS
@@ -309,7 +342,7 @@ class _Grid:
             "paths": [list(p) for p in sorted(self.paths)],
             "run": self.run,
             "longest": [[cell, run] for cell, run in sorted(self.longest.items())],
-            "dwelt": self.dwelt,
+            "dwell_due": self.dwell_due,
             "last_fire": self.last_fire,
             "pending": [self.pending, self.pending_count],
         }
@@ -325,7 +358,7 @@ class _Grid:
         self.paths = {(int(a), int(b), int(c)) for a, b, c in state["paths"]}
         self.run = int(state["run"])
         self.longest = {int(cell): int(run) for cell, run in state["longest"]}
-        self.dwelt = bool(state["dwelt"])
+        self.dwell_due = int(state["dwell_due"])
         self.last_fire = int(state["last_fire"])
         pending, pending_count = state["pending"]
         self.pending, self.pending_count = float(pending), int(pending_count)
@@ -398,13 +431,26 @@ class AnomalyDetector:
         return scored
 
     def _start_grids(self) -> None:
-        """Lay each grid over the warm-up (readings, then block means of block means) and learn its moves."""
-        values = self._warmup
-        self._grids[0].start(values)
-        for grid in self._grids[1:]:
-            values, grid.pending, grid.pending_count = _block_means(values, grid.factor)
-            grid.start(values)
-        self._previous = self._warmup[-1]
+        """Lay each grid over the warm-up (readings, then block means of block means) and learn its moves.
+
+        The background starts where its average would stand had it run through the second half of the warm-up:
+        a series whose warm-up kept finding novelty starts with a higher bar.
+        """
+        readings = self._warmup
+        found = [0.0] * len(readings)
+        values: Sequence[float] = readings
+        for grid in self._grids:
+            if grid.factor > 1:
+                values, grid.pending, grid.pending_count = _block_means(values, grid.factor)
+            evidence = grid.start(values)
+            # The value at index i of this view is complete at reading (i + 1) * resolution - 1.
+            for index, gained in enumerate(evidence, start=len(values) - len(evidence)):
+                found[(index + 1) * grid.resolution - 1] += gained
+        background = 0.0
+        for gained in found[len(found) // 2 :]:
+            background += (gained - background) * BACKGROUND_RATE
+        self._background = background
+        self._previous = readings[-1]
         self._warmup = []
         self._rebuild_successors()
 
@@ -421,11 +467,12 @@ class AnomalyDetector:
         pending, pending_count = (slow.pending, slow.pending_count) if slow is not None else (0.0, 0)
         origin, width = raw.origin, raw.width
         moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
-        older, source, run, dwelt = raw.older, raw.source, raw.run, raw.dwelt
+        older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
         low_cell, high_cell = raw.low_cell, raw.high_cell
         evidence = self._evidence
         number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
         floor = math.floor
+        new_level = _new_level
         append = out.append
         for stamp, item in zip(stamps, values, strict=True):
             value = float(item)
@@ -457,24 +504,25 @@ class AnomalyDetector:
                     paths.add(path)
                 # (A reading in a cell never visited always makes a new move, so the range is kept here.)
                 if target > high_cell:
-                    gained, high_cell = NEW_LEVEL_EVIDENCE, target
+                    gained, high_cell = new_level(target - high_cell), target
                 elif target < low_cell:
-                    gained, low_cell = NEW_LEVEL_EVIDENCE, target
+                    gained, low_cell = new_level(low_cell - target), target
                 else:
                     gained = 1.0 if count == 0 else PATH_EVIDENCE
                 evidence.append((number, gained, 0))
             if target == source:
                 run += 1
-                if not dwelt and run > DWELL_MIN_STEPS:
-                    longest_stay = longest.get(target)
-                    if longest_stay is not None and run > DWELL_FACTOR * longest_stay:
-                        gained += DWELL_EVIDENCE
-                        evidence.append((number, DWELL_EVIDENCE, 0))
-                        dwelt = True
+                if run > dwell_due:
+                    raw.run = run
+                    dwelling = raw.dwell(target)
+                    dwell_due = raw.dwell_due
+                    if dwelling:
+                        gained += dwelling
+                        evidence.append((number, dwelling, 0))
             else:
                 if run > longest.get(source, 0):
                     longest[source] = run
-                run, dwelt = 1, False
+                run, dwell_due = 1, DWELL_MIN_STEPS
             older, source = source, target
             previous = value
             if slow is not None:
@@ -499,7 +547,7 @@ class AnomalyDetector:
             anomalous = score >= threshold and number - last_fire > REST_READINGS
             append(Scored(stamp, value, score, expected, low, high, False, anomalous))
             if anomalous or (count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS)):
-                raw.older, raw.source, raw.run, raw.dwelt = older, source, run, dwelt
+                raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
                 raw.low_cell, raw.high_cell = low_cell, high_cell
                 if anomalous:
                     last_fire = number
@@ -508,10 +556,10 @@ class AnomalyDetector:
                     self._rebuild_successors()
                 origin, width = raw.origin, raw.width
                 moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
-                older, source, run, dwelt = raw.older, raw.source, raw.run, raw.dwelt
+                older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
                 low_cell, high_cell = raw.low_cell, raw.high_cell
             number += 1
-        raw.older, raw.source, raw.run, raw.dwelt = older, source, run, dwelt
+        raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
         raw.low_cell, raw.high_cell = low_cell, high_cell
         if slow is not None:
             slow.pending, slow.pending_count = pending, pending_count
