@@ -63,8 +63,8 @@ BACKGROUND_WEIGHT = 10.0
 REST_READINGS = 80
 COARSEN_WITHIN_READINGS = 250
 # Memory bounds per grid: past these many remembered moves or paths the grid coarsens, which merges them.
-MAX_MOVES = 512
-MAX_PATHS = 2048
+MAX_MOVES = 128
+MAX_PATHS = 512
 # Cell indices are clamped so that absurd values (1e300) stay ordinary integers.
 MAX_CELL = 2**62
 STATE_VERSION = 2
