@@ -272,6 +272,8 @@ class _Grid:
             self.run = 1
             self.dwell_due = DWELL_MIN_STEPS
         self.older, self.source = source, target
+        if (count == 0 or new_path) and (len(self.moves) > MAX_MOVES or len(self.paths) > MAX_PATHS):
+            self.enforce_bounds()
         return evidence
 
     def dwell(self, cell: int) -> float:
@@ -529,7 +531,7 @@ class AnomalyDetector:
                 pending += value / block
                 pending_count += 1
                 if pending_count == block:
-                    gained += self._feed(1, pending, number)
+                    gained += self._feed(pending, number)
                     pending, pending_count = 0.0, 0
             score = 0.0
             if gained:
@@ -565,24 +567,27 @@ class AnomalyDetector:
             slow.pending, slow.pending_count = pending, pending_count
         self._readings, self._last_fire, self._previous, self._background = number, last_fire, previous, background
 
-    def _feed(self, index: int, value: float, number: int) -> float:
-        """Step grid `index` (a slower view) with its next value, and pass the value on to the next grid's block.
-        Returns the evidence gained on this and slower grids; records it for reading `number`."""
-        grid = self._grids[index]
-        gained = grid.step(value)
-        if gained:
-            self._evidence.append((number, gained, index))
-        if grid.over_bounds():
-            grid.enforce_bounds()
-        if index + 1 < len(self._grids):
-            slower = self._grids[index + 1]
+    def _feed(self, value: float, number: int) -> float:
+        """A block of readings is complete: step the slower grids with its mean (and each slower grid whose block
+        completes with it). Their evidence is recorded for reading `number`; returns its sum."""
+        grids = self._grids
+        gained = 0.0
+        index = 1
+        while True:
+            found = grids[index].step(value)
+            if found:
+                self._evidence.append((number, found, index))
+                gained += found
+            index += 1
+            if index == len(grids):
+                return gained
+            slower = grids[index]
             slower.pending += value / slower.factor
             slower.pending_count += 1
-            if slower.pending_count == slower.factor:
-                mean = slower.pending
-                slower.pending, slower.pending_count = 0.0, 0
-                gained += self._feed(index + 1, mean, number)
-        return gained
+            if slower.pending_count < slower.factor:
+                return gained
+            value = slower.pending
+            slower.pending, slower.pending_count = 0.0, 0
 
     def _coarsen_contributors(self, number: int) -> None:
         """An alarm at reading `number`: each grid that contributed to it and to another alarm shortly before
