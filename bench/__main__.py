@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "ingest": "bench.ingest",
     "growth": "bench.growth",
     "large": "bench.large",
+    "nab": "bench.nab",
 }
 # Run only when named: building 10M readings does not fit `make bench`'s time budget (`make bench-large`).
 OPT_IN = frozenset({"large"})

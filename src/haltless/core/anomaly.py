@@ -1,0 +1,671 @@
+"""Online anomaly detection for one (machine, metric) series: novel transitions on adaptive value grids.
+
+How it works (chosen by measurement on the Numenta Anomaly Benchmark, see docs/anomaly-detection.md):
+
+- Warm-up: the first `WARMUP_READINGS` readings only teach. Their range sets a value grid of about
+  `GRID_CELLS` cells whose width is a power of two, so that the grid can later be coarsened exactly by halving
+  cell indices.
+- The series is watched at several time resolutions (`RESOLUTIONS`): the readings themselves, and the means of
+  blocks of 4 and of 16 readings, each on a grid of its own. A slow bump or a change of rhythm that hides in the
+  noise of single readings shows in the block means.
+- On each grid every value moves the series from one cell to another. Each grid remembers which moves (cell
+  pairs) and which three-cell paths it has seen, and for how many steps at most the series stayed in a cell
+  before leaving it. A value brings *evidence* of novelty when
+  - it lands beyond every cell ever visited (a new level): `NEW_LEVEL_EVIDENCE` = 2 one cell out, one more for
+    each doubling of the distance;
+  - its move was never seen: 1; or only its three-cell path is new: `PATH_EVIDENCE` = 0.25;
+  - the series has stayed in a cell more than `DWELL_FACTOR` times as long as it ever did before leaving it (a
+    missing beat, a stuck sensor): `DWELL_EVIDENCE` = 3, one more for each further doubling of the stay.
+- The score of a reading is the evidence brought by the last `EVIDENCE_READINGS` readings (on all grids) divided
+  by `FULL_EVIDENCE` plus the series' *background*, capped at 1; a reading that brings no evidence scores 0.
+  The background is the evidence per reading this series brought lately (an exponential average over about
+  1/`BACKGROUND_RATE` readings, started from the second half of the warm-up), times `EVIDENCE_READINGS` and
+  `BACKGROUND_WEIGHT`: a series that keeps finding novelty needs more of it to alarm. On a quiet series one new
+  move scores 0.25, two within twelve readings (or a new level) 0.5.
+- A reading is *anomalous* when its score reaches the sensitivity's threshold, the warm-up is over and no
+  anomaly fired in the previous `REST_READINGS` readings (one event, one alert).
+- A grid that keeps contributing to alarms is finer than the series' noise: when a grid contributes to two
+  alarms within `COARSEN_WITHIN_READINGS` readings, its cells double in width (the remembered moves merge).
+
+The expected value and band drawn by a dashboard come from the readings' own grid: the band spans the cells the
+series has moved to from the previous reading's cell, the expected value is their count-weighted centre.
+
+Everything counts readings, not seconds: gaps and irregular sampling do not change what is novel.
+The state is a small JSON-able dict (`state()` / `from_state()`); it round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from itertools import pairwise
+from typing import Any, NamedTuple
+
+WARMUP_READINGS = 300
+GRID_CELLS = 16
+STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-up values
+# Readings per value of each grid: each resolution divides the next, the first is the readings themselves.
+RESOLUTIONS = (1, 4, 16)
+PATH_EVIDENCE = 0.25
+# A value one cell past every cell visited; one more for each doubling of that distance.
+NEW_LEVEL_EVIDENCE = 2.0
+DWELL_EVIDENCE = 3.0
+DWELL_FACTOR = 2
+# A stay must also be this many steps of its grid (32 readings on the readings' own grid) to count as too long.
+DWELL_MIN_STEPS = 32
+EVIDENCE_READINGS = 12
+FULL_EVIDENCE = 4.0
+# Background: exponential average of the evidence per reading, new readings weighing BACKGROUND_RATE.
+BACKGROUND_RATE = 0.001
+# How much each unit of background evidence in a window raises the evidence that scores 1.
+BACKGROUND_WEIGHT = 10.0
+REST_READINGS = 80
+COARSEN_WITHIN_READINGS = 250
+# Memory bounds per grid: past these many remembered moves or paths the grid coarsens, which merges them.
+MAX_MOVES = 128
+MAX_PATHS = 512
+# Cell indices are clamped so that absurd values (1e300) stay ordinary integers.
+MAX_CELL = 2**62
+STATE_VERSION = 2
+# Rebuilding after a restart without stored state: replay at most this many most recent readings.
+REBUILD_READINGS = 2000
+NEVER = -(10**12)
+
+if RESOLUTIONS[0] != 1 or any(b % a for a, b in pairwise(RESOLUTIONS)):
+    raise AssertionError("each resolution must divide the next, starting from 1")
+
+
+class Sensitivity(StrEnum):
+    """How much novelty a reading needs to count as anomalous (the score threshold it must reach)."""
+
+    LOW = "low"  # 0.75: a new level, or three new moves within twelve readings; only clear breaks in behaviour
+    MEDIUM = "medium"  # 0.5: two new moves within twelve readings (a spike, a step, a new pattern); NAB-tuned
+    HIGH = "high"  # 0.25: any single new move; earliest warning, more false alarms
+
+    @property
+    def threshold(self) -> float:
+        """The score a reading must reach."""
+        return SENSITIVITY_THRESHOLDS[self]
+
+
+SENSITIVITY_THRESHOLDS: dict[Sensitivity, float] = {
+    Sensitivity.LOW: 0.75,
+    Sensitivity.MEDIUM: 0.5,
+    Sensitivity.HIGH: 0.25,
+}
+
+
+class DetectorStateError(ValueError):
+    """A stored detector state that cannot be restored (wrong version, missing or malformed field)."""
+
+
+class Scored(NamedTuple):
+    """What the detector says about one reading (a named tuple: cheap to make on the hot path)."""
+
+    timestamp_us: int
+    value: float
+    score: float  # 0 (familiar) .. 1 (very unusual)
+    expected: float
+    low: float  # the expected band: where the series has gone from here before
+    high: float
+    warming_up: bool
+    anomalous: bool  # score reached the sensitivity's threshold outside warm-up and the rest period
+
+
+def _cell(value: float, origin: float, width: float) -> int:
+    position = (value - origin) / width
+    if -MAX_CELL < position < MAX_CELL:
+        return math.floor(position)
+    return MAX_CELL if position > 0 else -MAX_CELL
+
+
+def _initial_exponent(values: Sequence[float]) -> int:
+    """Cell width 2**e: the warm-up range over GRID_CELLS cells, but not finer than the typical step (noise)."""
+    low, high = min(values), max(values)
+    span = high - low
+    if not math.isfinite(span):
+        span = 1.7976931348623157e308
+    if span <= 0.0:
+        # A constant warm-up: treat 1% of its magnitude (or 1) as its range.
+        span = abs(high) * 0.01 or 1.0
+    width = span / GRID_CELLS
+    steps = sorted(abs(b - a) for a, b in pairwise(values))
+    typical_step = steps[len(steps) // 2] * STEP_CELLS if steps else 0.0
+    if math.isfinite(typical_step) and typical_step > width:
+        width = typical_step
+    return max(-1000, min(1000, math.ceil(math.log2(width))))
+
+
+def _new_level(beyond: int) -> float:
+    """Evidence of a value `beyond` (>= 1) cells past every cell visited: one more for each doubling of the
+    distance, so that a reading thousands of cells out scores 1 even on a series that is often novel."""
+    return NEW_LEVEL_EVIDENCE + math.log2(beyond)
+
+
+def _block_means(values: Sequence[float], size: int) -> tuple[list[float], float, int]:
+    """Means of consecutive blocks of `size` values, and the partial sum (of value/size) and count left over.
+
+    Summing value/size rather than value keeps block sums of huge readings finite.
+    """
+    means: list[float] = []
+    total, count = 0.0, 0
+    for value in values:
+        total += value / size
+        count += 1
+        if count == size:
+            means.append(total)
+            total, count = 0.0, 0
+    return means, total, count
+
+
+class _Grid:
+    """Novelty memory of one view of the series (the readings, or the means of blocks of them)."""
+
+    __slots__ = (
+        "dwell_due",
+        "exponent",
+        "factor",
+        "high_cell",
+        "last_fire",
+        "longest",
+        "low_cell",
+        "moves",
+        "older",
+        "origin",
+        "paths",
+        "pending",
+        "pending_count",
+        "resolution",
+        "run",
+        "source",
+        "width",
+    )
+
+    def __init__(self, resolution: int, factor: int) -> None:
+        self.resolution = resolution
+        # How many values of the previous (finer) view make one value of this one.
+        self.factor = factor
+        self.origin = 0.0
+        self.exponent = 0
+        self.width = 1.0
+        # The cells of the two previous values (older first).
+        self.older = 0
+        self.source = 0
+        # The lowest and highest cells ever visited: leaving them is a new level.
+        self.low_cell = 0
+        self.high_cell = 0
+        self.moves: dict[tuple[int, int], int] = {}
+        self.paths: set[tuple[int, int, int]] = set()
+        # Steps spent so far in the current cell, and the longest stay the series made in each cell before leaving.
+        self.run = 1
+        self.longest: dict[int, int] = {}
+        # Past this many steps the current stay is looked at again (see `dwell`).
+        self.dwell_due = DWELL_MIN_STEPS
+        # The last alarm this grid contributed to.
+        self.last_fire = NEVER
+        # The block of finer values being averaged into this grid's next value: sum of value/factor, and count.
+        self.pending = 0.0
+        self.pending_count = 0
+
+    def set_exponent(self, exponent: int) -> None:
+        self.exponent = exponent
+        self.width = math.ldexp(1.0, exponent)
+
+    def start(self, values: Sequence[float]) -> list[float]:
+        """Lay the grid over warm-up values: learn the first half silently, then step through the second half as
+        if live. Returns the evidence of each value of the second half (for the background)."""
+        self.origin = values[0]
+        self.set_exponent(_initial_exponent(values))
+        cells = [_cell(v, self.origin, self.width) for v in values]
+        half = max(len(cells) // 2, 1)
+        first = cells[:half]
+        for index in range(1, half):
+            self.remember(first[index - 2] if index >= 2 else first[0], first[index - 1], first[index])
+        run = 1
+        for before, after in pairwise(first):
+            if after == before:
+                run += 1
+            else:
+                if run > self.longest.get(before, 0):
+                    self.longest[before] = run
+                run = 1
+        self.run = run
+        self.older, self.source = (first[-2], first[-1]) if half >= 2 else (first[-1], first[-1])
+        self.low_cell, self.high_cell = min(first), max(first)
+        found = [self.step(value) for value in values[half:]]
+        self.enforce_bounds()
+        return found
+
+    def remember(self, older: int, source: int, target: int) -> None:
+        move = (source, target)
+        self.moves[move] = self.moves.get(move, 0) + 1
+        self.paths.add((older, source, target))
+
+    def step(self, value: float) -> float:
+        """Take the next value of this view; return its evidence of novelty."""
+        position = (value - self.origin) / self.width
+        target = math.floor(position) if -MAX_CELL < position < MAX_CELL else (MAX_CELL if position > 0 else -MAX_CELL)
+        source = self.source
+        move = (source, target)
+        count = self.moves.get(move, 0)
+        self.moves[move] = count + 1
+        path = (self.older, source, target)
+        new_path = path not in self.paths
+        evidence = 0.0
+        if count == 0 or new_path:
+            if new_path:
+                self.paths.add(path)
+            if target > self.high_cell:
+                evidence, self.high_cell = _new_level(target - self.high_cell), target
+            elif target < self.low_cell:
+                evidence, self.low_cell = _new_level(self.low_cell - target), target
+            else:
+                evidence = 1.0 if count == 0 else PATH_EVIDENCE
+        if target == source:
+            self.run += 1
+            if self.run > self.dwell_due:
+                evidence += self.dwell(target)
+        else:
+            if self.run > self.longest.get(source, 0):
+                self.longest[source] = self.run
+            self.run = 1
+            self.dwell_due = DWELL_MIN_STEPS
+        self.older, self.source = source, target
+        if (count == 0 or new_path) and (len(self.moves) > MAX_MOVES or len(self.paths) > MAX_PATHS):
+            self.enforce_bounds()
+        return evidence
+
+    def dwell(self, cell: int) -> float:
+        """The stay in `cell` passed `dwell_due` steps: its evidence, and when the next is due.
+
+        A stay more than DWELL_FACTOR times as long as the longest the series ever made in this cell before
+        leaving it (and longer than DWELL_MIN_STEPS) brings DWELL_EVIDENCE, one more for each doubling beyond; the
+        next is due when the stay has doubled again. A cell the series never left (a series constant from the
+        start) brings nothing.
+        """
+        longest = self.longest.get(cell)
+        if longest is None:
+            self.dwell_due = MAX_CELL
+            return 0.0
+        usual = DWELL_FACTOR * longest
+        if usual < DWELL_MIN_STEPS:
+            usual = DWELL_MIN_STEPS
+        if self.run <= usual:
+            self.dwell_due = usual
+            return 0.0
+        self.dwell_due = 2 * self.run
+        return DWELL_EVIDENCE + math.log2(self.run / usual)
+
+    def coarsen(self) -> None:
+        """Double the cell width; remembered moves, paths and stays merge into the coarser cells.
+
+        The origin stays put: halving cell indices (floor division) is exact only around a fixed origin.
+        """
+        self.set_exponent(self.exponent + 1)
+        moves: dict[tuple[int, int], int] = {}
+        for (source, target), count in self.moves.items():
+            key = (source >> 1, target >> 1)
+            moves[key] = moves.get(key, 0) + count
+        self.moves = moves
+        self.paths = {(a >> 1, b >> 1, c >> 1) for a, b, c in self.paths}
+        longest: dict[int, int] = {}
+        for cell, run in self.longest.items():
+            if run > longest.get(cell >> 1, 0):
+                longest[cell >> 1] = run
+        self.longest = longest
+        self.older >>= 1
+        self.source >>= 1
+        self.low_cell >>= 1
+        self.high_cell >>= 1
+        # A stay in the new, wider cell starts afresh (not knowing how long the finer stays merge into).
+        self.run = 1
+        self.dwell_due = DWELL_MIN_STEPS
+
+    def over_bounds(self) -> bool:
+        return len(self.moves) > MAX_MOVES or len(self.paths) > MAX_PATHS
+
+    def enforce_bounds(self) -> bool:
+        """Coarsen until the memory fits; say whether anything changed."""
+        changed = False
+        while self.over_bounds():
+            self.coarsen()
+            changed = True
+        return changed
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "origin": self.origin,
+            "exponent": self.exponent,
+            "cells": [self.older, self.source],
+            "cell_range": [self.low_cell, self.high_cell],
+            "moves": [[s, t, c] for (s, t), c in self.moves.items()],
+            "paths": [list(p) for p in sorted(self.paths)],
+            "run": self.run,
+            "longest": [[cell, run] for cell, run in sorted(self.longest.items())],
+            "dwell_due": self.dwell_due,
+            "last_fire": self.last_fire,
+            "pending": [self.pending, self.pending_count],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if int(state["resolution"]) != self.resolution:
+            raise ValueError(f"grid resolution {state['resolution']!r}, expected {self.resolution}")
+        self.origin = float(state["origin"])
+        self.set_exponent(int(state["exponent"]))
+        self.older, self.source = (int(c) for c in state["cells"])
+        self.low_cell, self.high_cell = (int(c) for c in state["cell_range"])
+        self.moves = {(int(s), int(t)): int(c) for s, t, c in state["moves"]}
+        self.paths = {(int(a), int(b), int(c)) for a, b, c in state["paths"]}
+        self.run = int(state["run"])
+        self.longest = {int(cell): int(run) for cell, run in state["longest"]}
+        self.dwell_due = int(state["dwell_due"])
+        self.last_fire = int(state["last_fire"])
+        pending, pending_count = state["pending"]
+        self.pending, self.pending_count = float(pending), int(pending_count)
+
+
+class AnomalyDetector:
+    """The detector for one series. Feed readings in time order with `score_batch`."""
+
+    __slots__ = (
+        "_background",
+        "_evidence",
+        "_grids",
+        "_last_fire",
+        "_previous",
+        "_readings",
+        "_successors",
+        "_warmup",
+        "sensitivity",
+    )
+
+    def __init__(self, sensitivity: Sensitivity = Sensitivity.MEDIUM) -> None:
+        self.sensitivity = Sensitivity(sensitivity)
+        self._readings = 0
+        self._warmup: list[float] = []
+        self._grids = [
+            _Grid(resolution, resolution // previous)
+            for previous, resolution in zip((1, *RESOLUTIONS), RESOLUTIONS, strict=False)
+        ]
+        self._previous = 0.0
+        # Per source cell of the readings' own grid: (count, sum of destination cells, lowest, highest destination).
+        self._successors: dict[int, list[int]] = {}
+        # (reading number, evidence, grid index) of the evidence brought by the last EVIDENCE_READINGS readings.
+        self._evidence: list[tuple[int, float, int]] = []
+        # Evidence per reading, exponentially averaged: what is ordinary for this series.
+        self._background = 0.0
+        self._last_fire = NEVER
+
+    @property
+    def warming_up(self) -> bool:
+        """True until WARMUP_READINGS readings have been seen."""
+        return self._readings < WARMUP_READINGS
+
+    def score_batch(self, timestamps_us: Sequence[int], values: Sequence[float]) -> list[Scored]:
+        """Score readings of this series in time order; each from the readings before it only."""
+        if len(timestamps_us) != len(values):
+            raise ValueError(f"{len(timestamps_us)} timestamps for {len(values)} values")
+        out: list[Scored] = []
+        start = 0
+        while start < len(values) and self._readings < WARMUP_READINGS:
+            out.append(self._learn_warmup(timestamps_us[start], float(values[start])))
+            start += 1
+        if start < len(values):
+            self._score_warm(timestamps_us[start:], values[start:], out)
+        return out
+
+    def score(self, timestamp_us: int, value: float) -> Scored:
+        """Score one reading."""
+        return self.score_batch((timestamp_us,), (value,))[0]
+
+    # -- warm-up --------------------------------------------------------------------------------------------
+
+    def _learn_warmup(self, stamp: int, value: float) -> Scored:
+        self._warmup.append(value)
+        self._readings += 1
+        low, high = min(self._warmup), max(self._warmup)
+        mean = math.fsum(self._warmup) / len(self._warmup)
+        scored = Scored(stamp, value, 0.0, mean, low, high, True, False)
+        if self._readings == WARMUP_READINGS:
+            self._start_grids()
+        return scored
+
+    def _start_grids(self) -> None:
+        """Lay each grid over the warm-up (readings, then block means of block means) and learn its moves.
+
+        The background starts where its average would stand had it run through the second half of the warm-up:
+        a series whose warm-up kept finding novelty starts with a higher bar.
+        """
+        readings = self._warmup
+        found = [0.0] * len(readings)
+        values: Sequence[float] = readings
+        for grid in self._grids:
+            if grid.factor > 1:
+                values, grid.pending, grid.pending_count = _block_means(values, grid.factor)
+            evidence = grid.start(values)
+            # The value at index i of this view is complete at reading (i + 1) * resolution - 1.
+            for index, gained in enumerate(evidence, start=len(values) - len(evidence)):
+                found[(index + 1) * grid.resolution - 1] += gained
+        background = 0.0
+        for gained in found[len(found) // 2 :]:
+            background += (gained - background) * BACKGROUND_RATE
+        self._background = background
+        self._previous = readings[-1]
+        self._warmup = []
+        self._rebuild_successors()
+
+    # -- scoring --------------------------------------------------------------------------------------------
+
+    def _score_warm(self, stamps: Sequence[int], values: Sequence[float], out: list[Scored]) -> None:
+        """The hot loop: the readings' own grid is stepped inline with its state held in locals; the slower
+        grids are stepped through `_feed` once per block."""
+        threshold = SENSITIVITY_THRESHOLDS[self.sensitivity]
+        grids = self._grids
+        raw = grids[0]
+        slow = grids[1] if len(grids) > 1 else None
+        block = slow.factor if slow is not None else 0
+        pending, pending_count = (slow.pending, slow.pending_count) if slow is not None else (0.0, 0)
+        origin, width = raw.origin, raw.width
+        moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+        older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
+        low_cell, high_cell = raw.low_cell, raw.high_cell
+        evidence = self._evidence
+        number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
+        floor = math.floor
+        new_level = _new_level
+        append = out.append
+        for stamp, item in zip(stamps, values, strict=True):
+            value = float(item)
+            stats = successors.get(source)
+            if stats is None:
+                expected, low, high = previous, origin + (source - 1) * width, origin + (source + 2) * width
+            else:
+                expected = origin + (stats[1] / stats[0] + 0.5) * width
+                low, high = origin + stats[2] * width, origin + (stats[3] + 1) * width
+            position = (value - origin) / width
+            target = floor(position) if -MAX_CELL < position < MAX_CELL else (MAX_CELL if position > 0 else -MAX_CELL)
+            move = (source, target)
+            count = moves.get(move, 0)
+            moves[move] = count + 1
+            if stats is None:
+                successors[source] = [1, target, target, target]
+            else:
+                stats[0] += 1
+                stats[1] += target
+                if target < stats[2]:
+                    stats[2] = target
+                elif target > stats[3]:
+                    stats[3] = target
+            path = (older, source, target)
+            new_path = path not in paths
+            gained = 0.0
+            if count == 0 or new_path:
+                if new_path:
+                    paths.add(path)
+                # (A reading in a cell never visited always makes a new move, so the range is kept here.)
+                if target > high_cell:
+                    gained, high_cell = new_level(target - high_cell), target
+                elif target < low_cell:
+                    gained, low_cell = new_level(low_cell - target), target
+                else:
+                    gained = 1.0 if count == 0 else PATH_EVIDENCE
+                evidence.append((number, gained, 0))
+            if target == source:
+                run += 1
+                if run > dwell_due:
+                    raw.run = run
+                    dwelling = raw.dwell(target)
+                    dwell_due = raw.dwell_due
+                    if dwelling:
+                        gained += dwelling
+                        evidence.append((number, dwelling, 0))
+            else:
+                if run > longest.get(source, 0):
+                    longest[source] = run
+                run, dwell_due = 1, DWELL_MIN_STEPS
+            older, source = source, target
+            previous = value
+            if slow is not None:
+                pending += value / block
+                pending_count += 1
+                if pending_count == block:
+                    gained += self._feed(pending, number)
+                    pending, pending_count = 0.0, 0
+            score = 0.0
+            if gained:
+                while evidence[0][0] <= number - EVIDENCE_READINGS:
+                    del evidence[0]
+                total = 0.0
+                for entry in evidence:
+                    total += entry[1]
+                score = total / (FULL_EVIDENCE + BACKGROUND_WEIGHT * EVIDENCE_READINGS * background)
+                if score > 1.0:
+                    score = 1.0
+                background += (gained - background) * BACKGROUND_RATE
+            else:
+                background -= background * BACKGROUND_RATE
+            anomalous = score >= threshold and number - last_fire > REST_READINGS
+            append(Scored(stamp, value, score, expected, low, high, False, anomalous))
+            if anomalous or (count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS)):
+                raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
+                raw.low_cell, raw.high_cell = low_cell, high_cell
+                if anomalous:
+                    last_fire = number
+                    self._coarsen_contributors(number)
+                if raw.enforce_bounds():
+                    self._rebuild_successors()
+                origin, width = raw.origin, raw.width
+                moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+                older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
+                low_cell, high_cell = raw.low_cell, raw.high_cell
+            number += 1
+        raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
+        raw.low_cell, raw.high_cell = low_cell, high_cell
+        if slow is not None:
+            slow.pending, slow.pending_count = pending, pending_count
+        self._readings, self._last_fire, self._previous, self._background = number, last_fire, previous, background
+
+    def _feed(self, value: float, number: int) -> float:
+        """A block of readings is complete: step the slower grids with its mean (and each slower grid whose block
+        completes with it). Their evidence is recorded for reading `number`; returns its sum."""
+        grids = self._grids
+        gained = 0.0
+        index = 1
+        while True:
+            found = grids[index].step(value)
+            if found:
+                self._evidence.append((number, found, index))
+                gained += found
+            index += 1
+            if index == len(grids):
+                return gained
+            slower = grids[index]
+            slower.pending += value / slower.factor
+            slower.pending_count += 1
+            if slower.pending_count < slower.factor:
+                return gained
+            value = slower.pending
+            slower.pending, slower.pending_count = 0.0, 0
+
+    def _coarsen_contributors(self, number: int) -> None:
+        """An alarm at reading `number`: each grid that contributed to it and to another alarm shortly before
+        is finer than the series' noise, and coarsens."""
+        for index in {entry[2] for entry in self._evidence if entry[0] > number - EVIDENCE_READINGS}:
+            grid = self._grids[index]
+            if number - grid.last_fire < COARSEN_WITHIN_READINGS:
+                grid.coarsen()
+                grid.enforce_bounds()
+                if index == 0:
+                    self._rebuild_successors()
+            grid.last_fire = number
+
+    def _rebuild_successors(self) -> None:
+        successors: dict[int, list[int]] = {}
+        for (source, target), count in self._grids[0].moves.items():
+            stats = successors.get(source)
+            if stats is None:
+                successors[source] = [count, count * target, target, target]
+            else:
+                stats[0] += count
+                stats[1] += count * target
+                stats[2] = min(stats[2], target)
+                stats[3] = max(stats[3], target)
+        self._successors = successors
+
+    # -- persistence ----------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-able snapshot from which `from_state` restores this detector exactly."""
+        return {
+            "version": STATE_VERSION,
+            "sensitivity": self.sensitivity.value,
+            "readings": self._readings,
+            "warmup": list(self._warmup),
+            "previous": self._previous,
+            "evidence": [[n, e, g] for n, e, g in self._evidence],
+            "background": self._background,
+            "last_fire": self._last_fire,
+            "grids": [grid.state() for grid in self._grids] if not self.warming_up else [],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> AnomalyDetector:
+        """Restore a detector saved by `state()`."""
+        if state.get("version") != STATE_VERSION:
+            raise DetectorStateError(
+                f"anomaly detector state version {state.get('version')!r}, expected {STATE_VERSION}"
+            )
+        try:
+            detector = cls(Sensitivity(state["sensitivity"]))
+            detector._readings = int(state["readings"])
+            detector._warmup = [float(v) for v in state["warmup"]]
+            detector._previous = float(state["previous"])
+            detector._evidence = [(int(n), float(e), int(g)) for n, e, g in state["evidence"]]
+            detector._background = float(state["background"])
+            detector._last_fire = int(state["last_fire"])
+            grids = state["grids"]
+            if not detector.warming_up:
+                if len(grids) != len(detector._grids):
+                    raise ValueError(f"{len(grids)} grids, expected {len(detector._grids)}")
+                for grid, saved in zip(detector._grids, grids, strict=True):
+                    grid.restore(saved)
+            if any(not 0 <= g < len(detector._grids) for _, _, g in detector._evidence):
+                raise ValueError("evidence names a grid that does not exist")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DetectorStateError(f"malformed anomaly detector state: {exc!r}") from None
+        detector._rebuild_successors()
+        return detector
+
+    @classmethod
+    def rebuild(
+        cls, timestamps_us: Sequence[int], values: Sequence[float], sensitivity: Sensitivity = Sensitivity.MEDIUM
+    ) -> AnomalyDetector:
+        """A detector that has seen the last REBUILD_READINGS of these stored readings (oldest first)."""
+        detector = cls(sensitivity)
+        start = max(0, len(values) - REBUILD_READINGS)
+        detector.score_batch(timestamps_us[start:], values[start:])
+        # The replay's own alarms are history: the rebuilt detector may fire on the very next reading.
+        detector._last_fire = NEVER
+        return detector
