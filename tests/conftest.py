@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +27,11 @@ from haltless.server.fastws import DashboardWSProtocol
 from haltless.server.state import AppState
 from haltless.settings import Settings
 from haltless.store.database import create_engine, migrate
+
+# Hypothesis times every example (a 200 ms deadline) and its data generation (a health check): on a loaded
+# CI machine those fail for the machine's speed, not for a bug. Properties are checked with no clock.
+hypothesis.settings.register_profile("haltless", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("haltless")
 
 PASSWORD = "correct-horse-battery"
 # How long a test waits for something that must happen (an event, a close, a server coming up). Generous on
