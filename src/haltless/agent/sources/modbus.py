@@ -38,6 +38,23 @@ from haltless.agent.sources.registers import (
 from haltless.agent.stats import AgentStats
 
 log = logging.getLogger("haltless.agent")
+# Modbus exception codes (Modbus application protocol, section 7) in the words of the spec.
+_EXCEPTIONS = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+def exception_name(code: int) -> str:
+    """`exception 2 (illegal data address)`."""
+    return f"exception {code} ({_EXCEPTIONS.get(code, 'unknown')})"
 
 
 class ModbusUnavailable(Exception):
@@ -184,8 +201,8 @@ class ModbusSource:
             received_us = now_micros()
             if response.isError():
                 self._skip(
-                    f"{read.table} {read.start}..{read.start + read.count - 1}: the device answered with "
-                    f"Modbus exception code {response.exception_code}",
+                    f"{read.table} {read.start}..{read.start + read.count - 1}: the device answered "
+                    f"{exception_name(response.exception_code)}",
                     len(read.members),
                 )
                 continue
