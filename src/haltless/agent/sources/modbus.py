@@ -100,17 +100,24 @@ class RegisterPoint:
         return decode_registers([int(word) for word in words], self.data_type, self.word_order, self.byte_order)
 
 
-def read_block(
+async def read_block(
     client: AsyncModbusTcpClient, table: RegisterTable, start: int, count: int, unit_id: int
-) -> Awaitable[ModbusPDU]:
-    """The request that reads `count` registers (or bits) of `table` from `start`."""
+) -> ModbusPDU:
+    """Read `count` registers (or bits) of `table` from `start`."""
     request: Callable[..., Awaitable[ModbusPDU]] = {
         "holding": client.read_holding_registers,
         "input": client.read_input_registers,
         "coil": client.read_coils,
         "discrete_input": client.read_discrete_inputs,
     }[table]
-    return request(start, count=count, device_id=unit_id)
+    response = await request(start, count=count, device_id=unit_id)
+    # pymodbus waits for the answer with asyncio.wait_for, which on Python 3.11 drops a cancellation that
+    # arrives together with the answer (fixed in 3.12); the task still counts it, so honour it here, or a
+    # stopping agent would poll on forever.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return response
 
 
 async def open_client(host: str, port: int, request_timeout: float) -> AsyncModbusTcpClient:
