@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint format typecheck check bench clean
+.PHONY: install demo run test lint format typecheck check bench bench-agent clean
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-agent: $(STAMP)  ## OPC UA latency and Modbus polling through the edge agent (about 3 minutes)
+	$(BIN)/python -m bench agent
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

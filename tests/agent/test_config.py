@@ -9,6 +9,7 @@ import pytest
 from haltless.agent.command import EXIT_BAD_CONFIG, run_command
 from haltless.agent.config import load_config
 from tests.agent.conftest import run_agent_once
+from tests.agent.industrial import make_certificate
 
 VALID = 'server_url = "http://127.0.0.1:8000"\napi_key = "hlk_test"\n'
 MQTT = '[[sources]]\ntype = "mqtt"\n[[sources.subscriptions]]\n'
@@ -166,3 +167,20 @@ def test_documented_example_config_is_valid(tmp_path: Path) -> None:
     path.write_text(text.split("```toml\n", 1)[1].split("```", 1)[0])
     config = load_config(path, {"HALTLESS_AGENT_KEY": "hlk_x", "MQTT_PASSWORD": "secret"})
     assert {source.type for source in config.sources} == {"mqtt", "csv", "simulator"}
+
+
+def test_documented_opcua_and_modbus_examples_are_valid(tmp_path: Path) -> None:
+    """The worked examples of docs/agent.md load, with certificates where the OPC UA one expects them."""
+    text = (Path(__file__).parents[2] / "docs" / "agent.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```toml\n")[1:]]
+    examples = {kind: [b for b in blocks if f'type = "{kind}"' in b] for kind in ("opcua", "modbus")}
+    assert [len(found) for found in examples.values()] == [1, 1]
+    (tmp_path / "pki").mkdir()
+    make_certificate(tmp_path / "pki", "agent", "urn:haltless:agent", server=False)  # agent-cert.der, agent-key.pem
+    make_certificate(tmp_path / "pki", "plc", "urn:plc", server=True)  # plc-cert.der
+    environ = {"HALTLESS_AGENT_KEY": "hlk_x", "PLC_PASSWORD": "secret"}
+    for kind, (example,) in examples.items():
+        path = tmp_path / f"{kind}.toml"
+        path.write_text(example)
+        (source,) = load_config(path, environ).sources
+        assert source.type == kind
