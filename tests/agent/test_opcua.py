@@ -6,22 +6,27 @@ import asyncio
 import datetime
 import sys
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 import websockets
 from asyncua.ua.status_codes import StatusCodes
 
-from haltless.agent.config import load_config
+from haltless.agent.buffer import BufferError
+from haltless.agent.captured import CapturedReading
+from haltless.agent.config import OpcUaSourceConfig, load_config
 from haltless.agent.runner import Agent
+from haltless.agent.sources.machines import MachineDirectory
 from haltless.agent.sources.opcua import OpcUaSource
+from haltless.agent.stats import AgentStats
 from tests.agent.conftest import agent_env, create_api_key, stored_readings, write_config
 from tests.agent.industrial import OpcUaSecurity, OpcUaTestServer, make_certificate
 from tests.conftest import RunningServer, Tenant, free_port, next_event
 
 START = datetime.datetime(2026, 11, 28, 10, 0, tzinfo=datetime.UTC)
 DEADLINE = 60.0  # seconds; generous, for a loaded 2-core machine
+MACHINE = "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
 
 
 async def _until(condition: object, what: str, seconds: float = DEADLINE) -> None:
@@ -247,7 +252,7 @@ async def test_a_wrong_password_stops_the_agent_with_one_clear_line(tmp_path: Pa
             'security_policy = "Basic256Sha256"\ncertificate = "agent-cert.der"\nprivate_key = "agent-key.pem"\n'
             'server_certificate = "plc-cert.der"\nusername = "operator"\npassword = "wrong"\n'
         )
-        body = '[machines]\npress-1 = "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"\n' + _opcua_source(
+        body = f'[machines]\npress-1 = "{MACHINE}"\n' + _opcua_source(
             plc.endpoint, _node(plc.node_id("Press1.Temperature"), "temperature"), extra
         )
         code, stderr = await _run_agent(write_config(tmp_path, "http://127.0.0.1:9", "hlk_unused", body))
@@ -268,7 +273,7 @@ async def test_unknown_nodes_stop_the_agent_naming_the_key_with_exit_2(tmp_path:
         + '[[sources.nodes]]\nbrowse_path = "/0:Objects/2:Press1/2:Missing"\nmachine = "press-1"\nmetric = "m"\n'
         + _node("ns=2;s=Press1", "object")
     )
-    body = '[machines]\npress-1 = "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"\n' + _opcua_source(plc.endpoint, nodes)
+    body = f'[machines]\npress-1 = "{MACHINE}"\n' + _opcua_source(plc.endpoint, nodes)
     code, stderr = await _run_agent(write_config(tmp_path, "http://127.0.0.1:9", "hlk_unused", body))
     assert code == 2
     assert "invalid configuration" in stderr
@@ -325,7 +330,23 @@ async def test_browse_prints_a_source_block_that_loads(tmp_path: Path, plc: OpcU
     ]
     config = tmp_path / "agent.toml"
     config.write_text(
-        'server_url = "http://127.0.0.1:8000"\napi_key = "hlk_x"\n'
-        '[machines]\nPress1 = "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"\n' + snippet
+        f'server_url = "http://127.0.0.1:8000"\napi_key = "hlk_x"\n[machines]\nPress1 = "{MACHINE}"\n' + snippet
     )
     assert load_config(config, {}).sources[0].type == "opcua"
+
+
+async def test_a_broken_buffer_stops_the_source_instead_of_reconnecting(plc: OpcUaTestServer) -> None:
+    config = OpcUaSourceConfig.model_validate(
+        {
+            "type": "opcua",
+            "endpoint": plc.endpoint,
+            "nodes": [{"node_id": plc.node_id("Press1.Temperature"), "machine": MACHINE, "metric": "temperature"}],
+        }
+    )
+
+    async def emit(readings: Sequence[CapturedReading]) -> None:
+        raise BufferError("buffer.db: disk I/O error")
+
+    source = OpcUaSource(config, MachineDirectory({}), AgentStats(), "sources[0]")
+    with pytest.raises(BufferError, match="disk I/O error"):
+        await asyncio.wait_for(source.run(emit), DEADLINE)  # the value the subscription starts with fails to buffer
