@@ -215,3 +215,35 @@ async def test_the_source_stops_when_cancelled_whatever_it_awaits(devices: list[
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=DEADLINE)
         assert task in done, f"attempt {attempt}: the source went on after it was cancelled"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (["--address", "500"], 1, "unit 1 answered holding 500 with exception 2 (illegal data address)"),
+        (["--address", "0", "--table", "coil", "--type", "float32"], 2, "--type: 'float32' does not fit table 'coil'"),
+        (["--address", "65535", "--type", "float32"], 2, "--address: 65535 + 2 registers of float32 ends past"),
+    ],
+)
+async def test_probe_names_what_is_wrong(
+    devices: list[ModbusTestServer], arguments: list[str], code: int, message: str
+) -> None:
+    device = ModbusTestServer(free_port(), [1, 2])
+    await device.start()
+    devices.append(device)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "haltless",
+        "agent",
+        "probe",
+        f"modbus://127.0.0.1:{device.port}",
+        *arguments,
+        env=agent_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), DEADLINE)
+    assert process.returncode == code
+    assert message in stderr.decode()
+    assert "Traceback" not in stderr.decode()

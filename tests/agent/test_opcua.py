@@ -350,3 +350,74 @@ async def test_a_broken_buffer_stops_the_source_instead_of_reconnecting(plc: Opc
     source = OpcUaSource(config, MachineDirectory({}), AgentStats(), "sources[0]")
     with pytest.raises(BufferError, match="disk I/O error"):
         await asyncio.wait_for(source.run(emit), DEADLINE)  # the value the subscription starts with fails to buffer
+
+
+async def _haltless(*args: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """A `haltless …` command line, run while this loop serves the PLC."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "haltless",
+        *args,
+        env={**agent_env(), **(environ or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), DEADLINE)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_browse_a_secured_server_and_its_refusals(tmp_path: Path) -> None:
+    security = _security(tmp_path)
+    plc = OpcUaTestServer(free_port(), security)
+    await plc.start()
+    secured = [
+        "--security-policy",
+        "Basic256Sha256",
+        "--certificate",
+        str(security.trusted_client.certificate),
+        "--private-key",
+        str(security.trusted_client.private_key),
+        "--server-certificate",
+        str(security.server.certificate),
+        "--username",
+        "operator",
+        "--password-env",
+        "PLC_PASSWORD",
+    ]
+    try:
+        code, stdout, stderr = await _haltless(
+            "agent", "browse", plc.endpoint, *secured, environ={"PLC_PASSWORD": "s3cret"}
+        )
+        assert code == 0, stderr
+        (source,) = tomllib.loads(stdout)["sources"]
+        assert (source["security_mode"], source["username"], source["password_env"]) == (
+            "SignAndEncrypt",
+            "operator",
+            "OPCUA_PASSWORD",
+        )
+        assert len(source["nodes"]) == 3
+
+        code, _, stderr = await _haltless("agent", "browse", plc.endpoint)
+        assert code == 1
+        assert "offers no endpoint with security_policy None and security_mode None; it offers " in stderr
+        assert "Basic256Sha256/Sign, Basic256Sha256/SignAndEncrypt" in stderr
+
+        other = make_certificate(tmp_path, "impostor", "urn:impostor", server=True)
+        impostor = [*secured[:7], str(other.certificate), *secured[8:]]
+        code, _, stderr = await _haltless(
+            "agent", "browse", plc.endpoint, *impostor, environ={"PLC_PASSWORD": "s3cret"}
+        )
+        assert code == 1
+        assert "is not the one in server_certificate" in stderr
+
+        code, _, stderr = await _haltless("agent", "browse", plc.endpoint, *secured)
+        assert code == 2
+        assert "--password-env: the environment variable PLC_PASSWORD is not set" in stderr
+    finally:
+        await plc.stop()
+    code, _, stderr = await _haltless("agent", "browse", plc.endpoint)  # nobody listens there any more
+    assert code == 1
+    assert stderr.startswith(f"error: {plc.endpoint}: ")
+    assert "Traceback" not in stderr

@@ -107,7 +107,8 @@ async def connect(connection: OpcUaConnection, name: str) -> Client:
         server_certificate = await asyncio.to_thread(lambda: certificate_der(_read(connection.server_certificate)))
         # The server matches the session's application URI against the certificate's: take it from there.
         client.application_uri = application_uri(certificate) or APPLICATION_URI
-        if not endpoint.ServerCertificate.startswith(server_certificate):
+        # The endpoint may present a chain (DER certificates back to back): the server's own comes first.
+        if not (endpoint.ServerCertificate or b"").startswith(server_certificate):
             raise OpcUaRefused(
                 f"{name}: the certificate of {connection.endpoint} is not the one in server_certificate "
                 f"({connection.server_certificate}); if the server's certificate was renewed, save the new one there"
@@ -130,7 +131,9 @@ async def _matching_endpoint(client: Client, connection: OpcUaConnection, name: 
         if endpoint.SecurityPolicyUri == policy and endpoint.SecurityMode == mode:
             break
     else:
-        offered = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/{e.SecurityMode.name}" for e in endpoints})
+        offered = sorted(
+            {f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/{e.SecurityMode.name.rstrip('_')}" for e in endpoints}
+        )
         raise OpcUaRefused(
             f"{name}: {connection.endpoint} offers no endpoint with security_policy {connection.security_policy} "
             f"and security_mode {connection.mode}; it offers {', '.join(offered) or 'none'}"
