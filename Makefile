@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint format typecheck check bench bench-growth bench-large clean
+.PHONY: install demo run test lint format typecheck check bench bench-growth bench-large bench-agent clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-growth: $(STAMP)  ## the cost-growth table alone (also part of `make bench
 
 bench-large: $(STAMP)  ## history, start-up and RSS at 1M and 10M stored readings (about a minute, 2.6 GB of temp disk)
 	$(BIN)/python -m bench large
+
+bench-agent: $(STAMP)  ## OPC UA latency and Modbus polling through the edge agent (about 3 minutes)
+	$(BIN)/python -m bench agent
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

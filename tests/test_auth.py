@@ -85,7 +85,7 @@ async def test_forged_expired_and_incomplete_tokens_are_refused(server: RunningS
         "no exp": _forge(server, {k: v for k, v in base.items() if k != "exp"}),
         "no tenant": _forge(server, {k: v for k, v in base.items() if k != "tid"}),
         "no typ": _forge(server, {k: v for k, v in base.items() if k != "typ"}),
-        "alg none": jwt.encode(base, None, algorithm="none"),
+        "alg none": jwt.encode(base, "", algorithm="none"),
         "garbage": "not-a-jwt",
     }
     async with httpx.AsyncClient(base_url=server.base_url) as http:

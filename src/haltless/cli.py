@@ -84,15 +84,92 @@ def demo(
         _run(run_demo(_settings(data_dir, None), host=host, port=port, machines=machines))
 
 
-@app.command()
+agent_app = typer.Typer(help="Run the edge agent (--config …), or set up its sources (browse, probe).")
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.callback(invoke_without_command=True)
 def agent(
-    config: Annotated[Path, typer.Option("--config", help="The agent's TOML config file (see docs/agent.md).")],
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="The agent's TOML config file (see docs/agent.md).")
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="One pass of finite sources, send everything, exit.")] = False,
 ) -> None:
     """Run the edge agent: capture readings, buffer them on disk, forward them to the server."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        ctx.fail("Missing option '--config' (or a command: browse, probe).")
     from haltless.agent.command import run_command
 
     raise typer.Exit(run_command(config, once=once))
+
+
+@agent_app.command("browse")
+def agent_browse(
+    endpoint: Annotated[str, typer.Argument(help="The server, e.g. opc.tcp://192.168.1.10:4840.")],
+    username: Annotated[str | None, typer.Option(help="Log in as this user (default: anonymous).")] = None,
+    password_env: Annotated[
+        str | None, typer.Option("--password-env", help="Environment variable holding the password.")
+    ] = None,
+    security_policy: Annotated[str, typer.Option(help="None or Basic256Sha256.")] = "None",
+    security_mode: Annotated[str | None, typer.Option(help="Sign or SignAndEncrypt (the default).")] = None,
+    certificate: Annotated[Path | None, typer.Option(help="The agent's certificate (DER or PEM).")] = None,
+    private_key: Annotated[Path | None, typer.Option(help="Its private key.")] = None,
+    server_certificate: Annotated[Path | None, typer.Option(help="The server's certificate, trusted.")] = None,
+    max_nodes: Annotated[int, typer.Option(min=1, help="Stop after this many variables.")] = 1000,
+) -> None:
+    """Print an OPC UA server's variables as a source block to paste into the agent's config file."""
+    from haltless.agent.browse import browse_command
+
+    fields: dict[str, object] = {"endpoint": endpoint, "security_policy": security_policy}
+    optional = {
+        "username": username,
+        "security_mode": security_mode,
+        "certificate": certificate,
+        "private_key": private_key,
+        "server_certificate": server_certificate,
+    }
+    fields |= {key: value for key, value in optional.items() if value is not None}
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if password is None:
+            typer.echo(f"error: --password-env: the environment variable {password_env} is not set", err=True)
+            raise typer.Exit(2)
+        fields["password"] = password
+    raise typer.Exit(browse_command(fields, max_nodes=max_nodes))
+
+
+@agent_app.command("probe")
+def agent_probe(
+    url: Annotated[str, typer.Argument(help="The device, e.g. modbus://192.168.1.20:502.")],
+    address: Annotated[int, typer.Option(help="0-based address of the (first) register.")],
+    unit: Annotated[int, typer.Option(help="Unit id (device id) behind the address.")] = 1,
+    data_type: Annotated[
+        str | None,
+        typer.Option("--type", help="int16, uint16, int32, uint32, float32, float64, bool (default uint16/bool)."),
+    ] = None,
+    table: Annotated[str, typer.Option(help="holding, input, coil or discrete_input.")] = "holding",
+    word_order: Annotated[str, typer.Option(help="big (most significant word first) or little.")] = "big",
+    byte_order: Annotated[str, typer.Option(help="big (high byte first) or little.")] = "big",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the device.")] = 3.0,
+) -> None:
+    """Read one value from a Modbus TCP device and print it."""
+    from haltless.agent.probe import probe_command
+
+    raise typer.Exit(
+        probe_command(
+            url,
+            unit_id=unit,
+            address=address,
+            table=table,
+            data_type=data_type,
+            word_order=word_order,
+            byte_order=byte_order,
+            timeout=timeout,
+        )
+    )
 
 
 @admin_app.command("create-tenant")

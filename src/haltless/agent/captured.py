@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import uuid
@@ -41,6 +42,16 @@ def now_micros() -> int:
 def new_reading_id() -> str:
     """A fresh id for a reading that did not bring its own."""
     return str(uuid.uuid4())
+
+
+def derived_reading_id(kind: str, *parts: object) -> str:
+    """An id fixed by what was measured (`kind:` + SHA-256 of the parts), so capturing it again repeats the id.
+
+    Industrial sources send a value again after a reconnect (an OPC UA subscription starts with the current
+    value, stamped with the time it was measured); the server then counts the repeat as a duplicate.
+    """
+    digest = hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()
+    return f"{kind}:{digest[:40]}"
 
 
 def parse_capture_time(raw: object) -> int | None:

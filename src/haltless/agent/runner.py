@@ -13,7 +13,14 @@ import httpx
 from haltless import __version__
 from haltless.agent.buffer import ReadingBuffer
 from haltless.agent.captured import CapturedReading
-from haltless.agent.config import AgentConfig, CsvSourceConfig, MqttSourceConfig, SimulatorSourceConfig
+from haltless.agent.config import (
+    AgentConfig,
+    CsvSourceConfig,
+    ModbusSourceConfig,
+    MqttSourceConfig,
+    OpcUaSourceConfig,
+    SimulatorSourceConfig,
+)
 from haltless.agent.sources import Emit, Source
 from haltless.agent.sources.csv_replay import CsvReplaySource
 from haltless.agent.sources.machines import MachineDirectory
@@ -47,13 +54,22 @@ def build_sources(config: AgentConfig, stats: AgentStats, *, once: bool) -> list
     """One source object per `[[sources]]` entry."""
     machines = MachineDirectory(config.machines)
     sources: list[Source] = []
-    for entry in config.sources:
+    for index, entry in enumerate(config.sources):
         if isinstance(entry, MqttSourceConfig):
             sources.append(MqttSource(entry, machines, stats))
         elif isinstance(entry, CsvSourceConfig):
             sources.append(CsvReplaySource(entry, machines, stats))
         elif isinstance(entry, SimulatorSourceConfig):
             sources.append(SimulatorSource(entry, machines, once=once))
+        elif isinstance(entry, OpcUaSourceConfig):
+            # Imported here: asyncua takes a third of a second to load, which agents without OPC UA need not pay.
+            from haltless.agent.sources.opcua import OpcUaSource
+
+            sources.append(OpcUaSource(entry, machines, stats, key=f"sources[{index}]"))
+        elif isinstance(entry, ModbusSourceConfig):
+            from haltless.agent.sources.modbus import ModbusSource
+
+            sources.append(ModbusSource(entry, machines, stats))
     return sources
 
 

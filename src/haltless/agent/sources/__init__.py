@@ -1,4 +1,4 @@
-"""Sources turn the outside world (MQTT, CSV files, simulated machines) into captured readings."""
+"""Sources turn the outside world (MQTT, CSV files, OPC UA, Modbus, simulated machines) into captured readings."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ Emit = Callable[[Sequence[CapturedReading]], Awaitable[None]]
 
 class SourceError(Exception):
     """A source cannot run at all (missing file, bad header); the message says which source and why."""
+
+
+class SourceConfigError(SourceError):
+    """The device disagrees with the config file (an OPC UA node it does not have); the message names the key."""
 
 
 class Source(Protocol):
