@@ -14,9 +14,11 @@ from starlette.types import Receive, Scope, Send
 
 from haltless import __version__
 from haltless.bus import create_bus
+from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.api_key_lookup import ApiKeyLookup
+from haltless.server.body_guard import BodyGuard
 from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
@@ -51,6 +53,14 @@ def load_or_create_jwt_secret(settings: Settings) -> str:
     return secret
 
 
+# The one BodyGuard configuration, for the middleware stack and the ingest fast path alike: each route's body
+# limit where it is not body_guard.JSON_BODY_LIMIT, and the routes that read a body without a credential.
+BODY_GUARD_OPTIONS: dict[str, Any] = {
+    "limits": {sensor_data.INGEST_PATH: MAX_INGEST_BODY_BYTES},
+    "open_paths": auth.OPEN_BODY_PATHS,
+}
+
+
 class HaltlessAPI(FastAPI):
     """FastAPI, with one fast path: readings posted without CORS go straight to the ingest handler.
 
@@ -58,12 +68,13 @@ class HaltlessAPI(FastAPI):
     router and dependencies cost ~1 ms of the ~7 ms a 500-reading batch takes on the event loop.
     `sensor_data.serve_ingest` runs the route's own code; the route stays for OpenAPI and for requests
     that need the CORS middleware. Middleware added to the app does not see the fast path: give
-    `serve_ingest` whatever it must do too.
+    `serve_ingest` whatever it must do too (it runs behind the same `BodyGuard` as every route).
     """
 
     def __init__(self, *, fast_ingest: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast_ingest = fast_ingest
+        self._serve_ingest = BodyGuard(sensor_data.serve_ingest, **BODY_GUARD_OPTIONS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -73,7 +84,7 @@ class HaltlessAPI(FastAPI):
             and scope["method"] == "POST"
         ):
             scope["app"] = self
-            await sensor_data.serve_ingest(scope, receive, send)
+            await self._serve_ingest(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -138,6 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Sensor ingestion, alerting and live dashboards for industrial machines.",
         lifespan=lifespan,
     )
+    # Added first, so it runs inside CORS: its refusals (401, 413, 415) carry CORS headers a browser can read.
+    app.add_middleware(BodyGuard, **BODY_GUARD_OPTIONS)
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

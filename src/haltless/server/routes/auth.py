@@ -17,7 +17,11 @@ from haltless.server.state import AppState, now_seconds
 from haltless.store import accounts
 from haltless.store.accounts import RefreshUse, User
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+PREFIX = "/api/v1/auth"
+router = APIRouter(prefix=PREFIX, tags=["auth"])
+# The only routes whose body is read without a credential in the Authorization header (the body carries the
+# password or token); `body_guard.BodyGuard` authenticates every other request before reading its body.
+OPEN_BODY_PATHS = frozenset({f"{PREFIX}/login", f"{PREFIX}/refresh", f"{PREFIX}/logout"})
 
 
 async def _issue_pair(state: AppState, user: User, family_id: str) -> TokenPair:
