@@ -30,7 +30,7 @@ from haltless.server.state import AppState
 from haltless.server.ws import router as ws_router
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
-from haltless.store.database import create_engine, migrate
+from haltless.store.database import create_engine, make_private_dir, migrate
 from haltless.store.retention import RetentionPruner
 
 
@@ -41,7 +41,7 @@ def load_or_create_jwt_secret(settings: Settings) -> str:
     path: Path = settings.data_dir / "jwt_secret"
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     secret = new_secret()
     # O_EXCL: when two processes start at once, exactly one writes; the other reads its secret.
     try:
@@ -95,7 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Owner only: the data dir holds the JWT secret and, with SQLite, every tenant's data.
+        make_private_dir(settings.data_dir)
         engine = create_engine(settings.effective_database_url)
         await migrate(engine)
         bus = create_bus(settings.bus_url, prefix=settings.bus_prefix, history_size=settings.event_history)
