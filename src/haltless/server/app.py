@@ -17,6 +17,7 @@ from haltless.bus import create_bus
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.body_guard import BodyGuard
 from haltless.server.dashboard import install_dashboard
@@ -149,6 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Sensor ingestion, alerting and live dashboards for industrial machines.",
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN; install_api_docs serves them from this server.
+        docs_url=None,
+        redoc_url=None,
     )
     # Added first, so it runs inside CORS: its refusals (401, 413, 415) carry CORS headers a browser can read.
     app.add_middleware(BodyGuard, **BODY_GUARD_OPTIONS)
@@ -177,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_dashboard(app, settings)
+    install_api_docs(app)
 
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, object]:
