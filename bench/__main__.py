@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "ingest": "bench.ingest",
     "growth": "bench.growth",
     "nab": "bench.nab",
+    "hostile": "bench.hostile",
 }
 # Run only when named, outside `make bench`'s time budget.
 OPT_IN: dict[str, str] = {

@@ -12,6 +12,9 @@ import orjson
 
 from tests.conftest import RunningServer, Tenant, query_database, wait_until
 
+# What every client sends with a body (the server answers 415 to anything else).
+JSON = {"Content-Type": "application/json"}
+
 
 async def _latest(tenant: Tenant, machine_id: str) -> list[dict[str, Any]]:
     response = await tenant.http.get(f"/api/v1/machines/{machine_id}/latest")
@@ -178,7 +181,7 @@ async def test_body_over_8_mib_is_413(server: RunningServer, tenant: Tenant) -> 
     machine_id = await tenant.add_machine()
     padding = "x" * (8 * 1024 * 1024)
     body = orjson.dumps({"readings": [{"machine_id": machine_id, "metric_name": "t", "value": 1, "unit": padding}]})
-    response = await tenant.http.post("/api/v1/sensor-data", content=body)
+    response = await tenant.http.post("/api/v1/sensor-data", content=body, headers=JSON)
     assert response.status_code == 413
     assert "MiB" in response.json()["detail"]
 
@@ -187,14 +190,14 @@ async def test_body_over_8_mib_is_413(server: RunningServer, tenant: Tenant) -> 
         for _ in range(9):
             yield b" " * (1024 * 1024)
 
-    streamed = await tenant.http.post("/api/v1/sensor-data", content=chunks())
+    streamed = await tenant.http.post("/api/v1/sensor-data", content=chunks(), headers=JSON)
     assert streamed.status_code == 413
     assert await _latest(tenant, machine_id) == []
 
 
 async def test_malformed_bodies_are_422(server: RunningServer, tenant: Tenant) -> None:
     for body in (b"{not json", b"[]", b'{"readings": {}}', b'{"readings": [], "more": 1}', b"null"):
-        response = await tenant.http.post("/api/v1/sensor-data", content=body)
+        response = await tenant.http.post("/api/v1/sensor-data", content=body, headers=JSON)
         assert response.status_code == 422, body
         assert response.json()["detail"], body
 
@@ -240,7 +243,7 @@ async def _ingest_outcomes(
     outcomes = []
     async with httpx.AsyncClient(base_url=running.base_url, headers=tenant.http.headers) as http:
         for extra, body in sent:
-            response = await http.post("/api/v1/sensor-data", content=body, headers={**headers, **extra})
+            response = await http.post("/api/v1/sensor-data", content=body, headers={**JSON, **headers, **extra})
             outcomes.append((response.status_code, response.json(), response.headers.get("www-authenticate")))
     return outcomes
 

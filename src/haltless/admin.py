@@ -8,12 +8,12 @@ from haltless.core.secrets import hash_password
 from haltless.server.state import now_micros
 from haltless.settings import Settings
 from haltless.store import accounts
-from haltless.store.database import create_engine, migrate
+from haltless.store.database import create_engine, make_private_dir, migrate
 
 
 async def create_tenant(settings: Settings, *, name: str, email: str, password: str) -> tuple[str, str]:
     """A tenant and its first admin user; returns (tenant_id, user_id)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     engine = create_engine(settings.effective_database_url)
     try:
         await migrate(engine)

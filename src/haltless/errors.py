@@ -7,6 +7,7 @@ HaltlessError
 ├── PermissionDenied    403: authenticated, but the role does not allow this
 ├── InvalidRequest      422: the request is well-formed but its content is wrong
 ├── PayloadTooLarge     413: the body or batch exceeds a documented limit
+├── UnsupportedMediaType 415: a request body that is not JSON (`Content-Type: application/json`)
 └── TooManyRequests     429: slow down; `retry_after` seconds
 """
 
@@ -45,6 +46,10 @@ class InvalidRequest(HaltlessError):
 
 class PayloadTooLarge(HaltlessError):
     status_code = 413
+
+
+class UnsupportedMediaType(HaltlessError):
+    status_code = 415
 
 
 class TooManyRequests(HaltlessError):

@@ -19,6 +19,18 @@ class TokenError(ValueError):
     """The token is malformed, forged, expired or of the wrong type."""
 
 
+class TokenExpired(TokenError):
+    """The token is genuine (its signature checked) but expired; `token_type` is what its `typ` claim says."""
+
+    def __init__(self, token_type: str | None) -> None:
+        super().__init__("token expired")
+        self.token_type = token_type
+
+
+class WrongTokenType(TokenError):
+    """The token is genuine but of the other type (an access token where a refresh token is due, or back)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     """The verified content of a token."""
@@ -81,14 +93,16 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
             options={"require": _REQUIRED, "verify_iat": False},
         )
     except jwt.ExpiredSignatureError:
-        raise TokenError("token expired") from None
+        # PyJWT checks the signature before the expiry, so the claims it did not return can be trusted.
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
+        raise TokenExpired(claims.get("typ") if isinstance(claims.get("typ"), str) else None) from None
     except jwt.PyJWTError:
         raise TokenError("invalid token") from None
     if payload.get("typ") != expected_type:
-        raise TokenError(f"not an {expected_type} token" if expected_type == "access" else "not a refresh token")
+        raise WrongTokenType(f"not an {expected_type} token" if expected_type == "access" else "not a refresh token")
     exp, iat = payload["exp"], payload["iat"]
     if not isinstance(exp, int) or not isinstance(iat, int) or exp <= now:
-        raise TokenError("token expired")
+        raise TokenExpired(expected_type)
     sub, tid, jti = payload["sub"], payload["tid"], payload["jti"]
     if not all(isinstance(v, str) and v for v in (sub, tid, jti)):
         raise TokenError("invalid token")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from haltless.core.readings import MAX_METRIC_NAME_LENGTH
 from haltless.core.rules import Condition, Severity, message_template_error
-from haltless.server.schemas import NoNul
+from haltless.server.schemas import JsonEnum, NoNul, StrictBody
 
 RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Message = Annotated[str, StringConstraints(max_length=500), NoNul]
@@ -34,15 +34,13 @@ def _template(value: str | None) -> str | None:
     return value
 
 
-class AlertRuleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AlertRuleCreate(StrictBody):
     name: RuleName
     metric_name: MetricName
     machine_id: str | None = Field(default=None, description="null: every machine of the tenant")
-    condition: Condition
+    condition: Annotated[Condition, JsonEnum]
     threshold: float
-    severity: Severity = Severity.WARNING
+    severity: Annotated[Severity, JsonEnum] = Severity.WARNING
     for_seconds: float = Field(default=0.0, ge=0.0, le=MAX_FOR_SECONDS)
     hysteresis: float = Field(default=0.0, ge=0.0)
     enabled: bool = True
@@ -55,15 +53,13 @@ class AlertRuleCreate(BaseModel):
     _check_message = field_validator("message")(_template)
 
 
-class AlertRuleUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AlertRuleUpdate(StrictBody):
     name: RuleName | None = None
     metric_name: MetricName | None = None
     machine_id: str | None = None
-    condition: Condition | None = None
+    condition: Annotated[Condition, JsonEnum] | None = None
     threshold: float | None = None
-    severity: Severity | None = None
+    severity: Annotated[Severity, JsonEnum] | None = None
     for_seconds: float | None = Field(default=None, ge=0.0, le=MAX_FOR_SECONDS)
     hysteresis: float | None = Field(default=None, ge=0.0)
     enabled: bool | None = None

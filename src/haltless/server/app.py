@@ -14,9 +14,12 @@ from starlette.types import Receive, Scope, Send
 
 from haltless import __version__
 from haltless.bus import create_bus
+from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
+from haltless.server.body_guard import BodyGuard
 from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
@@ -28,7 +31,7 @@ from haltless.server.state import AppState
 from haltless.server.ws import router as ws_router
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
-from haltless.store.database import create_engine, migrate
+from haltless.store.database import create_engine, make_private_dir, migrate
 from haltless.store.retention import RetentionPruner
 
 
@@ -39,7 +42,7 @@ def load_or_create_jwt_secret(settings: Settings) -> str:
     path: Path = settings.data_dir / "jwt_secret"
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     secret = new_secret()
     # O_EXCL: when two processes start at once, exactly one writes; the other reads its secret.
     try:
@@ -51,6 +54,14 @@ def load_or_create_jwt_secret(settings: Settings) -> str:
     return secret
 
 
+# The one BodyGuard configuration, for the middleware stack and the ingest fast path alike: each route's body
+# limit where it is not body_guard.JSON_BODY_LIMIT, and the routes that read a body without a credential.
+BODY_GUARD_OPTIONS: dict[str, Any] = {
+    "limits": {sensor_data.INGEST_PATH: MAX_INGEST_BODY_BYTES},
+    "open_paths": auth.OPEN_BODY_PATHS,
+}
+
+
 class HaltlessAPI(FastAPI):
     """FastAPI, with one fast path: readings posted without CORS go straight to the ingest handler.
 
@@ -58,12 +69,13 @@ class HaltlessAPI(FastAPI):
     router and dependencies cost ~1 ms of the ~7 ms a 500-reading batch takes on the event loop.
     `sensor_data.serve_ingest` runs the route's own code; the route stays for OpenAPI and for requests
     that need the CORS middleware. Middleware added to the app does not see the fast path: give
-    `serve_ingest` whatever it must do too.
+    `serve_ingest` whatever it must do too (it runs behind the same `BodyGuard` as every route).
     """
 
     def __init__(self, *, fast_ingest: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast_ingest = fast_ingest
+        self._serve_ingest = BodyGuard(sensor_data.serve_ingest, **BODY_GUARD_OPTIONS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -73,7 +85,7 @@ class HaltlessAPI(FastAPI):
             and scope["method"] == "POST"
         ):
             scope["app"] = self
-            await sensor_data.serve_ingest(scope, receive, send)
+            await self._serve_ingest(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -84,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Owner only: the data dir holds the JWT secret and, with SQLite, every tenant's data.
+        make_private_dir(settings.data_dir)
         engine = create_engine(settings.effective_database_url)
         await migrate(engine)
         bus = create_bus(settings.bus_url, prefix=settings.bus_prefix, history_size=settings.event_history)
@@ -137,7 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Sensor ingestion, alerting and live dashboards for industrial machines.",
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN; install_api_docs serves them from this server.
+        docs_url=None,
+        redoc_url=None,
     )
+    # Added first, so it runs inside CORS: its refusals (401, 413, 415) carry CORS headers a browser can read.
+    app.add_middleware(BodyGuard, **BODY_GUARD_OPTIONS)
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -163,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_dashboard(app, settings)
+    install_api_docs(app)
 
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, object]:

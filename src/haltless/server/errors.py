@@ -27,6 +27,11 @@ def error_response(exc: HaltlessError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's HTTPException (routing's 404/405, `body_guard.BodyTooLarge`) as our JSON body."""
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
 def unexpected_error_response(request: Request) -> JSONResponse:
     """A bug: logged with its trace (call from the `except` block), answered without one."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -46,7 +51,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return http_error_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

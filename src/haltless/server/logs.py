@@ -6,25 +6,36 @@ import logging
 import re
 from typing import Any
 
-_QUERY = re.compile(r"\?[^\s\"']*")
+REDACTED = "?[redacted]"
+# In a message already formatted, a query string runs to the next whitespace: an HTTP request target cannot
+# hold one. Quotes and anything else are part of it (`?a='&token=…` once slipped past a pattern that
+# stopped at a quote).
+_QUERY_IN_TEXT = re.compile(r"\?\S*")
 
 
-def _redact(value: object) -> object:
-    if isinstance(value, str) and "?" in value:
-        return _QUERY.sub("?[redacted]", value)
-    return value
+def _redact_argument(value: object) -> object:
+    # uvicorn's access and WebSocket lines pass the path with its query as one argument: everything after its
+    # first "?" is the query string, whatever characters it holds.
+    if isinstance(value, int | float) or value is None:
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if "?" not in text:
+        return value
+    return text.split("?", 1)[0] + REDACTED
 
 
 class RedactQueryStrings(logging.Filter):
-    """Replaces the query string of every path in a record's message and arguments."""
+    """Replaces the query string of every path in a record's arguments (and in a message without arguments)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "?" in record.msg:
-            record.msg = _QUERY.sub("?[redacted]", record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact(arg) for arg in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {key: _redact(arg) for key, arg in record.args.items()}
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_redact_argument(arg) for arg in record.args)
+        elif isinstance(record.args, dict) and record.args:
+            record.args = {key: _redact_argument(arg) for key, arg in record.args.items()}
+        elif isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = _QUERY_IN_TEXT.sub(REDACTED, record.msg)
+        if not isinstance(record.msg, str) and "?" in str(record.msg):
+            record.msg = _QUERY_IN_TEXT.sub(REDACTED, str(record.msg))
         return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 from haltless.core.models import MachineStatus, Role
 
@@ -27,8 +27,16 @@ Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
 
+# FastAPI validates a body after parsing its JSON, as Python objects: in strict mode an enum field would then
+# want the enum member itself. JSON names a member by its value, so enum fields take that (and nothing else).
+JsonEnum = Strict(False)
+
+
 class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and JSON types taken as they are: `"yes"` is not a boolean,
+    `"5"` not a number, `5` not a string. A JSON integer is a number (`5` for a float field is 5.0)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class LoginRequest(StrictBody):
@@ -57,7 +65,7 @@ class Me(BaseModel):
 class UserCreate(StrictBody):
     email: Email
     password: Password
-    role: Role = Role.VIEWER
+    role: Annotated[Role, JsonEnum] = Role.VIEWER
 
 
 class UserOut(BaseModel):

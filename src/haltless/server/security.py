@@ -13,9 +13,12 @@ from haltless.core.secrets import API_KEY_PREFIX
 from haltless.errors import AuthenticationError, PermissionDenied
 from haltless.server.state import AppState, now_seconds, request_state
 
+# Where `body_guard.BodyGuard` leaves the caller it authenticated before reading a request's body, so the
+# route's `require()` dependency takes it from there instead of verifying the same credential twice.
+PRINCIPAL_SCOPE_KEY = "haltless.principal"
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
+
+def _bearer(header: str | None) -> str:
     if not header:
         raise AuthenticationError("missing Authorization: Bearer header")
     scheme, _, credential = header.partition(" ")
@@ -33,28 +36,35 @@ def principal_from_access_token(state: AppState, token: str) -> Principal:
     return Principal(tenant_id=claims.tenant_id, subject_id=claims.subject, role=claims.role)
 
 
-async def _authenticate(request: Request, state: AppState, *, allow_api_key: bool) -> Principal:
-    credential = _bearer(request)
+async def authenticate(state: AppState, authorization: str | None) -> Principal:
+    """Who sends this Authorization header value: a user or an API key (which routes take keys is
+    `authorize`'s business); raises AuthenticationError."""
+    credential = _bearer(authorization)
     if credential.startswith(API_KEY_PREFIX):
         key = await state.api_keys.live_key(credential)
         if key is None:
             raise AuthenticationError("invalid or revoked API key")
-        if not allow_api_key:
-            raise PermissionDenied("API keys may only ingest sensor data")
         return Principal(tenant_id=key.tenant_id, subject_id=key.id, role=None, is_api_key=True)
     return principal_from_access_token(state, credential)
 
 
 async def authorize(request: Request, state: AppState, role: Role, *, allow_api_key: bool = False) -> Principal:
-    """Authenticate the caller and demand at least `role`; raises AuthenticationError or PermissionDenied."""
-    principal = await _authenticate(request, state, allow_api_key=allow_api_key)
+    """Authenticate the caller and demand at least `role`; raises AuthenticationError or PermissionDenied.
+
+    A request with a body was authenticated by `BodyGuard` before its body was read: that principal is used.
+    """
+    principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is None:
+        principal = await authenticate(state, request.headers.get("authorization"))
+    if principal.is_api_key and not allow_api_key:
+        raise PermissionDenied("API keys may only ingest sensor data")
     if principal.role is not None and not principal.role.allows(role):
         raise PermissionDenied(f"this needs the {role.value} role")
     return principal
 
 
 def require(role: Role, *, allow_api_key: bool = False) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the caller and demands at least `role`."""
+    """A dependency that authenticates the caller (or takes `BodyGuard`'s principal) and demands at least `role`."""
 
     async def dependency(request: Request, state: Annotated[AppState, Depends(request_state)]) -> Principal:
         return await authorize(request, state, role, allow_api_key=allow_api_key)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from haltless.store.checkpoint import WAL_BACKSTOP_PAGES
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("haltless.store")
+
+# The data dir and the SQLite files hold password hashes and every tenant's data: for the owner only.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# The database file and the files SQLite keeps beside it (WAL, shared memory, rollback journal).
+_SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 # Connections per server process: ingest holds one per batch, history and exports one per page, the
 # monitor and retention one each; overflow absorbs bursts. Several processes share PostgreSQL's
@@ -50,10 +60,51 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _tighten(path: Path, mode: int) -> None:
+    """Take away every permission bit of `path` outside `mode` (never adds one)."""
+    current = stat.S_IMODE(path.stat().st_mode)
+    if current & ~mode:
+        path.chmod(current & mode)
+        log.info("%s was mode %o; now %o (owner only)", path, current, current & mode)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create the directory (0700) if it is missing, and take group and other access from an existing one."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    _tighten(path, PRIVATE_DIR_MODE)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other databases, in-memory ones and `file:` URIs."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def make_sqlite_files_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does, and take group and other access from existing ones.
+
+    SQLite creates its -wal and -shm files with the database file's mode, so they follow.
+    """
+    if not path.parent.exists():
+        make_private_dir(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+    for suffix in _SQLITE_SUFFIXES:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            _tighten(companion, PRIVATE_FILE_MODE)
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
+    """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection, and are
+    made the owner's only (`make_sqlite_files_private`)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None:
+            make_sqlite_files_private(path)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -10,14 +10,19 @@ from fastapi import APIRouter, Request, Response
 
 from haltless.core import tokens
 from haltless.core.secrets import verify_password
-from haltless.errors import AuthenticationError, NotFound, TooManyRequests
+from haltless.errors import AuthenticationError, InvalidRequest, NotFound, TooManyRequests
 from haltless.server.schemas import LoginRequest, Me, RefreshRequest, TokenPair
 from haltless.server.security import State, Viewer
 from haltless.server.state import AppState, now_seconds
 from haltless.store import accounts
 from haltless.store.accounts import RefreshUse, User
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+PREFIX = "/api/v1/auth"
+router = APIRouter(prefix=PREFIX, tags=["auth"])
+# The only routes whose body is read without a credential in the Authorization header (the body carries the
+# password or token); `body_guard.BodyGuard` authenticates every other request before reading its body.
+OPEN_BODY_PATHS = frozenset({f"{PREFIX}/login", f"{PREFIX}/refresh", f"{PREFIX}/logout"})
+_SEND_REFRESH = 'this is an access token: log out with the refresh token ({"refresh_token": "..."})'
 
 
 async def _issue_pair(state: AppState, user: User, family_id: str) -> TokenPair:
@@ -87,12 +92,23 @@ async def refresh(body: RefreshRequest, state: State) -> TokenPair:
 
 @router.post("/logout", status_code=204, response_class=Response)
 async def logout(body: RefreshRequest, state: State) -> Response:
-    """Revoke the session (refresh-token family) of the given refresh token."""
+    """Revoke the session (refresh-token family) of the given refresh token.
+
+    An expired refresh token that is genuine (its signature checks) answers 204 without revoking anything: it
+    can no longer be refreshed, so the caller's session is over either way, and an app logging out long after
+    its last use must not see an error. An access token gets 422 (logging out needs the refresh token), and
+    anything that is not a token of this server gets 401.
+    """
     try:
         claims = tokens.verify(state.jwt_secret, body.refresh_token, expected_type="refresh", now=now_seconds())
-    except tokens.TokenError:
-        # Logging out with a dead token is already the state the caller wants.
-        return Response(status_code=204)
+    except tokens.TokenExpired as exc:
+        if exc.token_type == "refresh":
+            return Response(status_code=204)
+        raise InvalidRequest(_SEND_REFRESH) from None
+    except tokens.WrongTokenType:
+        raise InvalidRequest(_SEND_REFRESH) from None
+    except tokens.TokenError as exc:
+        raise AuthenticationError(str(exc)) from None
     assert claims.family_id is not None
     async with state.engine.begin() as conn:
         await accounts.revoke_family(conn, family_id=claims.family_id, now=now_seconds())
