@@ -176,6 +176,9 @@ def _resolve(**overrides: object) -> None:
         ({"interval": "1m", "cursor": "x"}, "cursor applies to raw points"),
         ({"limit": 0}, "limit"),
         ({"metric_names": []}, "metric_name is required"),
+        ({"metric_names": ["t\x00"]}, "not a metric name"),
+        ({"metric_names": ["t\nu"]}, "not a metric name"),
+        ({"metric_names": ["t", "x" * 65]}, "not a metric name"),
     ],
 )
 def test_bad_queries_say_why(overrides: dict[str, object], fragment: str) -> None:

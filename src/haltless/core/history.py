@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from haltless.core.readings import MAX_METRIC_NAME_LENGTH
+from haltless.core.names import METRIC_NAME_RULE, shown, valid_metric_name
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest
 
@@ -160,8 +160,10 @@ def split_metric_names(values: Iterable[str]) -> tuple[str, ...]:
             name = part.strip()
             if not name:
                 continue
-            if len(name) > MAX_METRIC_NAME_LENGTH:
-                raise InvalidRequest(f"metric_name may have at most {MAX_METRIC_NAME_LENGTH} characters")
+            if not valid_metric_name(name):
+                # Nothing else was ever stored (ingest applies the same rule), and a NUL would fail the query.
+                shown_name = shown(name if len(name) <= 80 else name[:80] + "...")
+                raise InvalidRequest(f"metric_name {shown_name} is not a metric name: {METRIC_NAME_RULE}")
             if name not in names:
                 names.append(name)
     if not names:

@@ -9,13 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from haltless.core.names import shown
 from haltless.errors import AuthenticationError, HaltlessError, TooManyRequests
 
 log = logging.getLogger("haltless.server")
 
 
 def _location(loc: tuple[object, ...] | list[object]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # A client's own field names come back here: escaped when they hold what no JSON answer should carry.
+    parts = [shown(str(p)) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "request"
 
 
