@@ -25,7 +25,7 @@ from haltless.core.history import (
     resolve_query,
     split_metric_names,
 )
-from haltless.core.timefmt import parse_timestamp, to_micros
+from haltless.core.timefmt import format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest
 
 MACHINE = "7b0c5a52-8d4e-4d55-9a8e-0c1f1b6a2f10"
@@ -179,6 +179,9 @@ def _resolve(**overrides: object) -> None:
         ({"metric_names": ["t\x00"]}, "not a metric name"),
         ({"metric_names": ["t\nu"]}, "not a metric name"),
         ({"metric_names": ["t", "x" * 65]}, "not a metric name"),
+        ({"end": "0001-01-01T00:00:00Z"}, "end must be after start"),
+        ({"start": "9999-12-31T23:59:59.999999Z"}, "end must be after start"),
+        ({"end": "0001-01-01T00:30:00+01:00"}, "out of range"),
     ],
 )
 def test_bad_queries_say_why(overrides: dict[str, object], fragment: str) -> None:
@@ -227,3 +230,31 @@ def test_csv_lines_quote_only_what_needs_it() -> None:
     )
     bucket = BucketPoint("temp", 0, 2.5, 1.0, 4.0, 3, 4.0)
     assert bucket_csv_lines(MACHINE, [bucket]) == f"1970-01-01T00:00:00Z,{MACHINE},temp,2.5,1.0,4.0,3,4.0\r\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "interval", "window"),
+    [
+        ("9999-12-31T23:30:00Z", None, None, ("9999-12-31T23:30:00Z", "9999-12-31T23:59:59.999999Z")),
+        (None, "0001-01-01T00:30:00Z", None, ("0001-01-01T00:00:00Z", "0001-01-01T00:30:00Z")),
+        (None, "0001-01-01T00:30:00Z", "1m", ("0001-01-01T00:00:00Z", "0001-01-01T00:30:00Z")),
+        ("9999-12-31T23:30:00Z", None, "1m", ("9999-12-31T23:30:00Z", "9999-12-31T23:59:59.999999Z")),
+    ],
+)
+def test_default_bounds_stop_at_the_ends_of_time(
+    start: str | None, end: str | None, interval: str | None, window: tuple[str, str]
+) -> None:
+    """A default end (start + 1h) or start (end - 1h) past what a timestamp can say is cut to the last or first."""
+    query = resolve_query(
+        machine_id=MACHINE,
+        metric_names=["t"],
+        start=start,
+        end=end,
+        interval=interval,
+        max_points=None,
+        limit=1000,
+        cursor=None,
+        now_us=NOW,
+        export=True,
+    )
+    assert (format_micros(query.start_us), format_micros(query.end_us)) == window

@@ -8,6 +8,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 
@@ -31,6 +32,10 @@ MAX_BUCKETS = 10_000
 MAX_EXPORT_BUCKETS = 1_000_000
 MAX_METRICS_PER_QUERY = 20
 MAX_INTERVAL_US = 366 * DAY_US
+# The instants a query window may span: every one of them has a wire form (`format_micros`). A default start
+# (end - 1h) or end (start + 1h) that would fall outside is cut to these.
+EARLIEST_US = to_micros(datetime.min.replace(tzinfo=UTC))
+LATEST_US = to_micros(datetime.max.replace(tzinfo=UTC))
 
 _UNITS = {"s": SECOND_US, "m": MINUTE_US, "h": HOUR_US, "d": DAY_US}
 _INTERVAL = re.compile(r"^([0-9]{1,9})([A-Za-z]*)$")
@@ -219,9 +224,9 @@ def _window(start: str | None, end: str | None, now_us: int) -> tuple[int, int]:
     end_us = _parse_time("end", end) if end is not None else None
     start_us = _parse_time("start", start) if start is not None else None
     if end_us is None:
-        end_us = now_us if start_us is None or start_us < now_us else start_us + DEFAULT_RANGE_US
+        end_us = now_us if start_us is None or start_us < now_us else min(start_us + DEFAULT_RANGE_US, LATEST_US)
     if start_us is None:
-        start_us = end_us - DEFAULT_RANGE_US
+        start_us = max(end_us - DEFAULT_RANGE_US, EARLIEST_US)
     if end_us <= start_us:
         raise InvalidRequest("end must be after start")
     return start_us, end_us
