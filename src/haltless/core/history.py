@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
-import orjson
-
+from haltless.core.cursors import CursorCodec
 from haltless.core.names import METRIC_NAME_RULE, shown, valid_metric_name
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest
@@ -184,31 +182,20 @@ def query_fingerprint(machine_id: str, metric_names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """An opaque URL-safe token for `cursor`."""
-    payload = orjson.dumps(
-        [1, cursor.ts, cursor.id, cursor.snapshot_id, cursor.start_us, cursor.end_us, cursor.fingerprint]
-    )
-    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+HISTORY_CURSOR = "history/1"
+_CURSOR_SHAPE = (int, int, int, int, int, str)
 
 
-def decode_cursor(token: str) -> Cursor:
+def encode_cursor(codec: CursorCodec, cursor: Cursor) -> str:
+    """An opaque, signed URL-safe token for `cursor`."""
+    fields = (cursor.ts, cursor.id, cursor.snapshot_id, cursor.start_us, cursor.end_us, cursor.fingerprint)
+    return codec.encode(HISTORY_CURSOR, fields)
+
+
+def decode_cursor(codec: CursorCodec, token: str) -> Cursor:
     """The cursor inside a token from `encode_cursor`; InvalidRequest for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        fields = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise InvalidRequest("invalid cursor; pass next_cursor of the previous page unchanged") from None
-    if (
-        not isinstance(fields, list)
-        or len(fields) != 7
-        or fields[0] != 1
-        or not all(isinstance(f, int) and not isinstance(f, bool) for f in fields[1:6])
-        or not isinstance(fields[6], str)
-    ):
-        raise InvalidRequest("invalid cursor; pass next_cursor of the previous page unchanged")
-    _, ts, row_id, snapshot_id, start_us, end_us, fingerprint = fields
-    return Cursor(ts, row_id, snapshot_id, start_us, end_us, fingerprint)
+    fields = codec.decode(HISTORY_CURSOR, token, _CURSOR_SHAPE)  # of the types in _CURSOR_SHAPE
+    return Cursor(*cast("tuple[int, int, int, int, int, str]", fields))
 
 
 def _parse_time(name: str, text: str) -> int:
@@ -242,6 +229,7 @@ def resolve_query(
     max_points: int | None,
     limit: int,
     cursor: str | None,
+    cursors: CursorCodec,
     now_us: int,
     export: bool = False,
 ) -> HistoryQuery:
@@ -256,7 +244,7 @@ def resolve_query(
     if cursor is not None:
         if aggregated:
             raise InvalidRequest("cursor applies to raw points; aggregated results come in one response")
-        decoded = decode_cursor(cursor)
+        decoded = decode_cursor(cursors, cursor)
         if decoded.fingerprint != query_fingerprint(machine_id, names):
             raise InvalidRequest("cursor belongs to a different query (machine_id or metric_name changed)")
         start_us, end_us = decoded.start_us, decoded.end_us
