@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
+from haltless.core.cursors import CursorCodec
 from haltless.core.history import (
     DAY_US,
     HOUR_US,
@@ -25,11 +29,12 @@ from haltless.core.history import (
     resolve_query,
     split_metric_names,
 )
-from haltless.core.timefmt import parse_timestamp, to_micros
+from haltless.core.timefmt import format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest
 
 MACHINE = "7b0c5a52-8d4e-4d55-9a8e-0c1f1b6a2f10"
 NOW = to_micros(parse_timestamp("2026-04-04T12:00:00Z"))
+CODEC = CursorCodec.from_secret("test-secret-" + "x" * 32)
 
 
 def us(text: str) -> int:
@@ -106,12 +111,23 @@ def test_metric_names_split_on_commas_and_repeat() -> None:
 
 def test_cursor_round_trips_and_garbage_is_refused() -> None:
     cursor = Cursor(123, 456, 789, 1, 2, query_fingerprint(MACHINE, ["a"]))
-    token = encode_cursor(cursor)
-    assert decode_cursor(token) == cursor
+    token = encode_cursor(CODEC, cursor)
+    assert decode_cursor(CODEC, token) == cursor
     assert "=" not in token
-    for bad in ("", "not a cursor", token[:-3], "WzIsMSwyXQ", encode_cursor(cursor).upper()):
+    for bad in ("", "not a cursor", token[:-3], "WzIsMSwyXQ", encode_cursor(CODEC, cursor).upper()):
         with pytest.raises(InvalidRequest, match="invalid cursor"):
-            decode_cursor(bad)
+            decode_cursor(CODEC, bad)
+
+
+def test_a_cursor_with_fields_no_page_gives_is_refused() -> None:
+    """The unsigned cursor of earlier versions let anyone choose the fields, e.g. beyond 64-bit integers."""
+    fields = [1, 2**70, 1, 1, 0, 2**70, query_fingerprint(MACHINE, ["t"])]
+    unsigned = base64.urlsafe_b64encode(json.dumps(fields).encode()).rstrip(b"=")
+    with pytest.raises(InvalidRequest, match="invalid cursor"):
+        decode_cursor(CODEC, unsigned.decode())
+    other_key = CursorCodec.from_secret("another-deployment-" + "y" * 32)
+    with pytest.raises(InvalidRequest, match="invalid cursor"):
+        decode_cursor(CODEC, encode_cursor(other_key, Cursor(1, 2, 3, 4, 5, "f")))
 
 
 def test_defaults_are_the_last_hour_of_raw_points() -> None:
@@ -124,6 +140,7 @@ def test_defaults_are_the_last_hour_of_raw_points() -> None:
         max_points=None,
         limit=1000,
         cursor=None,
+        cursors=CODEC,
         now_us=NOW,
     )
     assert (query.start_us, query.end_us, query.interval_us) == (NOW - HOUR_US, NOW, None)
@@ -139,6 +156,7 @@ def test_offsets_are_converted_to_utc() -> None:
         max_points=None,
         limit=1000,
         cursor=None,
+        cursors=CODEC,
         now_us=NOW,
     )
     assert (query.start_us, query.end_us) == (us("2026-04-04T10:00:00Z"), us("2026-04-04T10:30:00Z"))
@@ -154,6 +172,7 @@ def _resolve(**overrides: object) -> None:
         "max_points": None,
         "limit": 1000,
         "cursor": None,
+        "cursors": CODEC,
         "now_us": NOW,
     }
     values.update(overrides)
@@ -176,6 +195,12 @@ def _resolve(**overrides: object) -> None:
         ({"interval": "1m", "cursor": "x"}, "cursor applies to raw points"),
         ({"limit": 0}, "limit"),
         ({"metric_names": []}, "metric_name is required"),
+        ({"metric_names": ["t\x00"]}, "not a metric name"),
+        ({"metric_names": ["t\nu"]}, "not a metric name"),
+        ({"metric_names": ["t", "x" * 65]}, "not a metric name"),
+        ({"end": "0001-01-01T00:00:00Z"}, "end must be after start"),
+        ({"start": "9999-12-31T23:59:59.999999Z"}, "end must be after start"),
+        ({"end": "0001-01-01T00:30:00+01:00"}, "out of range"),
     ],
 )
 def test_bad_queries_say_why(overrides: dict[str, object], fragment: str) -> None:
@@ -191,6 +216,7 @@ def test_export_allows_more_buckets_than_a_json_answer() -> None:
         max_points=None,
         limit=1000,
         cursor=None,
+        cursors=CODEC,
         now_us=NOW,
         export=True,
         **window,
@@ -198,7 +224,7 @@ def test_export_allows_more_buckets_than_a_json_answer() -> None:
 
 
 def test_cursor_pins_its_query() -> None:
-    cursor = encode_cursor(Cursor(5, 6, 7, NOW - HOUR_US, NOW, query_fingerprint(MACHINE, ["t"])))
+    cursor = encode_cursor(CODEC, Cursor(5, 6, 7, NOW - HOUR_US, NOW, query_fingerprint(MACHINE, ["t"])))
     query = resolve_query(
         machine_id=MACHINE,
         metric_names=["t"],
@@ -208,6 +234,7 @@ def test_cursor_pins_its_query() -> None:
         max_points=None,
         limit=10,
         cursor=cursor,
+        cursors=CODEC,
         now_us=NOW + 5 * MINUTE_US,
     )
     assert (query.start_us, query.end_us) == (NOW - HOUR_US, NOW)
@@ -224,3 +251,32 @@ def test_csv_lines_quote_only_what_needs_it() -> None:
     )
     bucket = BucketPoint("temp", 0, 2.5, 1.0, 4.0, 3, 4.0)
     assert bucket_csv_lines(MACHINE, [bucket]) == f"1970-01-01T00:00:00Z,{MACHINE},temp,2.5,1.0,4.0,3,4.0\r\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "interval", "window"),
+    [
+        ("9999-12-31T23:30:00Z", None, None, ("9999-12-31T23:30:00Z", "9999-12-31T23:59:59.999999Z")),
+        (None, "0001-01-01T00:30:00Z", None, ("0001-01-01T00:00:00Z", "0001-01-01T00:30:00Z")),
+        (None, "0001-01-01T00:30:00Z", "1m", ("0001-01-01T00:00:00Z", "0001-01-01T00:30:00Z")),
+        ("9999-12-31T23:30:00Z", None, "1m", ("9999-12-31T23:30:00Z", "9999-12-31T23:59:59.999999Z")),
+    ],
+)
+def test_default_bounds_stop_at_the_ends_of_time(
+    start: str | None, end: str | None, interval: str | None, window: tuple[str, str]
+) -> None:
+    """A default end (start + 1h) or start (end - 1h) past what a timestamp can say is cut to the last or first."""
+    query = resolve_query(
+        machine_id=MACHINE,
+        metric_names=["t"],
+        start=start,
+        end=end,
+        interval=interval,
+        max_points=None,
+        limit=1000,
+        cursor=None,
+        cursors=CODEC,
+        now_us=NOW,
+        export=True,
+    )
+    assert (format_micros(query.start_us), format_micros(query.end_us)) == window

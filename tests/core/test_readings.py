@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from haltless.core.names import text_problem
 from haltless.core.readings import (
     MAX_READINGS_PER_REQUEST,
     Reading,
@@ -17,17 +18,61 @@ from haltless.core.readings import (
     validate_reading,
 )
 from haltless.core.timefmt import format_micros as _iso
+from haltless.server.ingest import parse_body
 
 NOW = 1_780_000_000_000_000  # 2026-05-28, microseconds
 SKEW = 300_000_000
 IDS = [str(uuid.UUID(int=n * 7919 + 1)) for n in range(4)]
 
-# Each field: the edges of what is valid, sampled often, and arbitrary values now and then.
+# Each field: the edges of what is valid, sampled often, and arbitrary values now and then. Lone surrogates
+# ("\ud800" is valid JSON but no text) and control characters are refused in every string field; a no-break
+# space or a zero-width space is not printable, but is text.
 EDGES: dict[str, list[object]] = {
-    "machine_id": [IDS[0].upper(), IDS[0].replace("-", ""), "{" + IDS[0] + "}", "urn:uuid:" + IDS[0], "", "x" * 36, 5],
-    "metric_name": ["temperature", "a:b-c_d/e.f", "x" * 64, "x" * 65, "", "a b", "température", "t\x00", "t\n", 5],
+    "machine_id": [
+        IDS[0].upper(),
+        IDS[0].replace("-", ""),
+        "{" + IDS[0] + "}",
+        "urn:uuid:" + IDS[0],
+        "",
+        "x" * 36,
+        IDS[0][:-1] + "\ud800",
+        IDS[0] + "\x00",
+        5,
+    ],
+    "metric_name": [
+        "temperature",
+        "a:b-c_d/e.f",
+        "x" * 64,
+        "x" * 65,
+        "",
+        "a b",
+        "température",
+        "t\x00",
+        "t\n",
+        "t\ud800",
+        "\udfff",
+        5,
+    ],
     "value": [0, -0.0, 1e308, -1e308, 2**53 + 1, 10**308, 10**309, True, False, "1", None, 5e-324],
-    "unit": [None, "", "x" * 32, "x" * 33, "°C\x00", "é" * 32, "é" * 33, 5],
+    "unit": [
+        None,
+        "",
+        "x" * 32,
+        "x" * 33,
+        "°C\x00",
+        "é" * 32,
+        "é" * 33,
+        "\ud800",
+        "°C\udc00",
+        "\U0001f321",
+        "\x01",
+        "C\t",
+        "\x7f",
+        "\x85",
+        "\xa0C",
+        "\u200bC",
+        5,
+    ],
     "timestamp": [
         _iso(NOW + SKEW),
         _iso(NOW + SKEW + 1),
@@ -40,21 +85,27 @@ EDGES: dict[str, list[object]] = {
         "yesterday",
         "9999-12-31T23:59:59-23:59",
         "0001-01-01T00:00:00+23:59",
+        "2026-05-28T10:00:00Z\ud800",
+        "2026-05-28T10:00:00\x00Z",
         None,
         5,
     ],
-    "reading_id": ["", "x" * 128, "x" * 129, "a\x00b", 5, None],
+    "reading_id": ["", "x" * 128, "x" * 129, "a\x00b", "\ud800", "r-\udbff\udfff", "r\n", "r\x9f", "r\xa0", 5, None],
 }
+# Text with what must be refused (control characters, lone surrogates) and what must not (other unprintables).
+_hostile_text = st.text(st.characters(categories=["Cc", "Cs", "Cf", "Zs", "Ll", "Nd"]), max_size=40)
 _machine_id = st.one_of(
     st.sampled_from(IDS),
     st.sampled_from(EDGES["machine_id"]),
     st.text(max_size=40),
+    _hostile_text,
     st.integers(),
     st.none(),
 )
 _metric_name = st.one_of(
     st.sampled_from(EDGES["metric_name"]),
     st.text(max_size=70),
+    _hostile_text,
     st.integers(),
 )
 _value = st.one_of(
@@ -62,16 +113,17 @@ _value = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(),
 )
-_unit = st.one_of(st.sampled_from(EDGES["unit"]), st.text(max_size=40))
+_unit = st.one_of(st.sampled_from(EDGES["unit"]), st.text(max_size=40), _hostile_text)
 
 
 _timestamp = st.one_of(
     st.sampled_from(EDGES["timestamp"]),
     st.integers(0, NOW + 2 * SKEW).map(_iso),
     st.text(max_size=30),
+    _hostile_text,
     st.integers(),
 )
-_reading_id = st.one_of(st.sampled_from(EDGES["reading_id"]), st.text(max_size=140))
+_reading_id = st.one_of(st.sampled_from(EDGES["reading_id"]), st.text(max_size=140), _hostile_text)
 _valid_item = st.fixed_dictionaries(
     {
         "machine_id": st.sampled_from(IDS),
@@ -81,7 +133,7 @@ _valid_item = st.fixed_dictionaries(
     optional={
         "unit": st.sampled_from(["°C", "mm/s", ""]) | st.none(),
         "timestamp": st.integers(0, NOW).map(_iso) | st.none(),
-        "reading_id": st.text(min_size=1, max_size=20).filter(lambda t: "\x00" not in t) | st.none(),
+        "reading_id": st.text(min_size=1, max_size=20).filter(lambda t: t.isprintable()) | st.none(),
     },
 )
 
@@ -114,16 +166,34 @@ def _item(draw: st.DrawFn) -> object:
 
 
 def item_by_item(body: bytes) -> list[object]:
-    items = json.loads(body)["readings"]
-    return [validate_reading(index, item, NOW, SKEW) for index, item in enumerate(items)]
+    """What the server's item-by-item path makes of a body: parse_body, then validate_reading per item."""
+    return [validate_reading(index, item, NOW, SKEW) for index, item in enumerate(parse_body(body))]
+
+
+def json_body(items: object, ascii_only: bool = False) -> bytes:
+    """The body a client sends: UTF-8 JSON, with `\\uXXXX` escapes where it must (lone surrogates) or wants."""
+    try:
+        text = json.dumps({"readings": items}, ensure_ascii=ascii_only, allow_nan=False)  # big ints too
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: valid JSON only as an escape
+        return json.dumps({"readings": items}, ensure_ascii=True, allow_nan=False).encode()
+
+
+def storable(reading: Reading) -> bool:
+    """Every text of the reading can be stored on either backend: no control characters, no lone surrogates."""
+    texts = [reading.machine_id, reading.metric_name, reading.unit, reading.reading_id or ""]
+    return all(text_problem(text) is None for text in texts)
 
 
 @settings(max_examples=600)
-@given(st.lists(st.one_of(_item(), _valid_item), max_size=4))
-def test_the_decoder_accepts_only_all_valid_batches_and_agrees_with_item_by_item(items: list[object]) -> None:
-    body = json.dumps({"readings": items}, ensure_ascii=False, allow_nan=False).encode()  # big ints too
+@given(st.lists(st.one_of(_item(), _valid_item), max_size=4), st.booleans())
+def test_the_decoder_accepts_only_all_valid_batches_and_agrees_with_item_by_item(
+    items: list[object], ascii_only: bool
+) -> None:
+    body = json_body(items, ascii_only)
     slow = item_by_item(body)
     fast = decode_valid_batch(body, NOW, SKEW)
+    assert all(storable(outcome) for outcome in slow if isinstance(outcome, Reading))
     all_valid = all(isinstance(outcome, Reading) for outcome in slow)
     canonical = all(isinstance(item, dict) and item.get("machine_id") in IDS for item in items)
     if fast is not None:
@@ -143,8 +213,9 @@ def test_valid_batches_take_the_one_step_path(items: list[object]) -> None:
 @pytest.mark.parametrize(("field", "value"), [(field, value) for field, values in EDGES.items() for value in values])
 def test_each_edge_value_alone(field: str, value: object) -> None:
     item = {"machine_id": IDS[1], "metric_name": "temperature", "value": 70.5, field: value}
-    body = json.dumps({"readings": [item]}, ensure_ascii=False).encode()
+    body = json_body([item])
     slow = item_by_item(body)
+    assert not isinstance(slow[0], Reading) or storable(slow[0])
     fast = decode_valid_batch(body, NOW, SKEW)
     if isinstance(slow[0], Reading) and (field != "machine_id" or value in IDS):
         assert fast == slow

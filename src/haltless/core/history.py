@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
 
-import orjson
-
-from haltless.core.readings import MAX_METRIC_NAME_LENGTH
+from haltless.core.cursors import CursorCodec
+from haltless.core.names import METRIC_NAME_RULE, shown, valid_metric_name
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest
 
@@ -31,6 +30,10 @@ MAX_BUCKETS = 10_000
 MAX_EXPORT_BUCKETS = 1_000_000
 MAX_METRICS_PER_QUERY = 20
 MAX_INTERVAL_US = 366 * DAY_US
+# The instants a query window may span: every one of them has a wire form (`format_micros`). A default start
+# (end - 1h) or end (start + 1h) that would fall outside is cut to these.
+EARLIEST_US = to_micros(datetime.min.replace(tzinfo=UTC))
+LATEST_US = to_micros(datetime.max.replace(tzinfo=UTC))
 
 _UNITS = {"s": SECOND_US, "m": MINUTE_US, "h": HOUR_US, "d": DAY_US}
 _INTERVAL = re.compile(r"^([0-9]{1,9})([A-Za-z]*)$")
@@ -160,8 +163,10 @@ def split_metric_names(values: Iterable[str]) -> tuple[str, ...]:
             name = part.strip()
             if not name:
                 continue
-            if len(name) > MAX_METRIC_NAME_LENGTH:
-                raise InvalidRequest(f"metric_name may have at most {MAX_METRIC_NAME_LENGTH} characters")
+            if not valid_metric_name(name):
+                # Nothing else was ever stored (ingest applies the same rule), and a NUL would fail the query.
+                shown_name = shown(name if len(name) <= 80 else name[:80] + "...")
+                raise InvalidRequest(f"metric_name {shown_name} is not a metric name: {METRIC_NAME_RULE}")
             if name not in names:
                 names.append(name)
     if not names:
@@ -177,31 +182,20 @@ def query_fingerprint(machine_id: str, metric_names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """An opaque URL-safe token for `cursor`."""
-    payload = orjson.dumps(
-        [1, cursor.ts, cursor.id, cursor.snapshot_id, cursor.start_us, cursor.end_us, cursor.fingerprint]
-    )
-    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+HISTORY_CURSOR = "history/1"
+_CURSOR_SHAPE = (int, int, int, int, int, str)
 
 
-def decode_cursor(token: str) -> Cursor:
+def encode_cursor(codec: CursorCodec, cursor: Cursor) -> str:
+    """An opaque, signed URL-safe token for `cursor`."""
+    fields = (cursor.ts, cursor.id, cursor.snapshot_id, cursor.start_us, cursor.end_us, cursor.fingerprint)
+    return codec.encode(HISTORY_CURSOR, fields)
+
+
+def decode_cursor(codec: CursorCodec, token: str) -> Cursor:
     """The cursor inside a token from `encode_cursor`; InvalidRequest for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        fields = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise InvalidRequest("invalid cursor; pass next_cursor of the previous page unchanged") from None
-    if (
-        not isinstance(fields, list)
-        or len(fields) != 7
-        or fields[0] != 1
-        or not all(isinstance(f, int) and not isinstance(f, bool) for f in fields[1:6])
-        or not isinstance(fields[6], str)
-    ):
-        raise InvalidRequest("invalid cursor; pass next_cursor of the previous page unchanged")
-    _, ts, row_id, snapshot_id, start_us, end_us, fingerprint = fields
-    return Cursor(ts, row_id, snapshot_id, start_us, end_us, fingerprint)
+    fields = codec.decode(HISTORY_CURSOR, token, _CURSOR_SHAPE)  # of the types in _CURSOR_SHAPE
+    return Cursor(*cast("tuple[int, int, int, int, int, str]", fields))
 
 
 def _parse_time(name: str, text: str) -> int:
@@ -217,9 +211,9 @@ def _window(start: str | None, end: str | None, now_us: int) -> tuple[int, int]:
     end_us = _parse_time("end", end) if end is not None else None
     start_us = _parse_time("start", start) if start is not None else None
     if end_us is None:
-        end_us = now_us if start_us is None or start_us < now_us else start_us + DEFAULT_RANGE_US
+        end_us = now_us if start_us is None or start_us < now_us else min(start_us + DEFAULT_RANGE_US, LATEST_US)
     if start_us is None:
-        start_us = end_us - DEFAULT_RANGE_US
+        start_us = max(end_us - DEFAULT_RANGE_US, EARLIEST_US)
     if end_us <= start_us:
         raise InvalidRequest("end must be after start")
     return start_us, end_us
@@ -235,6 +229,7 @@ def resolve_query(
     max_points: int | None,
     limit: int,
     cursor: str | None,
+    cursors: CursorCodec,
     now_us: int,
     export: bool = False,
 ) -> HistoryQuery:
@@ -249,7 +244,7 @@ def resolve_query(
     if cursor is not None:
         if aggregated:
             raise InvalidRequest("cursor applies to raw points; aggregated results come in one response")
-        decoded = decode_cursor(cursor)
+        decoded = decode_cursor(cursors, cursor)
         if decoded.fingerprint != query_fingerprint(machine_id, names):
             raise InvalidRequest("cursor belongs to a different query (machine_id or metric_name changed)")
         start_us, end_us = decoded.start_us, decoded.end_us

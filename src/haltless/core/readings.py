@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 
+from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_RULE, shown, text_problem, valid_metric_name
 from haltless.core.timefmt import TimestampError, parse_timestamp, to_micros
 
 MAX_READINGS_PER_REQUEST = 10_000
 MAX_INGEST_BODY_BYTES = 8 * 1024 * 1024
-MAX_METRIC_NAME_LENGTH = 64
 MAX_UNIT_LENGTH = 32
 MAX_READING_ID_LENGTH = 128
-# Metric names go into URLs, CSV headers and rule lookups: keep them to a safe, readable alphabet.
-_METRIC_NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _isfinite = math.isfinite
 _CANONICAL_UUID_LENGTH = 36
 _KNOWN_FIELDS = frozenset({"machine_id", "metric_name", "value", "unit", "timestamp", "reading_id"})
@@ -56,12 +53,6 @@ def normalize_uuid(text: object) -> str | None:
     return _canonical_uuid(text)
 
 
-@functools.lru_cache(maxsize=4096)
-def _valid_metric_name(name: str) -> bool:
-    # Hot path: a fleet reports a handful of metric names, so each is checked once.
-    return len(name) <= MAX_METRIC_NAME_LENGTH and _METRIC_NAME.match(name) is not None
-
-
 @functools.lru_cache(maxsize=65_536)
 def _canonical_uuid(text: str) -> str | None:
     # Hot path (every ingested reading): a fleet has few machines, so each id is parsed once, then looked up.
@@ -77,7 +68,7 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
         return Rejection(index, "reading must be a JSON object")
     if not _KNOWN_FIELDS.issuperset(item):  # no set built per item on the hot path
         unknown = item.keys() - _KNOWN_FIELDS
-        return Rejection(index, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+        return Rejection(index, f"unknown field(s): {', '.join(sorted(map(shown, unknown)))}")
 
     raw_id = item.get("machine_id")
     # Hot path (every ingested reading): the checks are inlined, exact types first (JSON gives no subclasses).
@@ -88,11 +79,8 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
     metric_name = item.get("metric_name")
     if type(metric_name) is not str or not metric_name:
         return Rejection(index, "metric_name must be a non-empty string")
-    if not _valid_metric_name(metric_name):
-        return Rejection(
-            index,
-            f"metric_name must be at most {MAX_METRIC_NAME_LENGTH} characters of letters, digits and _.:/-",
-        )
+    if not valid_metric_name(metric_name):
+        return Rejection(index, f"metric_name must be {METRIC_NAME_RULE}")
 
     value: Any = item.get("value")  # narrowed by the exact-type checks below (mypy cannot follow `type(x) is`)
     kind = type(value)
@@ -111,9 +99,10 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
         unit = ""
     elif type(unit) is not str or len(unit) > MAX_UNIT_LENGTH:
         return Rejection(index, f"unit must be a string of at most {MAX_UNIT_LENGTH} characters")
-    # PostgreSQL text cannot hold NUL: refuse the item here rather than fail the whole batch when storing it.
-    elif "\x00" in unit:
-        return Rejection(index, "unit must not contain NUL characters")
+    # NUL (PostgreSQL text cannot hold it) or a lone surrogate (no driver can encode it) would fail the whole
+    # batch when stored: refuse the item here instead, with the others still stored.
+    elif not unit.isprintable() and (problem := text_problem(unit)) is not None:
+        return Rejection(index, f"unit {problem}")
 
     raw_ts = item.get("timestamp")
     if raw_ts is None:
@@ -137,8 +126,8 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
         not isinstance(reading_id, str) or not reading_id or len(reading_id) > MAX_READING_ID_LENGTH
     ):
         return Rejection(index, f"reading_id must be a non-empty string of at most {MAX_READING_ID_LENGTH} characters")
-    if reading_id is not None and "\x00" in reading_id:
-        return Rejection(index, "reading_id must not contain NUL characters")
+    if reading_id is not None and not reading_id.isprintable() and (problem := text_problem(reading_id)) is not None:
+        return Rejection(index, f"reading_id {problem}")
 
     return Reading(index, machine_id, metric_name, value, unit, ts, reading_id)
 
@@ -165,10 +154,11 @@ def decode_valid_batch(body: bytes, now_us: int, max_future_us: int) -> list[Rea
     """Every reading of an ingest body in which every item is valid, or None when anything is off.
 
     Hot path (bench M4): msgspec decodes and type-checks the body in C, and what it cannot check (canonical
-    machine ids, the metric-name alphabet, NUL characters) is checked once per distinct value, so a valid batch
-    costs a third of `validate_reading` item by item. It only ever accepts what `validate_reading` accepts,
-    with the same result (tests/core/test_readings.py); on None the caller validates item by item, which
-    says what is wrong with which item.
+    machine ids, the metric-name alphabet, control characters in units) is checked once per distinct value, so a
+    valid batch costs a third of `validate_reading` item by item. It only ever accepts what `validate_reading`
+    accepts, with the same result (tests/core/test_readings.py); on None the caller validates item by item, which
+    says what is wrong with which item. (A lone surrogate never gets this far: msgspec refuses it while decoding,
+    and the item-by-item path then rejects just the items holding one.)
     """
     try:
         items = _decode_wire_body(body).readings
@@ -176,15 +166,17 @@ def decode_valid_batch(body: bytes, now_us: int, max_future_us: int) -> list[Rea
         return None
     if not all(_canonical_uuid(machine_id) == machine_id for machine_id in {item.machine_id for item in items}):
         return None  # e.g. upper-case ids: valid, but the item-by-item path writes them in canonical form
-    if not all(map(_valid_metric_name, {item.metric_name for item in items})):
+    if not all(map(valid_metric_name, {item.metric_name for item in items})):
         return None
-    if any(unit is not None and "\x00" in unit for unit in {item.unit for item in items}):
+    if any(unit is not None and text_problem(unit) is not None for unit in {item.unit for item in items}):
         return None
     stamps: list[int] | None = None
     if any(item.timestamp is not None or item.reading_id is not None for item in items):
         stamps = []
         for item in items:
-            if item.reading_id is not None and "\x00" in item.reading_id:
+            reading_id = item.reading_id
+            # isprintable() first: it settles nearly every id without a call (text_problem does it too).
+            if reading_id is not None and not reading_id.isprintable() and text_problem(reading_id) is not None:
                 return None
             if item.timestamp is None:
                 stamps.append(now_us)

@@ -38,7 +38,8 @@ def from_micros(micros: int) -> datetime:
 def _format_seconds(seconds: int) -> str:
     # Hot path (every event's timestamp): readings of one batch mostly share their second, so the
     # calendar arithmetic runs once per second instead of once per reading.
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat, not strftime("%Y"): glibc writes the year 5 as "5", not "0005".
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")[:19]
 
 
 @functools.lru_cache(maxsize=8192)

@@ -7,14 +7,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from haltless.core.readings import MAX_METRIC_NAME_LENGTH
+from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.rules import Condition, Severity, message_template_error
-from haltless.server.schemas import JsonEnum, NoNul, StrictBody
+from haltless.server.schemas import CleanText, JsonEnum, StrictBody
 
-RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
-Message = Annotated[str, StringConstraints(max_length=500), NoNul]
+RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText]
+Message = Annotated[str, StringConstraints(max_length=500), CleanText]
+# The metric-name rule of ingest and history queries (core/names.py), written as a pattern for the OpenAPI schema.
 MetricName = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=METRIC_NAME_PATTERN)
 ]
 # A day is long enough for any "must last" window; longer ones are almost always a unit mistake.
 MAX_FOR_SECONDS = 86_400.0

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from haltless import __version__
 from haltless.bus import create_bus
+from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             monitor=monitor,
             login_guard=login_guard,
             checkpointer=checkpointer,
+            cursors=CursorCodec.from_secret(jwt_secret),
         )
         pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
         if pruner is not None:

@@ -8,14 +8,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from haltless.core.names import shown
 from haltless.errors import AuthenticationError, HaltlessError, TooManyRequests
 
 log = logging.getLogger("haltless.server")
 
 
 def _location(loc: tuple[object, ...] | list[object]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # A client's own field names come back here: escaped when they hold what no JSON answer should carry.
+    parts = [shown(str(p)) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "request"
 
 
@@ -38,7 +41,43 @@ def unexpected_error_response(request: Request) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+class UnexpectedErrorMiddleware:
+    """Answers a bug with the 500 of `unexpected_error_response` and keeps the connection open.
+
+    Starlette's own last resort (the `Exception` handler, run by ServerErrorMiddleware) sends that answer and
+    then raises the error again, so the server sees a failed response and closes the keep-alive connection:
+    the client's next request fails too. Here the error ends with the answer. Only when the response had
+    already begun (a streamed export) is it raised on, for then closing the connection is the only way to say
+    the body is cut short.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            response = unexpected_error_response(Request(scope))
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception to its JSON answer; call after adding other middleware (this one wraps them)."""
+    app.add_middleware(UnexpectedErrorMiddleware)
+
     @app.exception_handler(HaltlessError)
     async def _haltless(_request: Request, exc: HaltlessError) -> JSONResponse:
         return error_response(exc)

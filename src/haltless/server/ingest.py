@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from haltless.core.names import shown
 from haltless.core.readings import (
     MAX_READINGS_PER_REQUEST,
     Reading,
@@ -38,12 +39,14 @@ class IngestResult:
 
 
 def parse_body(body: bytes) -> list[object]:
-    """The `readings` list of an ingest body; NaN/Infinity literals parse so they can be refused per item."""
+    """The `readings` list of an ingest body; NaN/Infinity literals and lone surrogates (`"\\ud800"`) parse, so
+    the items holding them can be refused one by one while the rest of the batch is stored."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:
-            # Python's json.dumps writes NaN/Infinity by default; accept the syntax, reject the item.
+            # Python's json.dumps writes NaN/Infinity by default, and JSON allows a `\ud800` escape that is no
+            # text: json accepts both, so validate_reading rejects just the items that hold them.
             payload = json.loads(body)
         except (ValueError, RecursionError):
             raise InvalidRequest("body is not valid JSON") from None
@@ -51,7 +54,7 @@ def parse_body(body: bytes) -> list[object]:
         raise InvalidRequest('body must be a JSON object {"readings": [...]}')
     extra = payload.keys() - {"readings"}
     if extra:
-        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(map(str, extra)))}")
+        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(map(shown, extra)))}")
     items: list[object] = payload["readings"]
     if len(items) > MAX_READINGS_PER_REQUEST:
         raise PayloadTooLarge(

@@ -7,24 +7,22 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 from haltless.core.models import MachineStatus, Role
+from haltless.core.names import clean_text
 
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refusing it here keeps it a clear 422 on every backend.
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
-    return value
-
-
-NoNul = AfterValidator(_no_nul)
+# Every string a client has stored or looked up: no NUL (PostgreSQL text cannot hold it), no other control
+# character. A clear 422 on every backend instead of a 500. (A lone surrogate, which no driver can encode,
+# pydantic already refuses in any str field; the rule refuses it too.)
+CleanText = AfterValidator(clean_text)
 
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), NoNul
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
+    CleanText,
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul]
-Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), CleanText]
+Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), CleanText]
 
 
 # FastAPI validates a body after parsing its JSON, as Python objects: in strict mode an enum field would then
@@ -40,12 +38,12 @@ class StrictBody(BaseModel):
 
 
 class LoginRequest(StrictBody):
-    email: Annotated[str, StringConstraints(min_length=1, max_length=320), NoNul]
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320), CleanText]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class RefreshRequest(StrictBody):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), CleanText]
 
 
 class TokenPair(BaseModel):

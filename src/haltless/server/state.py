@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
 from haltless.bus import EventBus
+from haltless.core.cursors import CursorCodec
 from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.hub import DashboardHub
@@ -33,6 +34,7 @@ class AppState:
     monitor: Monitor
     login_guard: LoginGuard
     checkpointer: WalCheckpointer  # SQLite only; idle on PostgreSQL
+    cursors: CursorCodec  # signs page cursors with a key derived from jwt_secret
 
 
 def app_state(connection: HTTPConnection) -> AppState:

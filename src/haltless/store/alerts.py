@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -190,21 +188,6 @@ async def open_alerts(conn: AsyncConnection, machine_ids: set[str] | None = None
             return []
         query = query.where(alerts.c.machine_id.in_(sorted(machine_ids)))
     return [_alert(row) for row in await conn.execute(query)]
-
-
-def encode_cursor(created_at: int, alert_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([created_at, alert_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str] | None:
-    """(created_at, id) of the last alert of the previous page, or None when the cursor is not ours."""
-    try:
-        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    if isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int) and isinstance(raw[1], str):
-        return raw[0], raw[1]
-    return None
 
 
 async def list_alerts(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from haltless.agent.captured import CapturedReading, derived_reading_id, new_reading_id
-from haltless.core.readings import MAX_METRIC_NAME_LENGTH
+from haltless.core.names import MAX_METRIC_NAME_LENGTH
 from haltless.core.timefmt import to_micros
 
 Quality = Literal["good", "uncertain", "bad"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Response
 
@@ -154,6 +154,8 @@ async def delete_rule(rule_id: str, principal: Admin, state: State) -> Response:
 
 
 StateFilter = Literal["active", "acknowledged", "resolved", "open"]
+# The alert list's cursor: (created_at, id) of the last alert of the previous page, signed (core/cursors.py).
+ALERTS_CURSOR = "alerts/1"
 
 
 @alerts_router.get("", response_model=AlertPage)
@@ -177,9 +179,7 @@ async def list_alerts(
         states = (alert_state,)
     after = None
     if cursor is not None:
-        after = alert_store.decode_cursor(cursor)
-        if after is None:
-            raise InvalidRequest("cursor: not a cursor returned by this endpoint")
+        after = cast("tuple[int, str]", tuple(state.cursors.decode(ALERTS_CURSOR, cursor, (int, str))))
     machine = normalize_uuid(machine_id) if machine_id is not None else None
     if machine_id is not None and machine is None:
         raise InvalidRequest("machine_id: must be a UUID")
@@ -199,7 +199,7 @@ async def list_alerts(
         )
     more = len(items) > limit
     items = items[:limit]
-    next_cursor = alert_store.encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
+    next_cursor = state.cursors.encode(ALERTS_CURSOR, (items[-1].created_at, items[-1].id)) if more and items else None
     return AlertPage(items=[_alert_out(a) for a in items], next_cursor=next_cursor)
 
 

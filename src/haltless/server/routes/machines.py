@@ -25,6 +25,9 @@ from haltless.store.machines import Machine
 
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"])
 
+# Far beyond any fleet, and well inside the 64-bit integers both databases take for OFFSET.
+MAX_OFFSET = 1_000_000_000
+
 
 def _out(machine: Machine) -> MachineOut:
     return MachineOut(
@@ -71,7 +74,7 @@ async def list_machines(
     principal: Viewer,
     state: State,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Machines to skip (past the last: no items).")] = 0,
     include: Annotated[str | None, Query(description="`latest`: each machine's newest value per metric")] = None,
 ) -> FleetPage:
     """The tenant's machines, ordered by name; `include=latest` adds each one's newest value per metric."""

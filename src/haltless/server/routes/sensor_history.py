@@ -129,6 +129,7 @@ async def _resolve(
         max_points=max_points,
         limit=limit,
         cursor=cursor,
+        cursors=state.cursors,
         now_us=now_micros(),
         export=export,
     )
@@ -181,7 +182,7 @@ async def read_history(
                 raw = raw[: query.limit]
                 _, last_ts, _, _, last_id = raw[-1]
                 next_cursor = encode_cursor(
-                    Cursor(last_ts, last_id, snapshot, query.start_us, query.end_us, query.fingerprint)
+                    state.cursors, Cursor(last_ts, last_id, snapshot, query.start_us, query.end_us, query.fingerprint)
                 )
             items = [_raw_item(p) for p in raw]
     body = {
