@@ -6,11 +6,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from haltless import __version__
 from haltless.bus import create_bus
@@ -61,11 +62,21 @@ class HaltlessAPI(FastAPI):
     `serve_ingest` whatever it must do too.
     """
 
-    def __init__(self, *, fast_ingest: bool, **kwargs: Any) -> None:
+    def __init__(self, *, fast_ingest: bool, trusted_proxies: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast_ingest = fast_ingest
+        # The client address from X-Forwarded-For, believed only from HALTLESS_TRUSTED_PROXIES: applied here,
+        # before the fast path, so every request and WebSocket sees it whichever server runs the app.
+        self._entry: ASGIApp = self._dispatch
+        if trusted_proxies:
+            # (uvicorn types ASGI scopes as TypedDicts, Starlette as plain mappings: the same objects.)
+            middleware = ProxyHeadersMiddleware(cast(Any, self._dispatch), trusted_hosts=trusted_proxies)
+            self._entry = cast(ASGIApp, middleware)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self._fast_ingest
             and scope["type"] == "http"
@@ -133,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = HaltlessAPI(
         # Browsers' cross-origin requests need the CORS middleware's headers: those take the full stack.
         fast_ingest=not settings.allowed_origins,
+        trusted_proxies=settings.trusted_proxies,
         title="Haltless",
         version=__version__,
         description="Sensor ingestion, alerting and live dashboards for industrial machines.",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 
 from fastapi import APIRouter, Request, Response
 
 from haltless.core import tokens
 from haltless.core.secrets import verify_password
+from haltless.core.throttle import LoginAttempt
 from haltless.errors import AuthenticationError, NotFound, TooManyRequests
+from haltless.server.login_guard import wait_seconds
 from haltless.server.schemas import LoginRequest, Me, RefreshRequest, TokenPair
 from haltless.server.security import State, Viewer
 from haltless.server.state import AppState, now_seconds
@@ -51,19 +52,20 @@ async def _issue_pair(state: AppState, user: User, family_id: str) -> TokenPair:
 @router.post("/login", response_model=TokenPair)
 async def login(body: LoginRequest, request: Request, state: State) -> TokenPair:
     """Exchange email and password for an access token and a refresh token (429 after repeated failures)."""
-    keys = (f"email:{body.email.strip().lower()}", f"client:{request.client.host if request.client else '-'}")
-    wait = await state.login_guard.retry_after(keys)
+    attempt = LoginAttempt.of(body.email, request.client.host if request.client else "-")
+    # Counted before the password is checked, so concurrent guesses cannot all pass a check made before any
+    # of them failed; a success takes the attempt back.
+    wait = await state.login_guard.reserve(attempt)
     if wait > 0:
-        raise TooManyRequests("too many failed logins; try again later", retry_after=math.ceil(wait))
+        raise TooManyRequests("too many failed logins; try again later", retry_after=wait_seconds(wait))
     async with state.engine.connect() as conn:
         user = await accounts.user_by_email(conn, body.email)
     # argon2 is CPU-heavy: keep it off the event loop so sockets keep flowing during logins.
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, body.password)
     if user is None or not ok:
-        await state.login_guard.failed(keys)
         raise AuthenticationError("invalid email or password")
-    # Only the account's own count resets: one valid login must not clear a guessing client's record.
-    await state.login_guard.succeeded(keys[:1])
+    # The account's failures are forgotten; the client address keeps its own (but not this attempt).
+    await state.login_guard.succeeded(attempt)
     return await _issue_pair(state, user, family_id=str(uuid.uuid4()))
 
 
