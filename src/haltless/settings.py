@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are believed:
     # requests from them are taken to come from the address they forward for. Empty: no one's are.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A session (a login and its refreshes) ends this many seconds after the login, however often it is refreshed.
+    session_max_age: int = Field(default=2_592_000, gt=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -25,7 +25,9 @@ from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
 from haltless.server.monitor import Monitor
 from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
+from haltless.server.session_sweep import RevokedSessionSweeper
 from haltless.server.state import AppState
+from haltless.server.user_lookup import UserStatusLookup
 from haltless.server.ws import router as ws_router
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         login_guard = create_login_guard(settings)
         jwt_secret = load_or_create_jwt_secret(settings)
         checkpointer = WalCheckpointer(engine)
+        user_statuses = UserStatusLookup(engine)
+        sweeper = RevokedSessionSweeper(hub, user_statuses)
         app.state.haltless = AppState(
             settings=settings,
             engine=engine,
@@ -120,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jwt_secret=jwt_secret,
             access_tokens=AccessTokenVerifier(jwt_secret),
             api_keys=ApiKeyLookup(engine),
+            users=user_statuses,
             pipeline=IngestPipeline(settings, engine, monitor),
             monitor=monitor,
             login_guard=login_guard,
@@ -129,9 +134,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if pruner is not None:
             pruner.start()
         checkpointer.start()
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.stop()
             await checkpointer.stop()
             if pruner is not None:
                 await pruner.stop()

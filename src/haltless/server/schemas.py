@@ -34,6 +34,15 @@ class StrictBody(BaseModel):
 class LoginRequest(StrictBody):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320), NoNul]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    tenant_id: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul] | None = Field(
+        default=None,
+        description="Only needed when the same email and password belong to users of several tenants (409).",
+    )
+
+
+class PasswordChange(StrictBody):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
 
 
 class RefreshRequest(StrictBody):
@@ -60,11 +69,20 @@ class UserCreate(StrictBody):
     role: Role = Role.VIEWER
 
 
+class UserUpdate(StrictBody):
+    role: Role | None = Field(default=None, description="A new role; the user's access tokens are refused from now on")
+    disabled: bool | None = Field(
+        default=None, description="true: no login, every session ends, open dashboards close (4004); false: enable"
+    )
+    password: Password | None = Field(default=None, description="A new password; every session of the user ends")
+
+
 class UserOut(BaseModel):
     id: str
     tenant_id: str
     email: str
     role: Role
+    disabled: bool
     created_at: str
 
 
