@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,8 +56,10 @@ class RefreshUse(Enum):
 
     # First use of a live token: it is now spent; issue the next one of the family.
     ROTATED = "rotated"
-    # The token was already spent or its family revoked: a replay; the family is now revoked.
+    # The token was already spent: a replay; the family is now revoked.
     REUSED = "reused"
+    # The token's family was revoked (logout, signed out everywhere, new password, disabled) before its use.
+    REVOKED = "revoked"
     # Unknown or expired, or its session reached its absolute end.
     INVALID = "invalid"
 
@@ -143,13 +145,19 @@ async def list_users(conn: AsyncConnection, tenant_id: str | None) -> list[User]
     return [_user(row) for row in await conn.execute(query)]
 
 
+# Built once: an expanding parameter keeps the compiled statement cached whatever the ids (the revoked-session
+# sweep runs it every second; coercing each id into the statement cost more than the query, bench/session_sweep).
+_STATUSES = select(users.c.id, users.c.tenant_id, users.c.role, users.c.token_generation, users.c.disabled_at).where(
+    users.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def user_statuses(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, UserStatus]:
     """The status of each existing user among `user_ids` (deleted ones are missing)."""
     ids = list(user_ids)
     found: dict[str, UserStatus] = {}
-    columns = (users.c.id, users.c.tenant_id, users.c.role, users.c.token_generation, users.c.disabled_at)
     for start in range(0, len(ids), STATUS_CHUNK):
-        rows = await conn.execute(select(*columns).where(users.c.id.in_(ids[start : start + STATUS_CHUNK])))
+        rows = (await conn.execute(_STATUSES, {"ids": ids[start : start + STATUS_CHUNK]})).all()
         for user_id, tenant_id, role, generation, disabled_at in rows:
             found[user_id] = UserStatus(tenant_id, Role(role), generation, disabled_at is not None)
     return found
@@ -246,9 +254,11 @@ async def use_refresh_token(conn: AsyncConnection, *, jti: str, now: int) -> tup
         return RefreshUse.INVALID, 0
     token = row._mapping
     session_end: int = token["session_expires_at"]
-    if token["used_at"] is not None or token["revoked_at"] is not None:
+    if token["used_at"] is not None:
         await revoke_family(conn, family_id=token["family_id"], now=now)
         return RefreshUse.REUSED, session_end
+    if token["revoked_at"] is not None:
+        return RefreshUse.REVOKED, session_end
     if token["expires_at"] <= now or session_end <= now:
         return RefreshUse.INVALID, session_end
     # The conditional update makes two concurrent uses of one token race safely: only one wins.

@@ -129,6 +129,8 @@ async def refresh(body: RefreshRequest, state: State) -> TokenPair:
         user = await accounts.user_by_id(conn, claims.subject)
     if outcome is RefreshUse.REUSED:
         raise AuthenticationError("refresh token already used; its session has been revoked, log in again")
+    if outcome is RefreshUse.REVOKED:
+        raise AuthenticationError("refresh token revoked: its session ended; log in again")
     if outcome is RefreshUse.INVALID and 0 < session_expires_at <= now:
         raise AuthenticationError("session expired; log in again")
     if outcome is RefreshUse.INVALID or user is None or user.tenant_id != claims.tenant_id:
