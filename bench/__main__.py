@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "history": "bench.history",
     "fanout": "bench.fanout",
     "ingest": "bench.ingest",
+    "sweep": "bench.session_sweep",
 }
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
