@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -108,3 +109,21 @@ async def test_the_command_line_keeps_the_guard_rails(
     short = _admin_user(server, "reset-password", shared, "--password", "short", "--tenant-id", tenant.tenant_id)
     assert short.returncode == 2
     assert "8 characters" in short.stderr
+
+
+def test_create_tenant_gives_an_existing_email_to_a_second_tenant_only_when_asked(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALTLESS_")}
+    env["HALTLESS_DATA_DIR"] = str(tmp_path / "data")
+    args = [*HALTLESS, "admin", "create-tenant", "--name", "Plant", "--email", "ops@plant.test", "--password", PASSWORD]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*args, *extra], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    again = run()
+    assert again.returncode == 1
+    assert "--reuse-email" in again.stderr and json.loads(first.stdout)["tenant_id"] in again.stderr
+    second = run("--reuse-email")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["tenant_id"] != json.loads(first.stdout)["tenant_id"]

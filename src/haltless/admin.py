@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from haltless.core.accounts import UserChange
 from haltless.core.readings import normalize_uuid
 from haltless.core.secrets import hash_password
-from haltless.errors import InvalidRequest, NotFound
+from haltless.errors import Conflict, InvalidRequest, NotFound
 from haltless.server.state import now_micros
 from haltless.settings import Settings
 from haltless.store import accounts
@@ -37,11 +37,24 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncConnection], 
         await engine.dispose()
 
 
-async def create_tenant(settings: Settings, *, name: str, email: str, password: str) -> tuple[str, str]:
-    """A tenant and its first admin user; returns (tenant_id, user_id)."""
+async def create_tenant(
+    settings: Settings, *, name: str, email: str, password: str, reuse_email: bool = False
+) -> tuple[str, str]:
+    """A tenant and its first admin user; returns (tenant_id, user_id).
+
+    Conflict when another tenant has a user with this email, unless `reuse_email`: running the command twice
+    by mistake should not leave two tenants whose admins log in with the same email and password."""
     password_hash = await asyncio.to_thread(hash_password, password)
 
     async def work(conn: AsyncConnection) -> tuple[str, str]:
+        if not reuse_email:
+            taken = await accounts.users_by_email(conn, email)
+            if taken:
+                tenants = ", ".join(user.tenant_id for user in taken)
+                raise Conflict(
+                    f"a user with this email already exists (tenant {tenants}); use another email, or pass "
+                    "--reuse-email to give the new tenant's admin the same one"
+                )
         return await accounts.create_tenant(conn, name=name, email=email, password_hash=password_hash, now=now_micros())
 
     return await _in_transaction(settings, work)

@@ -113,6 +113,9 @@ def create_tenant_command(
     name: Annotated[str, typer.Option(help="Tenant name.")],
     email: Annotated[str, typer.Option(help="Email of the first admin user.")],
     password: Annotated[str, typer.Option(help="Password of the first admin user (8+ characters).")],
+    reuse_email: Annotated[
+        bool, typer.Option("--reuse-email", help="Allow an email that already has a user in another tenant.")
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -128,7 +131,9 @@ def create_tenant_command(
         raise typer.Exit(2)
     try:
         tenant_id, user_id = _run(
-            create_tenant(_settings(data_dir, database_url), name=name, email=email, password=password)
+            create_tenant(
+                _settings(data_dir, database_url), name=name, email=email, password=password, reuse_email=reuse_email
+            )
         )
     except HaltlessError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
