@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "growth": "bench.growth",
     "nab": "bench.nab",
     "hostile": "bench.hostile",
+    "sweep": "bench.session_sweep",
 }
 # Run only when named, outside `make bench`'s time budget.
 OPT_IN: dict[str, str] = {

@@ -186,6 +186,7 @@ def start_server(settings: Settings, port: int | None = None) -> RunningServer:
         ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        proxy_headers=False,  # as `haltless serve`: the app alone decides whom to believe (HALTLESS_TRUSTED_PROXIES)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,26 +1,124 @@
-"""Administrative actions that run without a server (CLI `haltless admin ...`, `haltless demo`)."""
+"""Administrative actions that run without a server (CLI `haltless admin ...`, `haltless demo`).
+
+They work on the database directly. Running servers notice a change to a user within a second: the user's
+access tokens are refused and their open dashboards closed with 4004 (server/session_sweep.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from haltless.core.accounts import UserChange
+from haltless.core.readings import normalize_uuid
 from haltless.core.secrets import hash_password
+from haltless.errors import Conflict, InvalidRequest, NotFound
 from haltless.server.state import now_micros
 from haltless.settings import Settings
 from haltless.store import accounts
+from haltless.store.accounts import User
 from haltless.store.database import create_engine, make_private_dir, migrate
 
+_T = TypeVar("_T")
 
-async def create_tenant(settings: Settings, *, name: str, email: str, password: str) -> tuple[str, str]:
-    """A tenant and its first admin user; returns (tenant_id, user_id)."""
+
+async def _in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+    """Run `work` in one transaction on a migrated database."""
     make_private_dir(settings.data_dir)
     engine = create_engine(settings.effective_database_url)
     try:
         await migrate(engine)
-        password_hash = await asyncio.to_thread(hash_password, password)
         async with engine.begin() as conn:
-            return await accounts.create_tenant(
-                conn, name=name, email=email, password_hash=password_hash, now=now_micros()
-            )
+            return await work(conn)
     finally:
         await engine.dispose()
+
+
+async def create_tenant(
+    settings: Settings, *, name: str, email: str, password: str, reuse_email: bool = False
+) -> tuple[str, str]:
+    """A tenant and its first admin user; returns (tenant_id, user_id).
+
+    Conflict when another tenant has a user with this email, unless `reuse_email`: running the command twice
+    by mistake should not leave two tenants whose admins log in with the same email and password."""
+    password_hash = await asyncio.to_thread(hash_password, password)
+
+    async def work(conn: AsyncConnection) -> tuple[str, str]:
+        if not reuse_email:
+            taken = await accounts.users_by_email(conn, email)
+            if taken:
+                tenants = ", ".join(user.tenant_id for user in taken)
+                raise Conflict(
+                    f"a user with this email already exists (tenant {tenants}); use another email, or pass "
+                    "--reuse-email to give the new tenant's admin the same one"
+                )
+        return await accounts.create_tenant(conn, name=name, email=email, password_hash=password_hash, now=now_micros())
+
+    return await _in_transaction(settings, work)
+
+
+async def list_users(settings: Settings, *, tenant_id: str | None = None) -> list[User]:
+    """Every user (of one tenant, when given), by tenant and email."""
+
+    async def work(conn: AsyncConnection) -> list[User]:
+        return await accounts.list_users(conn, _tenant_id(tenant_id) if tenant_id is not None else None)
+
+    return await _in_transaction(settings, work)
+
+
+def _tenant_id(text: str) -> str:
+    tenant_id = normalize_uuid(text)
+    if tenant_id is None:
+        raise InvalidRequest(f"--tenant-id {text!r} is not a tenant id (a UUID)")
+    return tenant_id
+
+
+async def _find(conn: AsyncConnection, user: str, tenant_id: str | None) -> User:
+    """The user named by id or by email (with `tenant_id` when several tenants have a user with that email)."""
+    tenant = _tenant_id(tenant_id) if tenant_id is not None else None
+    user_id = normalize_uuid(user)
+    if user_id is not None:
+        found = await accounts.user_by_id(conn, user_id)
+        if found is None or (tenant is not None and found.tenant_id != tenant):
+            raise NotFound(f"no user with id {user_id}" + (f" in tenant {tenant}" if tenant else ""))
+        return found
+    candidates = await accounts.users_by_email(conn, user, tenant_id=tenant)
+    if not candidates:
+        raise NotFound(f"no user with email {user!r}" + (f" in tenant {tenant}" if tenant else ""))
+    if len(candidates) > 1:
+        tenants = ", ".join(candidate.tenant_id for candidate in candidates)
+        raise InvalidRequest(f"several tenants have a user {user!r}; add --tenant-id (one of {tenants})")
+    return candidates[0]
+
+
+async def change_user(settings: Settings, user: str, change: UserChange, *, tenant_id: str | None = None) -> User:
+    """Apply `change` to the user named by id or email; Conflict for the tenant's last active admin."""
+
+    async def work(conn: AsyncConnection) -> User:
+        found = await _find(conn, user, tenant_id)
+        changed, _ = await accounts.change_user(
+            conn, tenant_id=found.tenant_id, user_id=found.id, change=change, now=now_micros()
+        )
+        return changed
+
+    return await _in_transaction(settings, work)
+
+
+async def reset_password(settings: Settings, user: str, password: str, *, tenant_id: str | None = None) -> User:
+    """Give the user a new password; every session of theirs ends."""
+    password_hash = await asyncio.to_thread(hash_password, password)
+    return await change_user(settings, user, UserChange(password_hash=password_hash), tenant_id=tenant_id)
+
+
+async def delete_user(settings: Settings, user: str, *, tenant_id: str | None = None) -> User:
+    """Delete the user named by id or email and their sessions; returns who it was."""
+
+    async def work(conn: AsyncConnection) -> User:
+        found = await _find(conn, user, tenant_id)
+        await accounts.delete_user(conn, tenant_id=found.tenant_id, user_id=found.id)
+        return found
+
+    return await _in_transaction(settings, work)

@@ -11,14 +11,27 @@ from typing import Annotated, Any
 
 import typer
 
+from haltless.core.models import Role
 from haltless.settings import Settings
 
 app = typer.Typer(help="Haltless: keeps industrial machines from halting unexpectedly.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administrative commands that work on the database directly.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+user_app = typer.Typer(
+    help="Users of every tenant: list, disable, enable, delete, set-role, reset-password, sign-out. Running servers "
+    "follow within a second: the user's tokens are refused and open dashboards closed (4004).",
+    no_args_is_help=True,
+)
+admin_app.add_typer(user_app, name="user")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database and secrets live.")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL of the database.")]
+UserArg = Annotated[
+    str, typer.Argument(metavar="USER", help="The user's id, or email (several tenants may have a user with it).")
+]
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant-id", help="The user's tenant: needed when USER is an email several have.")
+]
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
@@ -177,6 +190,9 @@ def create_tenant_command(
     name: Annotated[str, typer.Option(help="Tenant name.")],
     email: Annotated[str, typer.Option(help="Email of the first admin user.")],
     password: Annotated[str, typer.Option(help="Password of the first admin user (8+ characters).")],
+    reuse_email: Annotated[
+        bool, typer.Option("--reuse-email", help="Allow an email that already has a user in another tenant.")
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -192,12 +208,132 @@ def create_tenant_command(
         raise typer.Exit(2)
     try:
         tenant_id, user_id = _run(
-            create_tenant(_settings(data_dir, database_url), name=name, email=email, password=password)
+            create_tenant(
+                _settings(data_dir, database_url), name=name, email=email, password=password, reuse_email=reuse_email
+            )
         )
     except HaltlessError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps({"tenant_id": tenant_id, "user_id": user_id}))
+
+
+def _user_json(user: Any) -> str:
+    from haltless.core.timefmt import format_micros
+
+    return json.dumps(
+        {
+            "id": user.id,
+            "tenant_id": user.tenant_id,
+            "email": user.email,
+            "role": user.role.value,
+            "disabled": user.disabled,
+            "created_at": format_micros(user.created_at),
+        }
+    )
+
+
+def _admin_call(make: Any) -> Any:
+    """Run an admin coroutine; our errors (not found, last admin, ambiguous email) exit 1 with their detail."""
+    from haltless.errors import HaltlessError
+
+    try:
+        return _run(make())
+    except HaltlessError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@user_app.command("list")
+def user_list_command(
+    tenant_id: Annotated[str | None, typer.Option("--tenant-id", help="Only this tenant's users.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print every user (of one tenant), one JSON object a line."""
+    from haltless.admin import list_users
+
+    settings = _settings(data_dir, database_url)
+    for user in _admin_call(lambda: list_users(settings, tenant_id=tenant_id)):
+        typer.echo(_user_json(user))
+
+
+def _change_command(
+    user: str, tenant_id: str | None, data_dir: Path | None, database_url: str | None, **change: Any
+) -> None:
+    from haltless.admin import change_user
+    from haltless.core.accounts import UserChange
+
+    settings = _settings(data_dir, database_url)
+    typer.echo(_user_json(_admin_call(lambda: change_user(settings, user, UserChange(**change), tenant_id=tenant_id))))
+
+
+@user_app.command("disable")
+def user_disable_command(
+    user: UserArg, tenant_id: TenantOption = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Disable a user: no login, every session ends, open dashboards close."""
+    _change_command(user, tenant_id, data_dir, database_url, disabled=True)
+
+
+@user_app.command("enable")
+def user_enable_command(
+    user: UserArg, tenant_id: TenantOption = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Enable a disabled user again (they log in anew)."""
+    _change_command(user, tenant_id, data_dir, database_url, disabled=False)
+
+
+@user_app.command("set-role")
+def user_set_role_command(
+    user: UserArg,
+    role: Annotated[Role, typer.Argument(metavar="ROLE", help="admin, operator or viewer.")],
+    tenant_id: TenantOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a user another role; their access tokens are refused, a refresh brings one with the new role."""
+    _change_command(user, tenant_id, data_dir, database_url, role=role)
+
+
+@user_app.command("sign-out")
+def user_sign_out_command(
+    user: UserArg, tenant_id: TenantOption = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """End every session of a user (they log in again)."""
+    _change_command(user, tenant_id, data_dir, database_url, revoke_sessions=True)
+
+
+@user_app.command("reset-password")
+def user_reset_password_command(
+    user: UserArg,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="The new password (8+ characters)."),
+    ],
+    tenant_id: TenantOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a user a new password (asked for when --password is left out); every session of theirs ends."""
+    from haltless.admin import reset_password
+
+    if len(password) < 8:
+        typer.echo("error: the password needs at least 8 characters", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir, database_url)
+    typer.echo(_user_json(_admin_call(lambda: reset_password(settings, user, password, tenant_id=tenant_id))))
+
+
+@user_app.command("delete")
+def user_delete_command(
+    user: UserArg, tenant_id: TenantOption = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Delete a user and their sessions; prints who it was."""
+    from haltless.admin import delete_user
+
+    settings = _settings(data_dir, database_url)
+    typer.echo(_user_json(_admin_call(lambda: delete_user(settings, user, tenant_id=tenant_id))))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     max_future_skew: float = Field(default=300.0, ge=0)
     # Readings measured longer ago than this many days are pruned in the background; None keeps everything.
     retention_days: float | None = Field(default=None, gt=0)
+    # Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are believed:
+    # requests from them are taken to come from the address they forward for. Empty: no one's are.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A session (a login and its refreshes) ends this many seconds after the login, however often it is refreshed.
+    session_max_age: int = Field(default=2_592_000, gt=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -43,6 +49,25 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        normalized = []
+        for item in value:
+            try:
+                # Written the way uvicorn's ProxyHeadersMiddleware parses them (host bits of a network cleared).
+                normalized.append(str(ip_network(item, strict=False)) if "/" in item else str(ip_address(item)))
+            except ValueError:
+                raise ValueError(f"{item!r} is neither an IP address nor a CIDR network") from None
+        return normalized
 
     @property
     def multi_process(self) -> bool:

@@ -259,3 +259,50 @@ async def test_filters_by_machine_and_type(server: RunningServer, tenant: Tenant
     updates = [i for i in recorder.items if isinstance(i, SensorUpdate)]
     assert [(u.machine_id, u.value) for u in updates] == [(wanted, 2.0), (wanted, 4.0)]
     assert all(not isinstance(i, BaseException) for i in recorder.items)
+
+
+async def test_a_new_role_closes_the_stream_with_4004_and_it_comes_back_refreshed(
+    server: RunningServer, tenant: Tenant
+) -> None:
+    created = await tenant.http.post(
+        "/api/v1/users", json={"email": "wallboard@example.com", "password": PASSWORD, "role": "viewer"}
+    )
+    statuses: list[StreamStatus] = []
+    async with AsyncHaltlessClient(server.base_url, email="wallboard@example.com", password=PASSWORD) as client:
+        recorder = StreamRecorder(
+            client.stream(status_events=True, on_status=statuses.append, heartbeat_interval=30, backoff=FAST)
+        )
+        try:
+            await recorder.next_of(Connected)
+            first_token = client.access_token
+            promoted = await tenant.http.patch(f"/api/v1/users/{created.json()['id']}", json={"role": "operator"})
+            assert promoted.status_code == 200
+            await recorder.next_of(Connected)
+        finally:
+            await recorder.close()
+        assert client.access_token != first_token
+        assert (await client.me()).role == "operator"
+    reconnecting = [s for s in statuses if isinstance(s, Reconnecting)]
+    assert len(reconnecting) == 1
+    assert "session revoked (4004)" in reconnecting[0].reason and "refreshed" in reconnecting[0].reason
+
+
+async def test_a_disabled_user_s_stream_ends_with_session_expired(server: RunningServer, tenant: Tenant) -> None:
+    created = await tenant.http.post(
+        "/api/v1/users", json={"email": "leaver@example.com", "password": PASSWORD, "role": "viewer"}
+    )
+    statuses: list[StreamStatus] = []
+    async with AsyncHaltlessClient(server.base_url, email="leaver@example.com", password=PASSWORD) as client:
+        recorder = StreamRecorder(
+            client.stream(status_events=True, on_status=statuses.append, heartbeat_interval=30, backoff=FAST)
+        )
+        try:
+            await recorder.next_of(Connected)
+            disabled = await tenant.http.patch(f"/api/v1/users/{created.json()['id']}", json={"disabled": True})
+            assert disabled.status_code == 200
+            ended = await recorder.next_matching(lambda item: False)
+        finally:
+            await recorder.close()
+    assert isinstance(ended, SessionExpired)
+    assert "revoked" in ended.detail
+    assert isinstance(statuses[-1], GaveUp) and "session expired" in statuses[-1].reason

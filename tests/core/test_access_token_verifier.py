@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import jwt
 import pytest
 
 from haltless.core import tokens
@@ -70,3 +71,18 @@ def test_it_keeps_at_most_max_tokens() -> None:
     for token in issued:
         verifier.verify(token, now=now)
     assert list(verifier._verified) == issued[2:]
+
+
+def test_the_token_generation_travels_in_access_tokens() -> None:
+    now = _now()
+    token, claims = tokens.issue(
+        SECRET, token_type="access", subject="u", tenant_id="t", now=now, ttl=HOUR, role=Role.VIEWER, generation=7
+    )
+    assert claims.generation == 7
+    assert AccessTokenVerifier(SECRET).verify(token, now=now).generation == 7
+    # Tokens from before generations existed count as generation 0.
+    assert tokens.verify(SECRET, _token(now), expected_type="access", now=now).generation == 0
+    payload = {"sub": "u", "tid": "t", "typ": "access", "jti": "j", "iat": now, "exp": now + HOUR, "role": "viewer"}
+    for bad in (-1, "1", True, 1.5):
+        with pytest.raises(TokenError):
+            tokens.verify(SECRET, jwt.encode({**payload, "gen": bad}, SECRET), expected_type="access", now=now)

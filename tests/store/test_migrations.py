@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.settings import Settings
+from haltless.store import database
 from haltless.store.tables import metadata
 from tests.conftest import query_database
 
@@ -72,4 +78,65 @@ def test_processes_starting_together_migrate_once(database_url: str | None) -> N
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
     versions = query_database(Settings(database_url=database_url), "SELECT version_num FROM alembic_version")
-    assert versions == [("0004",)]
+    assert versions == [("0005",)]
+
+
+def _upgrade_to(revision: str) -> Callable[[Connection], None]:
+    def upgrade(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(Path(database.__file__).parent / "migrations"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    return upgrade
+
+
+async def test_0005_keeps_users_and_sessions_and_makes_emails_unique_per_tenant(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """A database at 0004 with users and live refresh tokens upgrades without losing a row (SQLite rebuilds
+    `users`, which with foreign keys on would cascade into `refresh_tokens`)."""
+    created = database.create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
+    try:
+        async with created.begin() as conn:
+            await conn.run_sync(_upgrade_to("0004"))
+            for tenant in ("t1", "t2"):
+                await conn.execute(text(f"INSERT INTO tenants (id, name, created_at) VALUES ('{tenant}', 'P', 1)"))
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at)"
+                    " VALUES ('u1', 't1', 'ops@example.com', 'h', 'admin', 1)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at)"
+                    " VALUES ('j1', 'f1', 'u1', 4000000000, 1)"
+                )
+            )
+        await database.migrate(created)
+        async with created.begin() as conn:
+            sessions = (await conn.execute(text("SELECT jti, session_expires_at FROM refresh_tokens"))).all()
+            assert [tuple(row) for row in sessions] == [("j1", 4000000000)]
+            user = (await conn.execute(text("SELECT disabled_at, token_generation FROM users"))).one()
+            assert tuple(user) == (None, 0)
+            # The same email in another tenant is a different user now; twice in one tenant is still refused.
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at)"
+                    " VALUES ('u2', 't2', 'ops@example.com', 'h', 'admin', 1)"
+                )
+            )
+            with pytest.raises(IntegrityError):
+                async with conn.begin_nested():
+                    await conn.execute(
+                        text(
+                            "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at)"
+                            " VALUES ('u3', 't2', 'ops@example.com', 'h', 'viewer', 1)"
+                        )
+                    )
+            if created.dialect.name == "sqlite":
+                # Foreign keys are back on for the pooled connection after migrating.
+                assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        await created.dispose()

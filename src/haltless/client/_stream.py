@@ -40,7 +40,10 @@ StatusCallback = Callable[[StreamStatus], object]
 CLOSE_INVALID_TOKEN = 4001
 CLOSE_AUTH_TIMEOUT = 4002
 CLOSE_TOO_MANY_PENDING = 4003
+CLOSE_SESSION_REVOKED = 4004
 CLOSE_SLOW_CONSUMER = 4008
+# Closes that a refreshed access token may cure: refresh first (a failed refresh ends the stream).
+_REFRESH_FIRST = frozenset({CLOSE_INVALID_TOKEN, CLOSE_SESSION_REVOKED})
 # A dead heartbeat window means the server is gone: waiting long for its close frame would only delay the retry.
 CLOSE_TIMEOUT = 2.0
 OPEN_TIMEOUT = 10.0
@@ -68,7 +71,8 @@ class DashboardStream:
     - Filters on the client: `machine_ids` keeps events of those machines (events without a machine pass),
       `types` keeps those message types.
     - Reconnects after any drop, waiting per `backoff` (1 s doubling to 30 s with jitter; the count restarts
-      after a healthy connection). Close 4001 refreshes the access token first and retries at once; a refresh
+      after a healthy connection). Close 4001 (token refused) and 4004 (session revoked: the user was disabled,
+      signed out, got a new password or role) refresh the access token first and retry at once; a refresh
       token that is revoked or expired ends the iteration with SessionExpired. 4003 (server busy) backs off.
     - No message for `3 * heartbeat_interval` seconds (set it to the server's HALTLESS_WS_HEARTBEAT_INTERVAL)
       counts as a dead connection and is reconnected.
@@ -238,7 +242,7 @@ class DashboardStream:
             if connected_at is not None and time.monotonic() - connected_at >= self._backoff.healthy_after:
                 attempt = 0
 
-            if code == CLOSE_INVALID_TOKEN:
+            if code in _REFRESH_FIRST:
                 try:
                     await self._client.refresh_after(token, reason)
                 except SessionExpired as exc:
@@ -249,8 +253,8 @@ class DashboardStream:
                 except (ConnectError, ServerError) as exc:
                     reason = f"{reason}; token refresh failed: {_describe_failure(exc)}"
                 else:
-                    if previous_code != CLOSE_INVALID_TOKEN:
-                        # A fresh token deserves an immediate retry; a second 4001 in a row goes through backoff.
+                    if previous_code not in _REFRESH_FIRST:
+                        # A fresh token deserves an immediate retry; a second refusal in a row goes through backoff.
                         previous_code = code
                         status = Reconnecting(0.0, attempt + 1, f"{reason}; access token refreshed")
                         if self._status(status):
@@ -287,6 +291,7 @@ def _describe_close(code: int | None, reason: str) -> str:
         CLOSE_INVALID_TOKEN: "access token refused (4001)",
         CLOSE_AUTH_TIMEOUT: "authentication timed out (4002)",
         CLOSE_TOO_MANY_PENDING: "server busy: too many pending connections (4003)",
+        CLOSE_SESSION_REVOKED: "session revoked (4004)",
         CLOSE_SLOW_CONSUMER: "too slow: the server dropped us (4008)",
     }
     if code is None:

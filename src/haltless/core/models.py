@@ -47,3 +47,5 @@ class Principal:
     subject_id: str
     role: Role | None  # None for an API key
     is_api_key: bool = False
+    # A user's access token: the token generation it was issued under (core.accounts).
+    token_generation: int = 0

@@ -43,6 +43,8 @@ class TokenClaims:
     expires_at: int
     role: Role | None
     family_id: str | None
+    # Access tokens: the user's token generation when issued (core.accounts); 0 in tokens from before it existed.
+    generation: int = 0
 
 
 def issue(
@@ -56,6 +58,7 @@ def issue(
     role: Role | None = None,
     family_id: str | None = None,
     jti: str | None = None,
+    generation: int = 0,
 ) -> tuple[str, TokenClaims]:
     """Sign a token; `now` and `ttl` in whole seconds."""
     claims = TokenClaims(
@@ -67,6 +70,7 @@ def issue(
         expires_at=now + ttl,
         role=role,
         family_id=family_id,
+        generation=generation,
     )
     payload: dict[str, object] = {
         "sub": subject,
@@ -80,6 +84,8 @@ def issue(
         payload["role"] = role.value
     if family_id is not None:
         payload["fam"] = family_id
+    if generation:
+        payload["gen"] = generation
     return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
 
 
@@ -115,6 +121,9 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
     family = payload.get("fam")
     if expected_type == "refresh" and not isinstance(family, str):
         raise TokenError("invalid token")
+    generation = payload.get("gen", 0)
+    if type(generation) is not int or generation < 0:
+        raise TokenError("invalid token")
     return TokenClaims(
         subject=sub,
         tenant_id=tid,
@@ -124,6 +133,7 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
         expires_at=exp,
         role=role,
         family_id=family if isinstance(family, str) else None,
+        generation=generation,
     )
 
 
@@ -133,7 +143,9 @@ class AccessTokenVerifier:
     500-reading ingest batch on the event loop (bench M4).
 
     Sound because verification depends only on the token and the secret: a remembered token gives the claims
-    it gave the first time, and expiry is checked against `now` on every use. At most `max_tokens` are kept
+    it gave the first time, and expiry is checked against `now` on every use. Whether the user behind the token
+    may still use it (disabled, deleted, signed out) is not the token's to say: server/security.py checks that
+    on every request after this, remembered or not. At most `max_tokens` are kept
     (the oldest is forgotten first), so a flood of distinct tokens costs memory only up to that.
     """
 

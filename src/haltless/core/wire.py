@@ -30,6 +30,9 @@ class CloseCode(IntEnum):
     AUTH_TIMEOUT = 4002
     # Too many connections are waiting to authenticate; back off and retry.
     TOO_MANY_PENDING = 4003
+    # The user was disabled or deleted, signed out everywhere, got a new password or a new role; refresh the
+    # access token once and reconnect, and if the refresh fails, log in again.
+    SESSION_REVOKED = 4004
     # The client did not read fast enough and its send buffer overflowed; reconnect.
     SLOW_CONSUMER = 4008
 

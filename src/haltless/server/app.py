@@ -6,11 +6,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from haltless import __version__
 from haltless.bus import create_bus
@@ -28,7 +29,9 @@ from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
 from haltless.server.monitor import Monitor
 from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
+from haltless.server.session_sweep import RevokedSessionSweeper
 from haltless.server.state import AppState
+from haltless.server.user_lookup import UserStatusLookup
 from haltless.server.ws import router as ws_router
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
@@ -73,12 +76,22 @@ class HaltlessAPI(FastAPI):
     `serve_ingest` whatever it must do too (it runs behind the same `BodyGuard` as every route).
     """
 
-    def __init__(self, *, fast_ingest: bool, **kwargs: Any) -> None:
+    def __init__(self, *, fast_ingest: bool, trusted_proxies: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast_ingest = fast_ingest
         self._serve_ingest = BodyGuard(sensor_data.serve_ingest, **BODY_GUARD_OPTIONS)
+        # The client address from X-Forwarded-For, believed only from HALTLESS_TRUSTED_PROXIES: applied here,
+        # before the fast path, so every request and WebSocket sees it whichever server runs the app.
+        self._entry: ASGIApp = self._dispatch
+        if trusted_proxies:
+            # (uvicorn types ASGI scopes as TypedDicts, Starlette as plain mappings: the same objects.)
+            middleware = ProxyHeadersMiddleware(cast(Any, self._dispatch), trusted_hosts=trusted_proxies)
+            self._entry = cast(ASGIApp, middleware)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self._fast_ingest
             and scope["type"] == "http"
@@ -115,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         login_guard = create_login_guard(settings)
         jwt_secret = load_or_create_jwt_secret(settings)
         checkpointer = WalCheckpointer(engine)
+        user_statuses = UserStatusLookup(engine)
+        sweeper = RevokedSessionSweeper(hub, user_statuses)
         app.state.haltless = AppState(
             settings=settings,
             engine=engine,
@@ -123,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jwt_secret=jwt_secret,
             access_tokens=AccessTokenVerifier(jwt_secret),
             api_keys=ApiKeyLookup(engine),
+            users=user_statuses,
             pipeline=IngestPipeline(settings, engine, monitor),
             monitor=monitor,
             login_guard=login_guard,
@@ -133,9 +149,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if pruner is not None:
             pruner.start()
         checkpointer.start()
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.stop()
             await checkpointer.stop()
             if pruner is not None:
                 await pruner.stop()
@@ -148,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = HaltlessAPI(
         # Browsers' cross-origin requests need the CORS middleware's headers: those take the full stack.
         fast_ingest=not settings.allowed_origins,
+        trusted_proxies=settings.trusted_proxies,
         title="Haltless",
         version=__version__,
         description="Sensor ingestion, alerting and live dashboards for industrial machines.",

@@ -61,10 +61,13 @@ class DashboardConnection:
         "_outbox",
         "_send",
         "_wakeup",
+        "close_code",
         "dead",
         "frames",
         "overflowed",
+        "subject_id",
         "tenant_id",
+        "token_generation",
     )
 
     def __init__(
@@ -75,8 +78,16 @@ class DashboardConnection:
         limit_bytes: int,
         heartbeat_interval: float,
         frames: FrameWriter | None = None,
+        subject_id: str = "",
+        token_generation: int = 0,
     ) -> None:
         self.tenant_id = tenant_id
+        # The user whose access token opened the socket, and the token's generation (core.accounts): when the
+        # user is disabled, deleted or signed out, `DashboardHub.close_subject` closes the socket.
+        self.subject_id = subject_id
+        self.token_generation = token_generation
+        # Set by `close_with`: the close code and reason the socket handler sends (else 1001 or 4008).
+        self.close_code: tuple[int, str] | None = None
         # With a frame writer, events skip the outbox and the writer task: see write_frames.
         self.frames = frames
         self._send = send
@@ -173,6 +184,12 @@ class DashboardConnection:
                     self._buffered -= len(event)
                     await send(event)
 
+    def close_with(self, code: int, reason: str) -> None:
+        """Stop, and have the socket's handler close it with `code` and `reason`."""
+        if not self.dead:
+            self.close_code = (code, reason)
+            self.stop()
+
     def stop(self) -> None:
         """Stop heartbeats and drop whatever is queued."""
         self.dead = True
@@ -234,6 +251,31 @@ class DashboardHub:
         for members in self._by_tenant.values():
             for connection in members:
                 connection.push((message,), len(message))
+
+    def subjects(self) -> dict[str, int]:
+        """The users with sockets here, each with the lowest token generation among their sockets."""
+        lowest: dict[str, int] = {}
+        for members in self._by_tenant.values():
+            for connection in members:
+                subject, generation = connection.subject_id, connection.token_generation
+                if subject and generation < lowest.get(subject, generation + 1):
+                    lowest[subject] = generation
+        return lowest
+
+    def close_subject(self, subject_id: str, code: int, reason: str, *, below_generation: int | None = None) -> int:
+        """Close the user's sockets (only those opened with a token generation below `below_generation`, when
+        given) with `code` and `reason`; returns how many. A scan of every socket: it runs only on a change."""
+        closing = [
+            connection
+            for members in self._by_tenant.values()
+            for connection in members
+            if connection.subject_id == subject_id
+            and (below_generation is None or connection.token_generation < below_generation)
+        ]
+        for connection in closing:
+            self.remove(connection)
+            connection.close_with(code, reason)
+        return len(closing)
 
     def connection_count(self) -> int:
         return sum(len(members) for members in self._by_tenant.values())

@@ -1,9 +1,11 @@
-"""Failed-login throttling for the login route: in this process's memory, or in Redis for every process.
+"""Login throttling for the login route: in this process's memory, or in Redis for every process.
 
-One process keeps core.throttle's sliding window in memory. Several processes (HALTLESS_BUS_URL on Redis)
-keep the same window in Redis, a sorted set of failure times per key, so a guesser gets the same ten tries
-a minute however many processes a load balancer spreads them over. If Redis cannot be reached, the
-process's own window stands in rather than refusing every login.
+Each attempt is reserved before the password is checked (core.throttle says why) and taken back when the login
+succeeds. One process keeps core.throttle's sliding window in memory. Several processes (HALTLESS_BUS_URL on
+Redis) keep the same window in Redis, a sorted set of attempt times per key, checked and added to by one Lua
+script, so a guesser gets the same ten tries a minute however many processes and concurrent requests a load
+balancer spreads them over. If Redis cannot be reached, the process's own window stands in rather than
+refusing every login.
 """
 
 from __future__ import annotations
@@ -12,28 +14,59 @@ import contextlib
 import logging
 import math
 import time
-import uuid
 from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from haltless.core.throttle import MAX_FAILURES, WINDOW_SECONDS, LoginThrottle
+from haltless.core.throttle import (
+    MAX_FAILURES_PER_ACCOUNT,
+    MAX_FAILURES_PER_ADDRESS,
+    WINDOW_SECONDS,
+    LoginAttempt,
+    LoginThrottle,
+    limits_of,
+)
 from haltless.settings import Settings
 
 log = logging.getLogger("haltless.login")
 
+# KEYS: one sorted set per key; ARGV: now, window, ticket, then each key's limit. Atomic in Redis, so two
+# processes (or two requests) cannot both see a count under the limit and both add to it.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local limit = tonumber(ARGV[3 + i])
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    wait = math.max(wait, tonumber(entry[2]) + window - now)
+  end
+end
+if wait > 0 then
+  return tostring(wait)
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('EXPIRE', key, math.ceil(window))
+end
+return '0'
+"""
+
 
 class LoginGuard(Protocol):
-    """Failure counts per key (an email, a client address)."""
+    """Login attempts per key (an account, a client address)."""
 
-    async def retry_after(self, keys: tuple[str, ...]) -> float:
-        """Seconds until every key may try again (0: go ahead)."""
+    async def reserve(self, attempt: LoginAttempt) -> float:
+        """0: go ahead, the attempt counts as a failure until `succeeded`; else the seconds to wait."""
         ...
 
-    async def failed(self, keys: tuple[str, ...]) -> None: ...
-
-    async def succeeded(self, keys: tuple[str, ...]) -> None: ...
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """The password was right: forget the account's failures, take this attempt back from the address."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -41,17 +74,24 @@ class LoginGuard(Protocol):
 class LocalLoginGuard:
     """This process's memory (core.throttle)."""
 
-    def __init__(self, throttle: LoginThrottle | None = None) -> None:
-        self._throttle = throttle or LoginThrottle()
+    def __init__(
+        self,
+        *,
+        per_account: int = MAX_FAILURES_PER_ACCOUNT,
+        per_address: int = MAX_FAILURES_PER_ADDRESS,
+        window: float = WINDOW_SECONDS,
+    ) -> None:
+        self._per_account = per_account
+        self._per_address = per_address
+        self._throttle = LoginThrottle(window)
 
-    async def retry_after(self, keys: tuple[str, ...]) -> float:
-        return self._throttle.retry_after(keys, time.monotonic())
+    async def reserve(self, attempt: LoginAttempt) -> float:
+        limits = limits_of(attempt, per_account=self._per_account, per_address=self._per_address)
+        return self._throttle.reserve(limits, attempt.ticket, time.monotonic())
 
-    async def failed(self, keys: tuple[str, ...]) -> None:
-        self._throttle.failed(keys, time.monotonic())
-
-    async def succeeded(self, keys: tuple[str, ...]) -> None:
-        self._throttle.succeeded(keys)
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        self._throttle.clear(attempt.account)
+        self._throttle.release(attempt.address, attempt.ticket)
 
     async def close(self) -> None:
         return None
@@ -61,54 +101,43 @@ class RedisLoginGuard:
     """The same window in Redis, shared by every process using the same URL and prefix (wall-clock time)."""
 
     def __init__(
-        self, url: str, prefix: str, *, max_failures: int = MAX_FAILURES, window: float = WINDOW_SECONDS
+        self,
+        url: str,
+        prefix: str,
+        *,
+        per_account: int = MAX_FAILURES_PER_ACCOUNT,
+        per_address: int = MAX_FAILURES_PER_ADDRESS,
+        window: float = WINDOW_SECONDS,
     ) -> None:
         self._redis: Redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._reserve = self._redis.register_script(_RESERVE)
         self._prefix = f"{prefix}:login-failures:"
-        self._max = max_failures
+        self._per_account = per_account
+        self._per_address = per_address
         self._window = window
-        self._fallback = LocalLoginGuard(LoginThrottle(max_failures, window))
+        self._fallback = LocalLoginGuard(per_account=per_account, per_address=per_address, window=window)
 
     def _name(self, key: str) -> str:
         return self._prefix + key
 
-    async def retry_after(self, keys: tuple[str, ...]) -> float:
-        now = time.time()
+    async def reserve(self, attempt: LoginAttempt) -> float:
+        limits = limits_of(attempt, per_account=self._per_account, per_address=self._per_address)
+        keys = [self._name(limit.key) for limit in limits]
+        args: list[str | float] = [time.time(), self._window, attempt.ticket, *(limit.max_attempts for limit in limits)]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.zremrangebyscore(self._name(key), "-inf", now - self._window)
-                    pipe.zrange(self._name(key), 0, 0, withscores=True)
-                    pipe.zcard(self._name(key))
-                results = await pipe.execute()
+            wait = await self._reserve(keys=keys, args=args)
         except RedisError as exc:
             log.warning("login throttle: Redis unreachable (%s); counting in this process only", exc)
-            return await self._fallback.retry_after(keys)
-        wait = 0.0
-        for i in range(len(keys)):
-            oldest, count = results[3 * i + 1], results[3 * i + 2]
-            if count >= self._max and oldest:
-                wait = max(wait, float(oldest[0][1]) + self._window - now)
-        return wait
+            return await self._fallback.reserve(attempt)
+        return float(wait)
 
-    async def failed(self, keys: tuple[str, ...]) -> None:
-        now = time.time()
-        try:
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        with contextlib.suppress(RedisError):  # else the records expire on their own within the window
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    name = self._name(key)
-                    pipe.zadd(name, {f"{now}:{uuid.uuid4().hex}": now})
-                    pipe.zremrangebyrank(name, 0, -(self._max + 1))  # keep the newest `max` failures
-                    pipe.expire(name, math.ceil(self._window))
+                pipe.delete(self._name(attempt.account))
+                pipe.zrem(self._name(attempt.address), attempt.ticket)
                 await pipe.execute()
-        except RedisError as exc:
-            log.warning("login throttle: Redis unreachable (%s); counting in this process only", exc)
-            await self._fallback.failed(keys)
-
-    async def succeeded(self, keys: tuple[str, ...]) -> None:
-        with contextlib.suppress(RedisError):  # else the record expires on its own within the window
-            await self._redis.delete(*(self._name(key) for key in keys))
-        await self._fallback.succeeded(keys)
+        await self._fallback.succeeded(attempt)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -119,3 +148,8 @@ def create_login_guard(settings: Settings) -> LoginGuard:
     if settings.bus_url.startswith(("redis://", "rediss://", "unix://")):
         return RedisLoginGuard(settings.bus_url, settings.bus_prefix)
     return LocalLoginGuard()
+
+
+def wait_seconds(wait: float) -> int:
+    """A Retry-After value: whole seconds, at least 1."""
+    return max(1, math.ceil(wait))

@@ -31,6 +31,9 @@ def uvicorn_config(settings: Settings, *, host: str, port: int, log_level: str =
         "loop": "uvloop",
         "lifespan": "on",
         "timeout_graceful_shutdown": 5,
+        # The app believes X-Forwarded-For only from HALTLESS_TRUSTED_PROXIES (server/app.py); uvicorn's own
+        # handling would also believe it from any local process.
+        "proxy_headers": False,
     }
     return uvicorn.Config(create_app(settings), **options)
 
@@ -67,4 +70,5 @@ def serve_workers(settings: Settings, *, host: str, port: int, workers: int, log
         loop="uvloop",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        proxy_headers=False,
     )

@@ -40,6 +40,15 @@ class StrictBody(BaseModel):
 class LoginRequest(StrictBody):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320), CleanText]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    tenant_id: Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText] | None = Field(
+        default=None,
+        description="Only needed when the same email and password belong to users of several tenants (409).",
+    )
+
+
+class PasswordChange(StrictBody):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
 
 
 class RefreshRequest(StrictBody):
@@ -66,11 +75,20 @@ class UserCreate(StrictBody):
     role: Annotated[Role, JsonEnum] = Role.VIEWER
 
 
+class UserUpdate(StrictBody):
+    role: Role | None = Field(default=None, description="A new role; the user's access tokens are refused from now on")
+    disabled: bool | None = Field(
+        default=None, description="true: no login, every session ends, open dashboards close (4004); false: enable"
+    )
+    password: Password | None = Field(default=None, description="A new password; every session of the user ends")
+
+
 class UserOut(BaseModel):
     id: str
     tenant_id: str
     email: str
     role: Role
+    disabled: bool
     created_at: str
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from haltless.core import tokens
+from haltless.core.accounts import revocation
 from haltless.core.models import Principal, Role
 from haltless.core.secrets import API_KEY_PREFIX
 from haltless.errors import AuthenticationError, PermissionDenied
@@ -27,13 +28,22 @@ def _bearer(header: str | None) -> str:
     return credential.strip()
 
 
-def principal_from_access_token(state: AppState, token: str) -> Principal:
-    """Verify an access token (also used by the WebSocket); raises AuthenticationError."""
+async def principal_from_access_token(state: AppState, token: str) -> Principal:
+    """Verify an access token and that its user may still use it (also used by the WebSocket); raises
+    AuthenticationError."""
     try:
         claims = state.access_tokens.verify(token, now=now_seconds())
     except tokens.TokenError as exc:
         raise AuthenticationError(str(exc)) from None
-    return Principal(tenant_id=claims.tenant_id, subject_id=claims.subject, role=claims.role)
+    # On every request, after the verifier's memory of tokens: a deleted, disabled or signed-out user's token is
+    # refused within a second everywhere (server/user_lookup.py), however long it has been valid.
+    status = await state.users.status(claims.subject)
+    refused = revocation(status, tenant_id=claims.tenant_id, token_generation=claims.generation)
+    if refused is not None:
+        raise AuthenticationError(refused)
+    return Principal(
+        tenant_id=claims.tenant_id, subject_id=claims.subject, role=claims.role, token_generation=claims.generation
+    )
 
 
 async def authenticate(state: AppState, authorization: str | None) -> Principal:
@@ -45,7 +55,7 @@ async def authenticate(state: AppState, authorization: str | None) -> Principal:
         if key is None:
             raise AuthenticationError("invalid or revoked API key")
         return Principal(tenant_id=key.tenant_id, subject_id=key.id, role=None, is_api_key=True)
-    return principal_from_access_token(state, credential)
+    return await principal_from_access_token(state, credential)
 
 
 async def authorize(request: Request, state: AppState, role: Role, *, allow_api_key: bool = False) -> Principal:

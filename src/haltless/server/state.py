@@ -17,6 +17,7 @@ from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
 from haltless.server.monitor import Monitor
+from haltless.server.user_lookup import UserStatusLookup
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
 
@@ -30,6 +31,7 @@ class AppState:
     jwt_secret: str
     access_tokens: AccessTokenVerifier  # verifies with jwt_secret
     api_keys: ApiKeyLookup
+    users: UserStatusLookup  # whether access tokens' users may still use them
     pipeline: IngestPipeline
     monitor: Monitor
     login_guard: LoginGuard

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocketState
 from haltless.core import wire
 from haltless.core.auth_message import AuthRefusal, parse_first_message
 from haltless.core.event_ids import EventKey, event_key_of, parse_event_id, resync_required
+from haltless.core.models import Principal
 from haltless.core.wire import CloseCode
 from haltless.errors import AuthenticationError
 from haltless.server.fastws import FRAME_SINK, FrameSink
@@ -78,12 +79,12 @@ async def dashboard(websocket: WebSocket) -> None:
         await _close(websocket, request.code, request.reason)
         return
     try:
-        principal = principal_from_access_token(state, request.token)
+        principal = await principal_from_access_token(state, request.token)
     except AuthenticationError as exc:
         await _close(websocket, CloseCode.INVALID_TOKEN, exc.detail)
         return
 
-    await _stream(websocket, state, principal.tenant_id, request.resume_after)
+    await _stream(websocket, state, principal, request.resume_after)
 
 
 class _SkipReplayed:
@@ -125,11 +126,12 @@ async def _replay(
     skip.through = last or resume_key
 
 
-async def _stream(websocket: WebSocket, state: AppState, tenant_id: str, resume_after: str | None) -> None:
+async def _stream(websocket: WebSocket, state: AppState, principal: Principal, resume_after: str | None) -> None:
+    tenant_id = principal.tenant_id
     sink = websocket.scope.get("extensions", {}).get(FRAME_SINK)
     if isinstance(sink, FrameSink) and resume_after is None:
         # Resumed sockets keep the writer task below: their replay must go out before live events.
-        await _stream_frames(state, tenant_id, sink)
+        await _stream_frames(state, principal, sink)
         return
     skip = _SkipReplayed(websocket.send_text)
     connection = DashboardConnection(
@@ -137,6 +139,8 @@ async def _stream(websocket: WebSocket, state: AppState, tenant_id: str, resume_
         skip if resume_after is not None else websocket.send_text,
         limit_bytes=state.settings.ws_send_buffer_bytes,
         heartbeat_interval=state.settings.ws_heartbeat_interval,
+        subject_id=principal.subject_id,
+        token_generation=principal.token_generation,
     )
     if resume_after is None:
         connection.start_heartbeats()
@@ -168,24 +172,31 @@ async def _stream(websocket: WebSocket, state: AppState, tenant_id: str, resume_
             async with asyncio.timeout(SLOW_CLOSE_TIMEOUT):
                 await _close(websocket, CloseCode.SLOW_CONSUMER, "too slow: send buffer overflowed")
     elif writer in done and writer.exception() is None:
-        await _close(websocket, CloseCode.GOING_AWAY)
+        # Stopped by the hub: shut down (1001), or the user's session was revoked (close_with, 4004).
+        code, reason = connection.close_code or (CloseCode.GOING_AWAY, "")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SLOW_CLOSE_TIMEOUT):
+                await _close(websocket, code, reason)
     reader.cancel()
     await asyncio.gather(writer, reader, overflow, return_exceptions=True)
 
 
-async def _stream_frames(state: AppState, tenant_id: str, sink: FrameSink) -> None:
+async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink) -> None:
     """The fast path: the hub writes shared pre-built frames to the transport; callbacks handle the end.
 
     This coroutine returns at once and the socket is detached from ASGI (server/fastws.py), so an open
     dashboard costs no task and no coroutine stack: no reader, no writer, nothing awaiting.
     """
     hub = state.hub
+    tenant_id = principal.tenant_id
     connection = DashboardConnection(
         tenant_id,
         _no_send,
         limit_bytes=state.settings.ws_send_buffer_bytes,
         heartbeat_interval=state.settings.ws_heartbeat_interval,
         frames=sink,
+        subject_id=principal.subject_id,
+        token_generation=principal.token_generation,
     )
 
     def finished() -> None:
@@ -195,8 +206,10 @@ async def _stream_frames(state: AppState, tenant_id: str, sink: FrameSink) -> No
             log.warning("dashboard socket of tenant %s fell behind; closing with 4008", tenant_id)
             sink.close(CloseCode.SLOW_CONSUMER, "too slow: send buffer overflowed", SLOW_CLOSE_TIMEOUT)
         else:
-            # Stopped by the hub (shutdown); when the client already left, this does nothing.
-            sink.close(CloseCode.GOING_AWAY, "", SLOW_CLOSE_TIMEOUT)
+            # Stopped by the hub: shut down (1001), or the user's session was revoked (close_with, 4004); when
+            # the client already left, this does nothing.
+            code, reason = connection.close_code or (CloseCode.GOING_AWAY, "")
+            sink.close(code, reason, SLOW_CLOSE_TIMEOUT)
 
     # The protocol drops what the client sends from now on and reports the close to the connection.
     sink.discard_incoming()

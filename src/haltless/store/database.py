@@ -155,5 +155,20 @@ def _upgrade(connection: Connection) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest Alembic revision."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite changes a table's constraints by rebuilding it (Alembic batch mode), and with foreign keys
+            # on, dropping the old table would cascade deletes into the tables that reference it. The pragma
+            # only takes effect outside a transaction: set it before the migrations' transaction begins.
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+                if sqlite and (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first() is not None:
+                    raise RuntimeError("a migration left rows that break a foreign key; nothing was changed")
+        finally:
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()

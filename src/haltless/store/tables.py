@@ -37,10 +37,18 @@ users = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("email", String(320), nullable=False, unique=True),
+    # Unique within the tenant only: a tenant's admin learns nothing about other tenants' users (migration 0005).
+    # Login looks the email up across tenants, hence its own index.
+    Column("email", String(320), nullable=False, index=True),
     Column("password_hash", String(200), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Set while the user is disabled: no login, no refresh, no access token accepted.
+    Column("disabled_at", BigInteger, nullable=True),
+    # Access tokens carry the generation they were issued under; raising it refuses every older one (a role
+    # change, a new password, "sign out everywhere").
+    Column("token_generation", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
 )
 
 refresh_tokens = Table(
@@ -53,6 +61,8 @@ refresh_tokens = Table(
     Column("used_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # When the session (the family) ends whatever its refreshes: login time + HALTLESS_SESSION_MAX_AGE.
+    Column("session_expires_at", BigInteger, nullable=False),
 )
 
 api_keys = Table(

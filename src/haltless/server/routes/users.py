@@ -1,15 +1,26 @@
-"""Users of the caller's tenant (admin only)."""
+"""Users of the caller's tenant and their lifecycle (admin only): create, list, read, change role, disable or
+enable, reset the password, sign out everywhere, delete.
+
+Whatever takes a user's access away (disable, delete, new role, new password, signing out) takes effect at
+once on this server process and within a second on the others: their access tokens are refused, their open
+dashboards closed with 4004 (server/session_sweep.py). The tenant's last active admin cannot be disabled,
+demoted or deleted (409).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from haltless.core.accounts import UserChange
+from haltless.core.readings import normalize_uuid
 from haltless.core.secrets import hash_password
 from haltless.core.timefmt import format_micros
-from haltless.server.schemas import UserCreate, UserOut
+from haltless.errors import NotFound
+from haltless.server.schemas import UserCreate, UserOut, UserUpdate
 from haltless.server.security import Admin, State
+from haltless.server.session_sweep import user_changed_here
 from haltless.server.state import now_micros
 from haltless.store import accounts
 from haltless.store.accounts import User
@@ -23,13 +34,21 @@ def _out(user: User) -> UserOut:
         tenant_id=user.tenant_id,
         email=user.email,
         role=user.role,
+        disabled=user.disabled,
         created_at=format_micros(user.created_at),
     )
 
 
+def _user_id(text: str) -> str:
+    user_id = normalize_uuid(text)
+    if user_id is None:
+        raise NotFound("user not found")
+    return user_id
+
+
 @router.post("", status_code=201, response_model=UserOut)
 async def create_user(body: UserCreate, principal: Admin, state: State) -> UserOut:
-    """Add a user (admin, operator or viewer) to the caller's tenant."""
+    """Add a user (admin, operator or viewer) to the caller's tenant; 409 if the tenant has one with this email."""
     password_hash = await asyncio.to_thread(hash_password, body.password)
     async with state.engine.begin() as conn:
         user = await accounts.create_user(
@@ -48,3 +67,50 @@ async def list_users(principal: Admin, state: State) -> list[UserOut]:
     """Every user of the caller's tenant."""
     async with state.engine.connect() as conn:
         return [_out(user) for user in await accounts.list_users(conn, principal.tenant_id)]
+
+
+@router.get("/{user_id}", response_model=UserOut)
+async def get_user(user_id: str, principal: Admin, state: State) -> UserOut:
+    """One user of the caller's tenant."""
+    async with state.engine.connect() as conn:
+        user = await accounts.tenant_user(conn, principal.tenant_id, _user_id(user_id))
+    if user is None:
+        raise NotFound("user not found")
+    return _out(user)
+
+
+async def _change(state: State, principal: Admin, user_id: str, change: UserChange) -> User:
+    async with state.engine.begin() as conn:
+        changed, _ = await accounts.change_user(
+            conn, tenant_id=principal.tenant_id, user_id=_user_id(user_id), change=change, now=now_micros()
+        )
+    user_changed_here(state.hub, state.users, changed.id, changed.status)
+    return changed
+
+
+@router.patch("/{user_id}", response_model=UserOut)
+async def update_user(user_id: str, body: UserUpdate, principal: Admin, state: State) -> UserOut:
+    """Change a user's role, disable or enable them, or reset their password (fields left out stay as they are).
+
+    A new role refuses the user's current access tokens (a refresh gets one with the new role); disabling and a
+    new password also end every session. 409 for the tenant's last active admin."""
+    password_hash = await asyncio.to_thread(hash_password, body.password) if body.password is not None else None
+    change = UserChange(role=body.role, disabled=body.disabled, password_hash=password_hash)
+    return _out(await _change(state, principal, user_id, change))
+
+
+@router.delete("/{user_id}/sessions", status_code=204, response_class=Response)
+async def revoke_user_sessions(user_id: str, principal: Admin, state: State) -> Response:
+    """Sign a user out everywhere: their sessions end, their access tokens are refused, their dashboards close."""
+    await _change(state, principal, user_id, UserChange(revoke_sessions=True))
+    return Response(status_code=204)
+
+
+@router.delete("/{user_id}", status_code=204, response_class=Response)
+async def delete_user(user_id: str, principal: Admin, state: State) -> Response:
+    """Delete a user and their sessions. 409 for the tenant's last active admin."""
+    normalized = _user_id(user_id)
+    async with state.engine.begin() as conn:
+        await accounts.delete_user(conn, tenant_id=principal.tenant_id, user_id=normalized)
+    user_changed_here(state.hub, state.users, normalized, None)
+    return Response(status_code=204)

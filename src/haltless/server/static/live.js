@@ -1,8 +1,8 @@
 // The tab's one dashboard WebSocket, shared by every view. Mirrors haltless.client's DashboardStream:
 // token as the first message; reconnect after 1 s, 2 s, 4 s … 30 s, each shortened at random by up to 20 %;
-// the count starts over once a connection was healthy (a real event, or 10 s up); on 4001 refresh the
-// token and reconnect at once (a second 4001 in a row backs off); 3 heartbeat intervals of silence
-// count as a dead connection.
+// the count starts over once a connection was healthy (a real event, or 10 s up); on 4001 (token refused)
+// or 4004 (session revoked) refresh the token and reconnect at once (a second one in a row backs off; a
+// refresh that fails signs out); 3 heartbeat intervals of silence count as a dead connection.
 
 import { SessionExpired } from "./api.js";
 
@@ -111,7 +111,7 @@ export class LiveConnection {
       if (this.ws !== ws) return;
       this.#drop();
       if (this.stopped) return;
-      if (event.code === 4001) {
+      if (event.code === 4001 || event.code === 4004) {
         this.stats.refused += 1;
         return this.#refreshAndReconnect();
       }
