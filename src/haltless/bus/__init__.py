@@ -1,7 +1,10 @@
 """The event bus: carries encoded events from the process that made them to every hub that serves sockets.
 
-Every event that passes through a bus gets an ordered `event_id` (per tenant), and the bus keeps a
-bounded per-tenant history so a reconnecting dashboard can resume where it left off.
+Every event that passes through a bus gets an `event_id` that is ordered per tenant: `<epoch>-<n>`, where the
+epoch names the tenant's current stream (it changes when the stream is lost: a restart of the in-process bus,
+or Redis losing its data) and `n` counts that tenant's events alone, so no tenant can read another's traffic
+from its ids. The bus keeps a bounded per-tenant history so a reconnecting dashboard can resume where it
+left off; an id of another epoch is never resumed from.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class EventBus(Protocol):
 
     async def history(self, tenant_id: str, after: str) -> list[str] | None:
         """Events of the tenant after `after` (exclusive), oldest first; None when that point is no longer
-        retained (or unknown), meaning the caller must reload its state."""
+        retained, is of another epoch, or is unknown, meaning the caller must reload its state."""
         ...
 
 

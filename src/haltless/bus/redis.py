@@ -4,6 +4,11 @@ A Lua script appends a batch to the tenant's stream and publishes it with its st
 step, so every process sees a tenant's events in stream order. When Redis goes away, publishing is
 skipped (the readings are already stored), the subscriber reconnects with backoff, and local sockets are
 told `resync_required` so they reload what they may have missed.
+
+Ids are `<epoch>-<n>`: the epoch is the millisecond at which the tenant's stream was created (kept in
+`<prefix>:stream-epoch:<tenant>`), `n` counts the tenant's events. When Redis loses the stream (a restart
+without persistence, a flush, an eviction), the next publish starts a new epoch, so a dashboard resuming
+from an id issued before is told to resync instead of silently missing what was lost.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from haltless.bus import EventSink, GapListener
@@ -24,19 +31,35 @@ from haltless.core.event_ids import parse_event_id, with_event_id
 
 log = logging.getLogger("haltless.bus")
 
-# KEYS[1] the tenant's stream, KEYS[2] the channel; ARGV[1] max history, ARGV[2] tenant, ARGV[3..] events.
+# KEYS[1] the tenant's stream, KEYS[2] its epoch, KEYS[3] the channel; ARGV[1] max history, ARGV[2] tenant,
+# ARGV[3..] events.
 _PUBLISH = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch or redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  local fresh = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local old = tonumber(epoch)
+  if old and old >= fresh then
+    fresh = old + 1
+  end
+  epoch = string.format('%d', fresh)
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], epoch)
+end
 local ids = {}
 local events = {}
 for i = 3, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], epoch .. '-*', 'e', ARGV[i])
   events[#events + 1] = ARGV[i]
 end
-redis.call('PUBLISH', KEYS[2], cjson.encode({t = ARGV[2], i = ids, e = events}))
+redis.call('PUBLISH', KEYS[3], cjson.encode({t = ARGV[2], i = ids, e = events}))
 return #ids
 """
 
 _RECONNECT_MAX = 5.0
+# Our loops retry and report the gap themselves; redis-py's own retries would hide a reconnect (and the events
+# missed meanwhile) from the subscriber, and could run a publish twice.
+_NO_RETRY = Retry(NoBackoff(), 0)
 
 
 class RedisBus:
@@ -44,8 +67,8 @@ class RedisBus:
 
     def __init__(self, url: str, *, prefix: str, history_size: int) -> None:
         # Short timeouts: a dead Redis must not hold up an ingest request for long.
-        self._redis: Redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self._listen: Redis = Redis.from_url(url, socket_connect_timeout=2.0, health_check_interval=5)
+        self._redis: Redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry=_NO_RETRY)
+        self._listen: Redis = Redis.from_url(url, socket_connect_timeout=2.0, health_check_interval=5, retry=_NO_RETRY)
         self._prefix = prefix
         self._channel = f"{prefix}:events"
         self._history_size = history_size
@@ -58,6 +81,9 @@ class RedisBus:
 
     def _stream(self, tenant_id: str) -> str:
         return f"{self._prefix}:stream:{tenant_id}"
+
+    def _epoch(self, tenant_id: str) -> str:
+        return f"{self._prefix}:stream-epoch:{tenant_id}"
 
     async def start(self) -> None:
         self._subscriber = asyncio.create_task(self._run_subscriber())
@@ -87,7 +113,8 @@ class RedisBus:
             return
         try:
             await self._script(
-                keys=[self._stream(tenant_id), self._channel], args=[self._history_size, tenant_id, *events]
+                keys=[self._stream(tenant_id), self._epoch(tenant_id), self._channel],
+                args=[self._history_size, tenant_id, *events],
             )
         except (RedisError, OSError) as exc:
             # The readings are stored; only the live stream misses them. Sockets hear about it.
@@ -106,6 +133,9 @@ class RedisBus:
                 await pubsub.subscribe(self._channel)
                 if failures:
                     log.info("event bus reconnected")
+                    # Idle publishing connections are as dead as the subscription was: drop them, rather
+                    # than lose the next batch on one of them.
+                    await self._redis.connection_pool.disconnect(inuse_connections=False)
                     self._gap("event bus reconnected")
                 failures = 0
                 self.connected = True
@@ -138,22 +168,27 @@ class RedisBus:
             sink(tenant_id, stamped)
 
     async def history(self, tenant_id: str, after: str) -> list[str] | None:
-        if parse_event_id(after) is None:
+        key = parse_event_id(after)
+        if key is None:
             return None
         stream = self._stream(tenant_id)
         try:
-            info = await self._redis.xinfo_stream(stream)
-            entries = await self._redis.xrange(stream, min=f"({after}", max="+", count=self._history_size + 1)
-        except RedisError as exc:
-            if "no such key" in str(exc).lower():
-                return []
+            # One transaction, so the epoch, the stream's bounds and its entries are of the same moment.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(self._epoch(tenant_id))
+                pipe.xinfo_stream(stream)
+                pipe.xrange(stream, min=f"({after}", max="+")
+                epoch, info, entries = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError):
             return None
-        except OSError:
-            return None
+        if epoch is None or any(isinstance(part, Exception) for part in (epoch, info, entries)):
+            return None  # no stream: lost with Redis's data (or never made), so whatever came before is gone
+        if _text(epoch) != str(key[0]):
+            return None  # an id of a stream that Redis has lost since
+        last = parse_event_id(_text(info.get("last-generated-id", "")))
         trimmed = parse_event_id(_text(info.get("max-deleted-entry-id", "0-0")))
-        key = parse_event_id(after)
-        if trimmed is not None and key is not None and key < trimmed:
-            return None
+        if last is None or key > last or (trimmed is not None and key < trimmed):
+            return None  # not issued yet (not ours), or older than what is retained
         return [with_event_id(_text((fields or {})[b"e"]), _text(entry_id)) for entry_id, fields in entries or []]
 
 
