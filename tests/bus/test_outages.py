@@ -1,5 +1,5 @@
-"""A real server on a Redis bus that loses its data: the sockets concerned are told to resync; nothing silently
-goes missing."""
+"""A real server on a Redis bus that loses its data or refuses one tenant's events: the sockets concerned (only
+those) are told to resync; nothing silently goes missing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.bus.conftest import PrivateRedis
+from tests.bus.conftest import PrivateRedis, SharedRedis
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event
 
 ServerFactory = Callable[..., RunningServer]
@@ -72,3 +72,25 @@ async def test_resume_from_before_redis_lost_its_data_asks_for_resync(
     await tenant.ingest([_reading(machine_id, 99.0)])
     assert (await next_event(resumed, only="sensor_update"))["value"] == 99.0
     await resumed.close()
+
+
+async def test_a_failed_publish_resyncs_only_that_tenants_sockets(
+    server_factory: ServerFactory, tenant_factory: Any, shared_redis: SharedRedis
+) -> None:
+    running = server_factory(bus_url=shared_redis.url, bus_prefix=shared_redis.prefix, ws_heartbeat_interval=30.0)
+    hit: Tenant = await tenant_factory(running)
+    spared: Tenant = await tenant_factory(running)
+    hit_machine, spared_machine = await hit.add_machine(), await spared.add_machine()
+    hit_ws = await _open(running, hit.access_token)
+    spared_ws = await _open(running, spared.access_token)
+
+    # Keys of the wrong type: Redis refuses every publish of this tenant (and of no other).
+    with shared_redis.client() as redis:
+        redis.set(f"{shared_redis.prefix}:stream:{hit.tenant_id}", "not a stream")
+        redis.hset(f"{shared_redis.prefix}:stream-epoch:{hit.tenant_id}", "not", "an epoch")
+    assert (await hit.ingest([_reading(hit_machine, 1.0)])).json()["accepted"] == 1
+    assert (await next_event(hit_ws))["type"] == "resync_required"
+    await spared.ingest([_reading(spared_machine, 2.0)])
+    assert (await next_event(spared_ws))["type"] == "sensor_update"  # no resync_required before it
+    await hit_ws.close()
+    await spared_ws.close()

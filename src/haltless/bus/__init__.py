@@ -15,8 +15,9 @@ from typing import Protocol
 # Receives (tenant_id, encoded events in order, each carrying its event_id). Called on the event loop;
 # must not block or await.
 EventSink = Callable[[str, Sequence[str]], None]
-# Called when this process may have missed events (the bus lost its connection); no arguments.
-GapListener = Callable[[str], None]
+# Called when this process's sockets may have missed events: (tenant_id, reason) when only that tenant's
+# events were affected (a publish failed), (None, reason) when every tenant's were (the subscription broke).
+GapListener = Callable[[str | None, str], None]
 
 DEFAULT_HISTORY = 10_000
 

@@ -117,13 +117,13 @@ class RedisBus:
                 args=[self._history_size, tenant_id, *events],
             )
         except (RedisError, OSError) as exc:
-            # The readings are stored; only the live stream misses them. Sockets hear about it.
+            # The readings are stored; only the live stream misses them. The tenant's sockets hear about it.
             log.warning("event bus unavailable, %d event(s) not streamed: %s", len(events), exc)
-            self._gap("event bus unavailable")
+            self._gap(tenant_id, "event bus unavailable")
 
-    def _gap(self, reason: str) -> None:
+    def _gap(self, tenant_id: str | None, reason: str) -> None:
         for listener in self._gap_listeners:
-            listener(reason)
+            listener(tenant_id, reason)
 
     async def _run_subscriber(self) -> None:
         failures = 0
@@ -136,7 +136,7 @@ class RedisBus:
                     # Idle publishing connections are as dead as the subscription was: drop them, rather
                     # than lose the next batch on one of them.
                     await self._redis.connection_pool.disconnect(inuse_connections=False)
-                    self._gap("event bus reconnected")
+                    self._gap(None, "event bus reconnected")
                 failures = 0
                 self.connected = True
                 self._subscribed.set()
@@ -149,7 +149,7 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 if self.connected or failures == 0:
                     log.warning("event bus connection lost: %s", exc)
-                    self._gap("event bus connection lost")
+                    self._gap(None, "event bus connection lost")
                 self.connected = False
                 failures += 1
                 # Capped exponential backoff with jitter: never a busy loop while Redis is down.
