@@ -21,6 +21,11 @@ GapListener = Callable[[str | None, str], None]
 
 DEFAULT_HISTORY = 10_000
 
+# The longest a publish may wait on the bus. Publishing happens inside the tenant's lock, after the readings
+# are committed: a hung bus must cost a batch at most this much, never the socket timeout, and a batch the
+# bus has not taken by then is given up on (its sockets are told to resync) rather than delivered late.
+PUBLISH_TIMEOUT = 0.25
+
 
 class EventBus(Protocol):
     """Publish encoded events for a tenant; every subscribed sink (in every process) receives them in order."""
@@ -30,7 +35,8 @@ class EventBus(Protocol):
     async def stop(self) -> None: ...
 
     async def publish(self, tenant_id: str, events: Sequence[str]) -> None:
-        """Stamp events with ids and deliver them; never raises for a bus outage (readings are already stored)."""
+        """Stamp events with ids and deliver them, waiting at most PUBLISH_TIMEOUT; never raises for a bus
+        outage (the readings are already stored): the tenant's sockets are told to resync instead."""
         ...
 
     def subscribe(self, sink: EventSink) -> None: ...
