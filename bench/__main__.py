@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "history": "bench.history",
     "fanout": "bench.fanout",
     "ingest": "bench.ingest",
+    "hostile-bus": "bench.hostile_bus",
 }
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
