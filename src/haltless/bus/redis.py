@@ -117,6 +117,7 @@ class RedisBus:
         # Tenants whose events were not streamed: their next publish starts with a gap marker.
         self._owed: set[str] = set()
         self._clock: ClockEstimate | None = None
+        self._stopped = False
 
     def _stream(self, tenant_id: str) -> str:
         return f"{self._prefix}:stream:{tenant_id}"
@@ -135,6 +136,7 @@ class RedisBus:
                 await self._usable.wait()
 
     async def stop(self) -> None:
+        self._stopped = True
         for task in (self._subscriber, self._recovery):
             if task is not None:
                 task.cancel()
@@ -162,9 +164,9 @@ class RedisBus:
         if not self._usable.is_set():
             self._owe(tenant_id)
             return
-        batch = [_GAP_MARKER, *events] if tenant_id in self._owed else events
+        owed = tenant_id in self._owed
         try:
-            await self._send(tenant_id, batch)
+            await self._send(tenant_id, [_GAP_MARKER, *events] if owed else events)
         except ResponseError as exc:
             # Redis refused this tenant's batch (a script or key error): the tenant's concern, not the circuit's.
             log.warning("event bus refused %d event(s) of tenant %s: %s", len(events), tenant_id, exc)
@@ -173,7 +175,8 @@ class RedisBus:
             self._owe(tenant_id)
             self._trip(exc)
         else:
-            self._owed.discard(tenant_id)
+            if owed:
+                self._owed.discard(tenant_id)
 
     async def _send(self, tenant_id: str, events: Sequence[str]) -> None:
         """Append and publish within PUBLISH_TIMEOUT, or not at all: Redis refuses to run it any later."""
@@ -205,7 +208,7 @@ class RedisBus:
             self._usable.clear()
             why = str(exc) or type(exc).__name__
             log.warning("event bus unavailable (%s); publishing without it until it answers again", why)
-        if self._recovery is None or self._recovery.done():
+        if not self._stopped and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.create_task(self._recover())
 
     async def _recover(self, *, immediately: bool = False) -> None:
