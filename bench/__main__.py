@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "growth": "bench.growth",
     "nab": "bench.nab",
     "hostile": "bench.hostile",
+    "hostile-bus": "bench.hostile_bus",
     "sweep": "bench.session_sweep",
 }
 # Run only when named, outside `make bench`'s time budget.

@@ -1,7 +1,10 @@
 """The event bus: carries encoded events from the process that made them to every hub that serves sockets.
 
-Every event that passes through a bus gets an ordered `event_id` (per tenant), and the bus keeps a
-bounded per-tenant history so a reconnecting dashboard can resume where it left off.
+Every event that passes through a bus gets an `event_id` that is ordered per tenant: `<epoch>-<n>`, where the
+epoch names the tenant's current stream (it changes when the stream is lost: a restart of the in-process bus,
+or Redis losing its data) and `n` counts that tenant's events alone, so no tenant can read another's traffic
+from its ids. The bus keeps a bounded per-tenant history so a reconnecting dashboard can resume where it
+left off; an id of another epoch is never resumed from.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ from typing import Protocol
 # Receives (tenant_id, encoded events in order, each carrying its event_id). Called on the event loop;
 # must not block or await.
 EventSink = Callable[[str, Sequence[str]], None]
-# Called when this process may have missed events (the bus lost its connection); no arguments.
-GapListener = Callable[[str], None]
+# Called when this process's sockets may have missed events: (tenant_id, reason) when only that tenant's
+# events were affected (a publish failed), (None, reason) when every tenant's were (the subscription broke).
+GapListener = Callable[[str | None, str], None]
 
 DEFAULT_HISTORY = 10_000
+
+# The longest a publish may wait on the bus. Publishing happens inside the tenant's lock, after the readings
+# are committed: a hung bus must cost a batch at most this much, never the socket timeout, and a batch the
+# bus has not taken by then is given up on (its sockets are told to resync) rather than delivered late.
+PUBLISH_TIMEOUT = 0.25
 
 
 class EventBus(Protocol):
@@ -26,7 +35,8 @@ class EventBus(Protocol):
     async def stop(self) -> None: ...
 
     async def publish(self, tenant_id: str, events: Sequence[str]) -> None:
-        """Stamp events with ids and deliver them; never raises for a bus outage (readings are already stored)."""
+        """Stamp events with ids and deliver them, waiting at most PUBLISH_TIMEOUT; never raises for a bus
+        outage (the readings are already stored): the tenant's sockets are told to resync instead."""
         ...
 
     def subscribe(self, sink: EventSink) -> None: ...
@@ -35,7 +45,7 @@ class EventBus(Protocol):
 
     async def history(self, tenant_id: str, after: str) -> list[str] | None:
         """Events of the tenant after `after` (exclusive), oldest first; None when that point is no longer
-        retained (or unknown), meaning the caller must reload its state."""
+        retained, is of another epoch, or is unknown, meaning the caller must reload its state."""
         ...
 
 

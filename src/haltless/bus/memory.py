@@ -1,4 +1,4 @@
-"""In-process event bus: ids from a per-process sequence, a bounded history per tenant."""
+"""In-process event bus: ids numbered per tenant within this process's epoch, a bounded history per tenant."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from haltless.core.event_ids import EventKey, parse_event_id, with_sequential_id
 
 
 class MemoryBus:
-    """The default bus for one server process. Ids are `<boot ms>-<n>`: an id from before a restart is
-    older than anything retained, so resuming with it asks the client to resync."""
+    """The default bus for one server process. Ids are `<boot ms>-<n>`, `n` counting the tenant's own events:
+    an id from before a restart is of another epoch, so resuming with it asks the client to resync."""
 
     def __init__(self, history_size: int) -> None:
         self._sinks: list[EventSink] = []
         self._history_size = history_size
         self._boot = time.time_ns() // 1_000_000
-        self._sequence = 0
+        # Per tenant: a shared counter would let a tenant read other tenants' traffic from the gaps in its ids.
+        self._sequences: dict[str, int] = {}
         self._history: dict[str, deque[tuple[EventKey, str]]] = {}
         self._evicted_through: dict[str, EventKey] = {}
 
@@ -29,11 +30,11 @@ class MemoryBus:
         self._sinks.clear()
 
     async def publish(self, tenant_id: str, events: Sequence[str]) -> None:
-        boot, first = self._boot, self._sequence + 1
+        boot, first = self._boot, self._sequences.get(tenant_id, 0) + 1
         stamped = with_sequential_ids(events, boot, first)
-        self._sequence += len(stamped)
+        last = self._sequences[tenant_id] = first + len(stamped) - 1
         history = self._history.setdefault(tenant_id, deque())
-        history.extend(zip([(boot, sequence) for sequence in range(first, self._sequence + 1)], stamped, strict=True))
+        history.extend(zip([(boot, sequence) for sequence in range(first, last + 1)], stamped, strict=True))
         overflow = len(history) - self._history_size
         if overflow > 0:
             for _ in range(overflow):
@@ -50,7 +51,7 @@ class MemoryBus:
 
     async def history(self, tenant_id: str, after: str) -> list[str] | None:
         key = parse_event_id(after)
-        if key is None or key[0] != self._boot or key[1] > self._sequence:
+        if key is None or key[0] != self._boot or key[1] > self._sequences.get(tenant_id, 0):
             return None
         evicted = self._evicted_through.get(tenant_id)
         if evicted is not None and key < evicted:

@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bus = create_bus(settings.bus_url, prefix=settings.bus_prefix, history_size=settings.event_history)
         hub = DashboardHub(max_pending=settings.ws_max_pending)
         bus.subscribe(hub.deliver)
-        bus.on_gap(hub.resync_all)
+        bus.on_gap(hub.resync)
         await bus.start()
         # Several processes share state only through PostgreSQL and Redis; see Monitor's docstring.
         shared = settings.multi_process and engine.dialect.name == "postgresql"

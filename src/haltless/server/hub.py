@@ -245,10 +245,15 @@ class DashboardHub:
                 else:
                     connection.push(events, size)
 
-    def resync_all(self, reason: str) -> None:
-        """Tell every socket that events may have been missed (the bus lost its connection)."""
+    def resync(self, tenant_id: str | None, reason: str) -> None:
+        """Bus gap listener: tell the tenant's sockets (None: every socket) that events may have been missed.
+
+        A failed publish concerns one tenant; only a lost bus subscription concerns them all. Telling the
+        others would make every dashboard of the process reload for nothing.
+        """
         message = resync_required(reason)
-        for members in self._by_tenant.values():
+        groups = list(self._by_tenant.values()) if tenant_id is None else [self._by_tenant.get(tenant_id, set())]
+        for members in groups:
             for connection in members:
                 connection.push((message,), len(message))
 

@@ -17,6 +17,8 @@ import time
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from haltless.core.throttle import (
@@ -97,6 +99,10 @@ class LocalLoginGuard:
         return None
 
 
+# Seconds a login waits for Redis before counting in this process alone.
+REDIS_TIMEOUT = 0.5
+
+
 class RedisLoginGuard:
     """The same window in Redis, shared by every process using the same URL and prefix (wall-clock time)."""
 
@@ -109,7 +115,11 @@ class RedisLoginGuard:
         per_address: int = MAX_FAILURES_PER_ADDRESS,
         window: float = WINDOW_SECONDS,
     ) -> None:
-        self._redis: Redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        # A hung Redis must not hold every login: one short attempt, then this process's own count (redis-py would
+        # otherwise retry ten times, 2 s each).
+        self._redis: Redis = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 0)
+        )
         self._reserve = self._redis.register_script(_RESERVE)
         self._prefix = f"{prefix}:login-failures:"
         self._per_account = per_account
