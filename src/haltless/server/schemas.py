@@ -76,7 +76,9 @@ class UserCreate(StrictBody):
 
 
 class UserUpdate(StrictBody):
-    role: Role | None = Field(default=None, description="A new role; the user's access tokens are refused from now on")
+    role: Annotated[Role, JsonEnum] | None = Field(
+        default=None, description="A new role; the user's access tokens are refused from now on"
+    )
     disabled: bool | None = Field(
         default=None, description="true: no login, every session ends, open dashboards close (4004); false: enable"
     )

@@ -10,6 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -90,7 +92,16 @@ def make_sqlite_files_private(path: Path) -> None:
     """
     if not path.parent.exists():
         make_private_dir(path.parent)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+    # Only a file that does not exist yet is opened here. Closing any descriptor of a database file drops every
+    # POSIX lock this process holds on it, so opening and closing one that a connection of this process is using
+    # (a server and `haltless demo` or a test creating a tenant in the same process) lets another process write
+    # under it and corrupts the database. An existing file is only chmod-ed, by path.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        _tighten(path, PRIVATE_FILE_MODE)
+    else:
+        os.close(fd)
     for suffix in _SQLITE_SUFFIXES:
         companion = path.with_name(path.name + suffix)
         if companion.exists():
@@ -153,9 +164,21 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+def _at_head(connection: Connection) -> bool:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    return MigrationContext.configure(connection).get_current_revision() == head
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest Alembic revision."""
     async with engine.connect() as connection:
+        # Nothing to do (every start but the first after an upgrade): skip the pragmas and the whole-database
+        # foreign-key check below, which reads every row of every table.
+        if await connection.run_sync(_at_head):
+            return
+        await connection.rollback()
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # SQLite changes a table's constraints by rebuilding it (Alembic batch mode), and with foreign keys
