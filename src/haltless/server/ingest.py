@@ -82,6 +82,10 @@ def _sift(
     return batch, duplicates
 
 
+# Tries of a batch's transaction when a concurrent one stored the same reading id or deleted a machine.
+_STORE_ATTEMPTS = 5
+
+
 class IngestPipeline:
     """Owns the order of work for a batch; one instance per app."""
 
@@ -131,13 +135,15 @@ class IngestPipeline:
     async def _store(
         self, conn: AsyncConnection, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
     ) -> Plan | None:
-        for attempt in range(2):
+        for attempt in range(_STORE_ATTEMPTS):
             try:
                 return await self._store_once(conn, tenant_id, valid, now_us, result, trust_memory=attempt == 0)
             except IntegrityError:
                 # A concurrent batch stored one of our reading ids first, or a machine was deleted meanwhile
                 # (another process, or a deletion this process has not applied yet); the re-check sees it now.
-                if attempt == 1:
+                # Processes that share no lock (no Redis bus) can race again on the next try when many batches
+                # carry the same ids at once, so it takes a few.
+                if attempt == _STORE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
