@@ -5,15 +5,15 @@ core/forecast.py) fed with that machine's readings of the rule's metric, in meas
 one reading, the detector and the rule's `RuleState` and returns the next state and what happened to the alert,
 like `core.rules.evaluate` does for threshold rules; it mutates only the detector it is given.
 
-- `anomaly`: a reading *breaches* when the detector calls it anomalous (its score reached the sensitivity's
-  threshold outside the warm-up and the rest period after a previous anomaly); while the breach goes on (for
-  `for_seconds`) or the alert is open, a score at or above the threshold keeps it going. A reading *clears* when
-  its score is below threshold − hysteresis (or 0: the last 12 readings brought no novelty at all).
+- `anomaly`: an *episode* starts with a reading the detector calls anomalous (its score reached the
+  sensitivity's threshold, outside the warm-up and the rest period after a previous anomaly) and lasts until
+  `QUIET_READINGS` readings in a row score below threshold − hysteresis. A reading *breaches* while an episode
+  lasts (so `for_seconds` asks for unusual behaviour that goes on, not one spike); the episode's end *clears*.
 - `forecast`: the trend is refitted once per batch per series (at the series' newest reading of the batch). It
-  *breaches* when a crossing is predicted within the horizon, or the trend is already past the threshold. It
-  *clears* when no crossing is predicted within `CLEAR_HORIZON_FACTOR` × the horizon and the trend's level is back
-  on the safe side of the threshold by the hysteresis. While the alert is open, a predicted crossing that moves
-  by more than `UPDATE_FRACTION` of the time left (and at least `UPDATE_MIN_SECONDS`) updates the alert.
+  *breaches* when a crossing is predicted within the horizon (and, once breaching, while the trend is past the
+  threshold). It *clears* when no crossing is predicted within `CLEAR_HORIZON_FACTOR` × the horizon and the trend's
+  level is back on the safe side of the threshold by the hysteresis. While the alert is open, a predicted crossing
+  that moves by more than `UPDATE_FRACTION` of the time left (and at least `UPDATE_MIN_SECONDS`) updates it.
 
 `for_seconds`, the one-open-alert rule and disarming after a manual resolve work as for threshold rules.
 
@@ -29,10 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from haltless.core.anomaly import REBUILD_READINGS, AnomalyDetector, Scored, Sensitivity
+from haltless.core.anomaly import EVIDENCE_READINGS, REBUILD_READINGS, AnomalyDetector, Scored, Sensitivity
 from haltless.core.forecast import WINDOW_READINGS, Direction, Forecast, TrendForecaster
 from haltless.core.rules import AlertCleared, Condition, Rule, RuleKind, RuleState
 
+# An anomaly episode ends after this many readings in a row below threshold − hysteresis (the evidence window).
+QUIET_READINGS = EVIDENCE_READINGS
 # A forecast alert clears only when no crossing is predicted within this many horizons (hysteresis in time).
 CLEAR_HORIZON_FACTOR = 1.5
 # An open forecast alert is updated when its predicted crossing moves by more than this share of the time left…
@@ -51,6 +53,8 @@ class SeriesDetector:
     forecaster: TrendForecaster | None
     # The rule state's `last_ts` this detector is in step with: it has seen the readings up to there.
     synced_to: int | None = None
+    # Anomaly: readings in a row since the score was last at or above threshold − hysteresis.
+    quiet: int = QUIET_READINGS
     # What the open forecast alert announced (predicted crossing time), to decide whether to update it.
     announced_us: int | None = None
 
@@ -151,7 +155,7 @@ def evaluate(
         return Outcome(state, None)
     detector.synced_to = ts
     if detector.anomaly is not None:
-        return _evaluate_anomaly(rule, detector.anomaly.score(ts, value), state, new_alert_id, unit)
+        return _evaluate_anomaly(rule, detector, detector.anomaly.score(ts, value), state, new_alert_id, unit)
     assert detector.forecaster is not None
     detector.forecaster.add((ts,), (value,))
     if not newest_of_batch:
@@ -180,12 +184,21 @@ def _step(
 
 
 def _evaluate_anomaly(
-    rule: Rule, scored: Scored, state: RuleState, new_alert_id: Callable[[], str], unit: str
+    rule: Rule,
+    detector: SeriesDetector,
+    scored: Scored,
+    state: RuleState,
+    new_alert_id: Callable[[], str],
+    unit: str,
 ) -> Outcome:
     threshold = Sensitivity(rule.sensitivity or Sensitivity.MEDIUM).threshold
+    if scored.score == 0.0 or scored.score < threshold - rule.hysteresis:
+        detector.quiet += 1
+    else:
+        detector.quiet = 0
     going_on = state.breach_since is not None or state.open_alert_id is not None
-    breaching = scored.score >= threshold and (scored.anomalous or going_on)
-    clearing = scored.score == 0.0 or scored.score < threshold - rule.hysteresis
+    clearing = detector.quiet >= QUIET_READINGS
+    breaching = scored.anomalous or (going_on and not clearing)
     following, opens, cleared = _step(rule, state, scored.timestamp_us, breaching, clearing, scored.value)
     if cleared is not None:
         return Outcome(following, cleared)
@@ -210,7 +223,10 @@ def _evaluate_forecast(
     if not forecast.ready:
         return Outcome(_advanced(state, ts), None)
     horizon_us = (rule.horizon_seconds or 0.0) * 1_000_000
-    breaching = forecast.will_cross or forecast.crossed
+    going_on = state.breach_since is not None or state.open_alert_id is not None
+    # The trend being past the threshold keeps a forecast going but does not start one: a value that jumps past
+    # it was not predicted (the threshold rule is there for that).
+    breaching = forecast.will_cross or (going_on and forecast.crossed)
     near = forecast.crossing_us is not None and forecast.crossing_us - ts <= CLEAR_HORIZON_FACTOR * horizon_us
     if direction_of(rule.condition) is Direction.ABOVE:
         safe = forecast.level < rule.threshold - rule.hysteresis
