@@ -25,7 +25,7 @@ stored history (`rebuild`): the last `history_needed(rule)` readings up to the r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -87,6 +87,45 @@ PredictiveTransition = PredictiveOpened | PredictiveUpdated | AlertCleared
 class Outcome(NamedTuple):
     state: RuleState
     transition: PredictiveTransition | None
+
+
+# The fields that depend on a rule's kind: which it must have, and which it may have.
+KIND_FIELDS = ("condition", "threshold", "sensitivity", "horizon_seconds", "window_readings")
+_REQUIRED: dict[RuleKind, tuple[str, ...]] = {
+    RuleKind.THRESHOLD: ("condition", "threshold"),
+    RuleKind.ANOMALY: (),
+    RuleKind.FORECAST: ("condition", "threshold", "horizon_seconds"),
+}
+_ALLOWED: dict[RuleKind, frozenset[str]] = {
+    RuleKind.THRESHOLD: frozenset({"condition", "threshold"}),
+    RuleKind.ANOMALY: frozenset({"sensitivity"}),
+    RuleKind.FORECAST: frozenset({"condition", "threshold", "horizon_seconds", "window_readings"}),
+}
+_HINTS = {
+    RuleKind.ANOMALY: "an anomaly rule learns what is usual; choose a sensitivity instead",
+    RuleKind.THRESHOLD: "use kind anomaly or forecast for it",
+    RuleKind.FORECAST: "a forecast rule takes condition, threshold, horizon_seconds and window_readings",
+}
+# Anomaly rules: hysteresis is a margin on the anomaly score (0..1), below the lowest sensitivity's threshold.
+MAX_ANOMALY_HYSTERESIS = 0.25
+
+
+def kind_error(kind: RuleKind, fields: Mapping[str, object], *, creating: bool, hysteresis: float) -> str | None:
+    """What is wrong with the kind-specific `fields` a client sent (None: nothing). Creating, a required field
+    must be there and not null; editing, a field that is there may not be null when the kind requires it."""
+    for name in KIND_FIELDS:
+        if name not in fields and not creating:
+            continue
+        value = fields.get(name)
+        if value is None and name in _REQUIRED[kind]:
+            return f"{name}: required for {kind.value} rules" if creating else f"{name}: may not be null"
+        if value is not None and name not in _ALLOWED[kind]:
+            return f"{name}: not a parameter of {kind.value} rules ({_HINTS[kind]})"
+    if kind is RuleKind.ANOMALY and not 0.0 <= hysteresis < MAX_ANOMALY_HYSTERESIS:
+        return (
+            f"hysteresis: for anomaly rules a margin on the anomaly score, 0 <= hysteresis < {MAX_ANOMALY_HYSTERESIS}"
+        )
+    return None
 
 
 def is_predictive(rule: Rule) -> bool:
