@@ -349,9 +349,7 @@ def forecast_message(rule: Rule, forecast: Forecast, unit: str = "") -> str:
 # ---- derived series for the history API ---------------------------------------------------------------------
 
 
-def derive_anomaly(
-    rule: Rule, timestamps_us: Sequence[int], values: Sequence[float], first: int
-) -> list[Scored]:
+def derive_anomaly(rule: Rule, timestamps_us: Sequence[int], values: Sequence[float], first: int) -> list[Scored]:
     """The detector's view of readings `first`.. (each scored from the readings before it only); the readings
     before `first` are context it learns from, as the server's detector did (up to REBUILD_READINGS)."""
     start = max(0, first - REBUILD_READINGS)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.anomaly import Sensitivity
 from haltless.core.forecast import MAX_WINDOW_READINGS, MIN_READINGS
+from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.rules import Condition, RuleKind, Severity, message_template_error
 from haltless.server.schemas import CleanText, JsonEnum, StrictBody
 

@@ -35,8 +35,8 @@ from haltless.core.health import MachineHealth, derive_status
 from haltless.core.models import MachineStatus
 from haltless.core.readings import Reading
 from haltless.core.rules import (
-    AlertCleared,
     MAX_ALERT_MESSAGE_LENGTH,
+    AlertCleared,
     AlertOpened,
     Rule,
     RuleKind,

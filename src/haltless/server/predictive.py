@@ -50,7 +50,9 @@ async def prepare(
             detectors[key] = await rebuild(conn, rule, machine_id, state, first_ts)
 
 
-async def rebuild(conn: AsyncConnection, rule: Rule, machine_id: str, state: RuleState, first_ts: int) -> SeriesDetector:
+async def rebuild(
+    conn: AsyncConnection, rule: Rule, machine_id: str, state: RuleState, first_ts: int
+) -> SeriesDetector:
     """A detector that has seen the stored readings `state` reflects (those before the batch, for a new rule)."""
     if state.last_ts is not None:
         before, up_to = None, state.last_ts
