@@ -53,11 +53,13 @@ export function attachPredictive({ api, machineId, metricName, uplot, figure, ra
   uplot.hooks.draw = uplot.hooks.draw || [];
   uplot.hooks.draw.push((u) => draw(u, state));
 
+  let shown = false; // the figure has been on the page (it is built before it is inserted)
   async function refresh() {
     if (!figure.isConnected) {
-      clearInterval(timer);
+      if (shown) clearInterval(timer);
       return;
     }
+    shown = true;
     const rules = (await predictiveRules(api)).filter((r) => applies(r, machineId, metricName));
     const { end } = range();
     const start = new Date(Math.max(range().start.getTime(), end.getTime() - OVERLAY_SECONDS * 1000));
@@ -71,7 +73,8 @@ export function attachPredictive({ api, machineId, metricName, uplot, figure, ra
       state.forecast = forecastRule
         ? await api.get("/sensor-data/derived", { ...query, kind: "forecast", rule_id: forecastRule.id })
         : null;
-    } catch {
+    } catch (error) {
+      console.warn(`predictive overlay of ${metricName}: ${error.message}`);
       return; // a chart without its overlay is still a chart; the next refresh tries again
     }
     figure.dataset.predictive = [anomalyRule && "anomaly", forecastRule && "forecast"].filter(Boolean).join(" ");
@@ -86,7 +89,7 @@ export function attachPredictive({ api, machineId, metricName, uplot, figure, ra
   }
 
   const timer = setInterval(refresh, REFRESH_MS);
-  refresh();
+  setTimeout(refresh, 0);
 }
 
 function notes(state) {
