@@ -83,10 +83,10 @@ class Plan:
     status_changes: dict[str, str] = field(default_factory=dict)
     events: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # tenant -> events
     # Predictive rules (issue 18): the detectors this plan fed (back into memory on apply), forecast alerts whose
-    # prediction moved (id, message, predicted crossing), and the newest reading time of each series of the batch.
+    # prediction moved (id, message, predicted crossing), and the batch's readings per (machine, metric) series.
     detectors: dict[tuple[str, str], predictive.SeriesDetector] = field(default_factory=dict)
     predictions: list[tuple[str, str, int]] = field(default_factory=list)
-    series_end: dict[tuple[str, str], int] | None = None
+    series: dict[tuple[str, str], list[Reading]] | None = None
 
 
 class Monitor:
@@ -206,8 +206,8 @@ class Monitor:
             if health is not None:
                 health.last_seen = received_at
         replay = self._settle_quiet(plan, tenant_id, ordered, healths)
-        if replay and self._predictive_rules.get(tenant_id):  # issue 18: a forecast is refitted at a series' end
-            plan.series_end = {(reading.machine_id, reading.metric_name): reading.ts for reading in ordered}
+        if replay and self._predictive_rules.get(tenant_id):  # issue 18: detectors take a series' batch at once
+            plan.series = predictive_detectors.group_series(ordered)
         sensor_update = wire.sensor_update
         if not replay and not any(h is not None and h.status is MachineStatus.OFFLINE for h in healths.values()):
             # The usual batch: no rule to replay and no machine coming back online, so the events are the
@@ -324,14 +324,16 @@ class Monitor:
     def _evaluate_predictive(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
         """Apply one reading to one anomaly or forecast rule; True when an alert opened or cleared."""
         key = (rule.id, reading.machine_id)
+        members = plan.series.get((reading.machine_id, reading.metric_name)) if plan.series else None
+        state = self._state_of(plan, key)
         detector = plan.detectors.get(key)
         if detector is None:
             # Taken out of memory until the plan is applied: a plan that is never committed leaves no detector
             # behind that saw its readings (the next batch rebuilds it from the database).
             detector = self._detectors.pop(key, None) or predictive.new_detector(rule)
             plan.detectors[key] = detector
-        end = plan.series_end.get((reading.machine_id, reading.metric_name)) if plan.series_end else None
-        state = self._state_of(plan, key)
+            if members:
+                predictive.prescore(detector, state, [r.ts for r in members], [r.value for r in members])
         outcome = predictive.evaluate(
             rule,
             detector,
@@ -340,7 +342,7 @@ class Monitor:
             reading.ts,
             alert_store.new_id,
             unit=reading.unit,
-            newest_of_batch=end is None or reading.ts >= end,
+            newest_of_batch=not members or reading.ts >= members[-1].ts,
         )
         plan.states[key] = outcome.state
         transition = outcome.transition
