@@ -217,6 +217,14 @@ def evaluate(
         else:
             ready.clear()
             scored = detector.anomaly.score(ts, value)
+        if not scored.anomalous and state.breach_since is None and state.open_alert_id is None and state.armed:
+            # The usual reading (hot path): no episode going on and none starting; only the quiet count moves.
+            score = scored.score
+            if score == 0.0 or score < _SCORE_THRESHOLDS[rule.sensitivity or Sensitivity.MEDIUM] - rule.hysteresis:
+                detector.quiet += 1
+            else:
+                detector.quiet = 0
+            return Outcome(RuleState(None, ts, True, None), None)
         return _evaluate_anomaly(rule, detector, scored, state, new_alert_id, unit)
     assert detector.forecaster is not None
     detector.forecaster.add((ts,), (value,))
