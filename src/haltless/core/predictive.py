@@ -25,8 +25,8 @@ stored history (`rebuild`): the last `history_needed(rule)` readings up to the r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
