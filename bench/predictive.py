@@ -71,15 +71,22 @@ def _predictive(rule: Rule, values: list[float]) -> float:
     ids = (str(n) for n in itertools.count())
     state = [RuleState()]
 
-    def step(index: int, value: float, newest: bool) -> None:
-        state[0], _ = predictive.evaluate(
-            rule, detector, state[0], value, index * PERIOD_US, lambda: next(ids), newest_of_batch=newest
-        )
+    settled = [False]
 
     def batch(start: int) -> None:
-        # As the server does: the batch's readings of the series are scored at once, then decided one by one.
+        # As the server does: a batch of the series is settled at once when it changes nothing (the usual
+        # batch), else decided reading by reading.
         stamps = [i * PERIOD_US for i in range(start, start + BATCH)]
-        predictive.prescore(detector, state[0], stamps, values[start : start + BATCH])
+        after = predictive.settle(rule, detector, state[0], stamps, values[start : start + BATCH])
+        settled[0] = after is not None
+        if after is not None:
+            state[0] = after
+
+    def step(index: int, value: float, newest: bool) -> None:
+        if not settled[0]:
+            state[0], _ = predictive.evaluate(
+                rule, detector, state[0], value, index * PERIOD_US, lambda: next(ids), newest_of_batch=newest
+            )
 
     return _per_reading(step, values, batch)
 

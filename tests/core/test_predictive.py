@@ -59,10 +59,23 @@ class Run:
         self.ids = _ids()
         self.transitions: list[tuple[int, predictive.PredictiveTransition]] = []
 
-    def feed(self, values: Sequence[float], start: int = 0, batch: int = 12) -> Run:
+    def feed(self, values: Sequence[float], start: int = 0, batch: int = 12, settle: bool = True) -> Run:
+        """As the server does: each batch is settled at once when it changes nothing, else seen reading by reading
+        (`settle=False`: always reading by reading)."""
+        for first in range(0, len(values), batch):
+            chunk = values[first : first + batch]
+            stamps = [(start + first + i) * PERIOD_US for i in range(len(chunk))]
+            settled = predictive.settle(self.rule, self.detector, self.state, stamps, chunk) if settle else None
+            if settled is not None:
+                self.state = settled
+            else:
+                self._one_by_one(chunk, start + first)
+        return self
+
+    def _one_by_one(self, values: Sequence[float], start: int) -> None:
         for offset, value in enumerate(values):
             index = start + offset
-            newest = offset % batch == batch - 1 or offset == len(values) - 1
+            newest = offset == len(values) - 1
             self.state, transition = predictive.evaluate(
                 self.rule,
                 self.detector,
@@ -75,7 +88,6 @@ class Run:
             )
             if transition is not None:
                 self.transitions.append((index, transition))
-        return self
 
     def opened(self) -> list[int]:
         return [index for index, t in self.transitions if isinstance(t, PredictiveOpened)]
@@ -173,6 +185,23 @@ def test_derived_anomaly_series_scores_without_look_ahead() -> None:
     assert [s.score for s in whole[:250]] == [s.score for s in cut]
     assert whole[STEP_AT - 1000].anomalous and whole[STEP_AT - 1000].score >= 0.5
     assert whole[STEP_AT - 1000].low <= whole[STEP_AT - 1000].expected <= whole[STEP_AT - 1000].high
+
+
+def test_settling_batches_decides_exactly_like_reading_by_reading() -> None:
+    noise = _noise()
+    series = [
+        [v + (5.0 if i >= STEP_AT else 0.0) for i, v in enumerate(noise)],
+        [v + (10.0 if i in (STEP_AT, STEP_AT + 2) else 0.0) for i, v in enumerate(noise)],
+        [v + max(0, i - 1000) * 0.01 for i, v in enumerate(noise)],
+    ]
+    for values in series:
+        for sensitivity in ("low", "medium", "high"):
+            rule = _rule(RuleKind.ANOMALY, sensitivity=sensitivity, for_seconds=20.0)
+            one = Run(rule).feed(values, settle=False).transitions
+            assert Run(rule).feed(values).transitions == one
+    drift = _drift()
+    rule = _rule(RuleKind.FORECAST)
+    assert Run(rule).feed(drift).transitions == Run(rule).feed(drift, settle=False).transitions
 
 
 # ---- forecast -------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ like `core.rules.evaluate` does for threshold rules; it mutates only the detecto
   sensitivity's threshold, outside the warm-up and the rest period after a previous anomaly) and lasts until
   `QUIET_READINGS` readings in a row score below threshold − hysteresis. A reading *breaches* while an episode
   lasts (so `for_seconds` asks for unusual behaviour that goes on, not one spike); the episode's end *clears*.
-- `forecast`: the trend is refitted once per batch per series (at the series' newest reading of the batch). It
+- `forecast`: the trend is refitted once per batch per series (at the series' newest reading of the batch; with
+  nothing going on, once `REFIT_READINGS` readings have come). It
   *breaches* when a crossing is predicted within the horizon (and, once breaching, while the trend is past the
   threshold). It *clears* when no crossing is predicted within `CLEAR_HORIZON_FACTOR` × the horizon and the trend's
   level is back on the safe side of the threshold by the hysteresis. While the alert is open, a predicted crossing
@@ -36,6 +37,9 @@ from haltless.core.rules import AlertCleared, Condition, Rule, RuleKind, RuleSta
 
 # An anomaly episode ends after this many readings in a row below threshold − hysteresis (the evidence window).
 QUIET_READINGS = EVIDENCE_READINGS
+# With no forecast alert going on, the trend is refitted once this many readings have come (a crossing is announced
+# at most this many readings late; while an alert is open or a crossing is predicted, every batch is refitted).
+REFIT_READINGS = 8
 # A forecast alert clears only when no crossing is predicted within this many horizons (hysteresis in time).
 CLEAR_HORIZON_FACTOR = 1.5
 # An open forecast alert is updated when its predicted crossing moves by more than this share of the time left…
@@ -59,8 +63,12 @@ class SeriesDetector:
     quiet: int = QUIET_READINGS
     # What the open forecast alert announced (predicted crossing time), to decide whether to update it.
     announced_us: int | None = None
-    # Anomaly: readings of the current batch scored at once by `prescore`, taken in order by `evaluate`.
+    # Anomaly: readings of the current batch scored at once by `settle`, taken in order by `evaluate`.
     prescored: deque[Scored] = field(default_factory=deque)
+    # Forecast: the newest reading `settle` already put in the window (`evaluate` does not add it again), and how
+    # many readings it added since the trend was last fitted.
+    fed_until: int | None = None
+    unfitted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +184,47 @@ def rebuild(rule: Rule, timestamps_us: Sequence[int], values: Sequence[float], s
     return detector
 
 
-def prescore(detector: SeriesDetector, state: RuleState, timestamps_us: Sequence[int], values: Sequence[float]) -> None:
-    """Score one batch's readings of the series (in time order) at once, which costs a third of scoring them one by
-    one; `evaluate` then takes each reading's score. Readings `evaluate` will skip (older than the newest one
-    evaluated) are left out, as it leaves them out."""
-    if detector.anomaly is None:
-        return
+def settle(
+    rule: Rule, detector: SeriesDetector, state: RuleState, timestamps_us: Sequence[int], values: Sequence[float]
+) -> RuleState | None:
+    """Feed one batch's readings of the series (in time order) to the detector at once, which costs a fraction of
+    feeding them one by one. Returns the rule state after them when they change nothing (no episode or breach going
+    on or starting, no alert to open, clear or update): the usual batch. Else None: `evaluate` must then see them
+    one by one, and takes what the detector already computed for them. Readings `evaluate` would skip (older than
+    the newest one evaluated) are left out."""
     start = 0
     if state.last_ts is not None:
         while start < len(timestamps_us) and timestamps_us[start] < state.last_ts:
             start += 1
-    detector.prescored = deque(detector.anomaly.score_batch(timestamps_us[start:], values[start:]))
+    if start == len(timestamps_us):
+        return state
+    stamps, readings = timestamps_us[start:], values[start:]
+    idle = state.breach_since is None and state.open_alert_id is None and state.armed
+    if detector.anomaly is not None:
+        scored = detector.anomaly.score_batch(stamps, readings)
+        if not idle or any(s.anomalous for s in scored):
+            detector.prescored = deque(scored)
+            return None
+        bar = _SCORE_THRESHOLDS[rule.sensitivity or Sensitivity.MEDIUM] - rule.hysteresis
+        quiet = detector.quiet
+        for item in scored:
+            quiet = quiet + 1 if item.score == 0.0 or item.score < bar else 0
+        detector.quiet = quiet
+        detector.synced_to = stamps[-1]
+        return RuleState(None, stamps[-1], True, None)
+    assert detector.forecaster is not None
+    detector.forecaster.add(stamps, readings)
+    detector.fed_until = stamps[-1]
+    if idle:
+        # A fit costs ~75 µs (window 128): with no alert at stake it is redone every REFIT_READINGS readings.
+        detector.unfitted += len(stamps)
+        if detector.unfitted < REFIT_READINGS or not detector.forecaster.forecast().will_cross:
+            if detector.unfitted >= REFIT_READINGS:
+                detector.unfitted = 0
+            detector.synced_to = stamps[-1]
+            return RuleState(None, stamps[-1], True, None)
+    detector.unfitted = 0
+    return None
 
 
 def in_sync(detector: SeriesDetector | None, state: RuleState) -> bool:
@@ -227,7 +265,8 @@ def evaluate(
             return Outcome(RuleState(None, ts, True, None), None)
         return _evaluate_anomaly(rule, detector, scored, state, new_alert_id, unit)
     assert detector.forecaster is not None
-    detector.forecaster.add((ts,), (value,))
+    if detector.fed_until is None or ts > detector.fed_until:
+        detector.forecaster.add((ts,), (value,))
     if not newest_of_batch:
         return Outcome(_advanced(state, ts), None)
     return _evaluate_forecast(rule, detector, detector.forecaster.forecast(), state, value, ts, new_alert_id, unit)

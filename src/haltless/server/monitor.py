@@ -256,13 +256,17 @@ class Monitor:
             settled = {}
             for rule in applicable:
                 key = (rule.id, machine_id)
-                state = evaluate_quiet(rule, self._state_of(plan, key), lowest, highest, newest)
-                if state is None:
-                    replay[(machine_id, metric_name)] = applicable
-                    break
-                settled[key] = state
-            else:
-                plan.states.update(settled)
+                if rule.kind is RuleKind.THRESHOLD:
+                    state = evaluate_quiet(rule, self._state_of(plan, key), lowest, highest, newest)
+                else:  # issue 18: a predictive rule's detector takes the series' batch here, once
+                    state = self._settle_predictive(plan, rule, key, members)
+                if state is not None:
+                    settled[key] = state
+            # A settled rule is done with these readings (a predictive one's detector has seen them): only the
+            # others see them one by one.
+            if len(settled) < len(applicable):
+                replay[(machine_id, metric_name)] = [r for r in applicable if (r.id, machine_id) not in settled]
+            plan.states.update(settled)
         return replay
 
     def _evaluate(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
@@ -321,19 +325,30 @@ class Monitor:
                     due.append((rule, machine_id, first_ts))
         await predictive_detectors.prepare(conn, self._detectors, self._states, due)
 
-    def _evaluate_predictive(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
-        """Apply one reading to one anomaly or forecast rule; True when an alert opened or cleared."""
-        key = (rule.id, reading.machine_id)
-        members = plan.series.get((reading.machine_id, reading.metric_name)) if plan.series else None
-        state = self._state_of(plan, key)
+    def _detector_of(self, plan: Plan, rule: Rule, key: tuple[str, str]) -> predictive.SeriesDetector:
         detector = plan.detectors.get(key)
         if detector is None:
             # Taken out of memory until the plan is applied: a plan that is never committed leaves no detector
             # behind that saw its readings (the next batch rebuilds it from the database).
             detector = self._detectors.pop(key, None) or predictive.new_detector(rule)
             plan.detectors[key] = detector
-            if members:
-                predictive.prescore(detector, state, [r.ts for r in members], [r.value for r in members])
+        return detector
+
+    def _settle_predictive(
+        self, plan: Plan, rule: Rule, key: tuple[str, str], members: list[Reading]
+    ) -> RuleState | None:
+        """Feed a series' batch to a predictive rule's detector at once; its state when nothing happens, else None."""
+        detector = self._detector_of(plan, rule, key)
+        return predictive.settle(
+            rule, detector, self._state_of(plan, key), [r.ts for r in members], [r.value for r in members]
+        )
+
+    def _evaluate_predictive(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
+        """Apply one reading to one anomaly or forecast rule; True when an alert opened or cleared."""
+        key = (rule.id, reading.machine_id)
+        members = plan.series.get((reading.machine_id, reading.metric_name)) if plan.series else None
+        state = self._state_of(plan, key)
+        detector = self._detector_of(plan, rule, key)
         outcome = predictive.evaluate(
             rule,
             detector,
