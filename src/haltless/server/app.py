@@ -29,7 +29,16 @@ from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
 from haltless.server.monitor import Monitor
-from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
+from haltless.server.routes import (
+    alerts,
+    api_keys,
+    auth,
+    machines,
+    sensor_data,
+    sensor_derived,
+    sensor_history,
+    users,
+)
 from haltless.server.session_sweep import RevokedSessionSweeper
 from haltless.server.state import AppState
 from haltless.server.user_lookup import UserStatusLookup
@@ -197,6 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys.router,
         machines.router,
         sensor_history.router,
+        sensor_derived.router,
         alerts.rules_router,
         alerts.alerts_router,
         ws_router,

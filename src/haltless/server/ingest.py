@@ -176,6 +176,7 @@ class IngestPipeline:
                 await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
                 await machines.mark_seen(conn, machine_ids=reporting, seen=now_us)
                 await self._monitor.refresh(conn, tenant_id, reporting)
+                await self._monitor.prepare_predictive(conn, tenant_id, batch)
                 plan = self._monitor.plan_readings(tenant_id, batch, now_us)
                 await self._monitor.persist(conn, plan)
         result.rejected.extend(rejected)
