@@ -278,17 +278,17 @@ def plan_cycle(
     for entry in entries:
         groups[(entry.policy_id, entry.group_key)].append(entry)
     for key, members in groups.items():
-        policy = by_policy.get(key[0])
-        if policy is None:  # deleted meanwhile: its waiting changes go nowhere
+        owner = by_policy.get(key[0])
+        if owner is None:  # deleted meanwhile: its waiting changes go nowhere
             plan.sent.extend(members)
             continue
-        due = group_due(policy, min(m.at for m in members), last_sent.get(key))
+        due = group_due(owner, min(m.at for m in members), last_sent.get(key))
         if due > now:
             plan.next_due = due if plan.next_due is None else min(plan.next_due, due)
             continue
         alerts = tuple(known[m.event_id].alert for m in sorted(members, key=lambda m: (m.at, m.event_id)))
         first = known[members[0].event_id]
-        for channel_id in policy.channel_ids:
+        for channel_id in owner.channel_ids:
             plan.notifications.append(
                 PlannedNotification(new_id(), first.tenant_id, channel_id, first.kind, alerts, now)
             )
