@@ -216,7 +216,7 @@ async def test_email_carries_the_alert_and_a_wrong_password_fails_clearly(
 
     by_channel = {n["channel_id"]: n for n in await _notifications(tenant)}
     assert by_channel[good]["state"] == "delivered"
-    assert by_channel[bad]["state"] == "failed"
+    assert by_channel[bad]["state"] == "failed", by_channel[bad]["last_error"]
     assert by_channel[bad]["last_error"].startswith("SMTP authentication failed: 535")
     failed = await _notifications(tenant, state="failed")
     assert [n["channel_id"] for n in failed] == [bad]
