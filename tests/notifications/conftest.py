@@ -106,7 +106,11 @@ def smtp_relay() -> Iterator[MailRelay]:
             return "250 OK"
 
     def authenticator(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login == SMTP_USER.encode() and data.password == SMTP_PASSWORD.encode()
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == SMTP_USER.encode()
+            and data.password == SMTP_PASSWORD.encode()
+        )
         return AuthResult(success=ok, handled=False)
 
     controller = Controller(

@@ -59,7 +59,13 @@ async def _policy(tenant: Tenant, channel_ids: list[str], **extra: Any) -> dict[
 
 
 async def _rule(tenant: Tenant, metric: str = "temperature", threshold: float = 85.0) -> str:
-    body = {"name": f"{metric} high", "metric_name": metric, "condition": ">", "threshold": threshold, "severity": "critical"}
+    body = {
+        "name": f"{metric} high",
+        "metric_name": metric,
+        "condition": ">",
+        "threshold": threshold,
+        "severity": "critical",
+    }
     response = await tenant.http.post("/api/v1/alert-rules", json=body)
     assert response.status_code == 201, response.text
     rule_id: str = response.json()["id"]
@@ -208,7 +214,9 @@ async def test_email_carries_the_alert_and_a_wrong_password_fails_clearly(
     message = smtp_relay.messages[0]
     assert "FIRING" in message["Subject"]
     assert smtp_relay.envelopes[0][1] == ["oncall@plant.example"]
-    parts = {part.get_content_type(): part.get_payload(decode=True) for part in message.walk() if not part.is_multipart()}
+    parts = {
+        part.get_content_type(): part.get_payload(decode=True) for part in message.walk() if not part.is_multipart()
+    }
     text = parts["text/plain"].decode()  # type: ignore[union-attr]
     html = parts["text/html"].decode()  # type: ignore[union-attr]
     assert "Furnace <2>" in text and "97.25" in text and "critical" in text
@@ -288,7 +296,9 @@ async def test_another_tenant_cannot_see_or_use_channels(
     assert receiver.requests == []
 
 
-async def test_secrets_are_write_only(server: RunningServer, tenant: Tenant, receiver: WebhookReceiver, smtp_relay: MailRelay) -> None:
+async def test_secrets_are_write_only(
+    server: RunningServer, tenant: Tenant, receiver: WebhookReceiver, smtp_relay: MailRelay
+) -> None:
     hook = await _webhook(tenant, receiver)
     mail = await _email(tenant, smtp_relay)
     listed = (await tenant.http.get("/api/v1/notification-channels")).text
@@ -299,7 +309,9 @@ async def test_secrets_are_write_only(server: RunningServer, tenant: Tenant, rec
     assert renamed.json()["email"]["has_password"] is True
 
 
-async def test_channel_test_reports_the_outcome(server: RunningServer, tenant: Tenant, receiver: WebhookReceiver) -> None:
+async def test_channel_test_reports_the_outcome(
+    server: RunningServer, tenant: Tenant, receiver: WebhookReceiver
+) -> None:
     hook = await _webhook(tenant, receiver)
     tested = await tenant.http.post(f"/api/v1/notification-channels/{hook}/test")
     assert tested.json() == {"ok": True, "error": None}
