@@ -162,6 +162,18 @@ class Policy:
     group_wait: float = 30.0  # seconds the first change of a group waits for the rest of the burst
     group_interval: float = 300.0  # seconds between two notifications of one group
     position: int = 0
+    # Seconds after which an alert still firing and unacknowledged is sent again (`reminder`); None: never.
+    repeat_interval: float | None = None
+    # Seconds after which an alert still unacknowledged goes to `escalation_channel_ids` (`escalated`); None: never.
+    escalate_after: float | None = None
+    escalation_channel_ids: tuple[str, ...] = ()
+
+    @property
+    def follows_up(self) -> bool:
+        """True when firing alerts are tracked after their notification (reminders or escalation)."""
+        return self.repeat_interval is not None or (
+            self.escalate_after is not None and bool(self.escalation_channel_ids)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +221,18 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class Track:
+    """A firing alert a policy follows up (reminders, escalation) until it is resolved or acknowledged."""
+
+    policy_id: str
+    tenant_id: str
+    alert: AlertFacts
+    firing_at: int  # µs, when the firing change was recorded
+    last_sent_at: int | None  # µs, its last notification (None: still waiting in its group)
+    escalated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedNotification:
     """One message to one channel."""
 
@@ -230,7 +254,14 @@ class CyclePlan:
     sent: list[Waiting] = field(default_factory=list)  # entries that left with a notification
     notifications: list[PlannedNotification] = field(default_factory=list)
     group_sends: dict[tuple[str, str], int] = field(default_factory=dict)  # (policy, group key) -> sent at
-    next_due: int | None = None  # µs, when a waiting group becomes due
+    new_tracks: list[Track] = field(default_factory=list)
+    tracks_sent: dict[tuple[str, str], int] = field(default_factory=dict)  # (policy, alert) -> sent at
+    tracks_escalated: list[tuple[str, str]] = field(default_factory=list)  # (policy, alert)
+    untracked: set[str] = field(default_factory=set)  # alerts resolved or acknowledged: follow-ups end
+    next_due: int | None = None  # µs, when something waiting becomes due
+
+    def due_at(self, at: int) -> None:
+        self.next_due = at if self.next_due is None else min(self.next_due, at)
 
 
 def plan_cycle(
@@ -244,8 +275,10 @@ def plan_cycle(
     last_sent: Mapping[tuple[str, str], int],
     now: int,
     new_id: Callable[[], str],
+    tracks: Sequence[Track] = (),
 ) -> CyclePlan:
-    """Route new changes (or silence them) into groups, then send each group that is due.
+    """Route new changes (or silence them) into groups, send each group that is due, then send reminders and
+    escalations of the firing alerts policies follow up (`tracks`) that nobody acknowledged.
 
     `changes` are newly recorded (not yet routed); `waiting` are the entries still in their groups, whose changes
     `known` holds (with the new ones); `silenced_alerts` are alerts whose firing was silenced: their later
@@ -257,6 +290,8 @@ def plan_cycle(
     silenced_ids = set(silenced_alerts)
     entries = list(waiting)
     for change in changes:
+        if change.kind is not Kind.FIRING:
+            plan.untracked.add(change.alert.alert_id)
         silence = next((s for s in silences if s.covers(change)), None)
         if silence is None and change.alert.alert_id in silenced_ids:
             silence = next((s for s in silences if s.matchers.matches(change.kind, change.alert)), None)
@@ -273,6 +308,8 @@ def plan_cycle(
             entry = Waiting(change.event_id, policy.id, group_key(policy, change), change.at)
             plan.waiting.append(entry)
             entries.append(entry)
+            if change.kind is Kind.FIRING and policy.follows_up:
+                plan.new_tracks.append(Track(policy.id, change.tenant_id, change.alert, change.at, None))
 
     groups: dict[tuple[str, str], list[Waiting]] = defaultdict(list)
     for entry in entries:
@@ -284,7 +321,7 @@ def plan_cycle(
             continue
         due = group_due(owner, min(m.at for m in members), last_sent.get(key))
         if due > now:
-            plan.next_due = due if plan.next_due is None else min(plan.next_due, due)
+            plan.due_at(due)
             continue
         alerts = tuple(known[m.event_id].alert for m in sorted(members, key=lambda m: (m.at, m.event_id)))
         first = known[members[0].event_id]
@@ -294,7 +331,54 @@ def plan_cycle(
             )
         plan.sent.extend(members)
         plan.group_sends[key] = now
+        if first.kind is Kind.FIRING and owner.follows_up:
+            for alert in alerts:
+                plan.tracks_sent[(owner.id, alert.alert_id)] = now
+    _follow_up(plan, [*tracks, *plan.new_tracks], by_policy, now, new_id)
     return plan
+
+
+def _follow_up(
+    plan: CyclePlan, tracks: Sequence[Track], by_policy: Mapping[str, Policy], now: int, new_id: Callable[[], str]
+) -> None:
+    """Reminders and escalations that are due, one notification per policy and channel."""
+    reminders: dict[str, list[Track]] = defaultdict(list)
+    escalations: dict[str, list[Track]] = defaultdict(list)
+    for track in tracks:
+        policy = by_policy.get(track.policy_id)
+        if policy is None or track.alert.alert_id in plan.untracked:
+            continue
+        key = (track.policy_id, track.alert.alert_id)
+        if policy.escalate_after is not None and policy.escalation_channel_ids and not track.escalated:
+            due = track.firing_at + int(policy.escalate_after * MICROS)
+            if due <= now:
+                escalations[policy.id].append(track)
+            else:
+                plan.due_at(due)
+        sent_at = plan.tracks_sent.get(key, track.last_sent_at)
+        if policy.repeat_interval is not None and sent_at is not None and key not in plan.tracks_sent:
+            due = sent_at + int(max(policy.repeat_interval, 1.0) * MICROS)
+            if due <= now:
+                reminders[policy.id].append(track)
+            else:
+                plan.due_at(due)
+    for policy_id, members in escalations.items():
+        policy = by_policy[policy_id]
+        alerts = tuple(t.alert for t in sorted(members, key=lambda t: (t.firing_at, t.alert.alert_id)))
+        for channel_id in policy.escalation_channel_ids:
+            plan.notifications.append(
+                PlannedNotification(new_id(), members[0].tenant_id, channel_id, Kind.ESCALATED, alerts, now)
+            )
+        plan.tracks_escalated.extend((policy_id, t.alert.alert_id) for t in members)
+    for policy_id, members in reminders.items():
+        policy = by_policy[policy_id]
+        alerts = tuple(t.alert for t in sorted(members, key=lambda t: (t.firing_at, t.alert.alert_id)))
+        for channel_id in policy.channel_ids:
+            plan.notifications.append(
+                PlannedNotification(new_id(), members[0].tenant_id, channel_id, Kind.REMINDER, alerts, now)
+            )
+        for t in members:
+            plan.tracks_sent[(policy_id, t.alert.alert_id)] = now
 
 
 def group_due(policy: Policy, first_at: int, last_sent: int | None) -> int:

@@ -116,6 +116,13 @@ class PolicyCreate(StrictBody):
     group_wait: float = Field(default=30.0, ge=0, le=MAX_GROUP_SECONDS)
     group_interval: float = Field(default=300.0, ge=0, le=MAX_GROUP_SECONDS)
     position: int = Field(default=0, ge=0, le=10_000)
+    repeat_interval: float | None = Field(
+        default=None, ge=60, le=7 * MAX_GROUP_SECONDS, description="Remind of alerts still firing, unacknowledged"
+    )
+    escalate_after: float | None = Field(
+        default=None, ge=0, le=7 * MAX_GROUP_SECONDS, description="Unacknowledged this long: escalation channels"
+    )
+    escalation_channel_ids: list[Item] = Field(default_factory=list, max_length=20)
 
 
 class PolicyUpdate(StrictBody):
@@ -127,6 +134,9 @@ class PolicyUpdate(StrictBody):
     group_wait: float | None = Field(default=None, ge=0, le=MAX_GROUP_SECONDS)
     group_interval: float | None = Field(default=None, ge=0, le=MAX_GROUP_SECONDS)
     position: int | None = Field(default=None, ge=0, le=10_000)
+    repeat_interval: float | None = Field(default=None, ge=60, le=7 * MAX_GROUP_SECONDS, description="null: none")
+    escalate_after: float | None = Field(default=None, ge=0, le=7 * MAX_GROUP_SECONDS, description="null: none")
+    escalation_channel_ids: list[Item] | None = Field(default=None, max_length=20)
 
 
 class PolicyOut(BaseModel):
@@ -139,6 +149,9 @@ class PolicyOut(BaseModel):
     group_wait: float
     group_interval: float
     position: int
+    repeat_interval: float | None
+    escalate_after: float | None
+    escalation_channel_ids: list[str]
     created_at: str
     updated_at: str
 

@@ -37,6 +37,7 @@ from haltless.core.notifications import (
     Kind,
     Policy,
     Silence,
+    Track,
     Waiting,
     WebhookFormat,
     address_refusal,
@@ -322,16 +323,22 @@ class Notifier:
                     return None
             changes = await store.new_events(conn, limit=ROUTE_BATCH)
             waiting, known = await store.waiting_entries(conn)
-            if not changes and not waiting:
+            followed = await store.tracked_tenants(conn)
+            if not changes and not waiting and not followed:
                 return None
             known.update({c.event_id: c for c in changes})
-            tenants = {c.tenant_id for c in changes} | {c.tenant_id for c in known.values()}
+            tenants = {c.tenant_id for c in changes} | {c.tenant_id for c in known.values()} | followed
+            tracks: dict[str, list[Track]] = defaultdict(list)
+            for track in await store.tracks_of(conn, tenants):
+                tracks[track.tenant_id].append(track)
             policies: dict[str, list[Policy]] = defaultdict(list)
             channels = await store.channel_ids_of(conn, tenants)
             for stored in await store.list_policies(conn, tenant_ids=tenants):
                 # A deleted channel drops out of the policies that named it.
-                live = tuple(c for c in stored.policy.channel_ids if c in channels)
-                policies[stored.policy.tenant_id].append(replace(stored.policy, channel_ids=live))
+                policy = stored.policy
+                live = tuple(c for c in policy.channel_ids if c in channels)
+                escalation = tuple(c for c in policy.escalation_channel_ids if c in channels)
+                policies[policy.tenant_id].append(replace(policy, channel_ids=live, escalation_channel_ids=escalation))
             silences: dict[str, list[Silence]] = defaultdict(list)
             for stored_silence in await store.list_silences(conn, tenant_ids=tenants):
                 silences[stored_silence.silence.tenant_id].append(stored_silence.silence)
@@ -358,6 +365,7 @@ class Notifier:
                             last_sent=last_sent,
                             now=now,
                             new_id=store.new_id,
+                            tracks=tracks[tenant_id],
                         ),
                     )
                 )
@@ -378,6 +386,13 @@ class Notifier:
                     group_sends_at={key: (tenant_id, at) for key, at in plan.group_sends.items()},
                     planned=plan.notifications,
                     now=now,
+                )
+                await store.save_tracks(
+                    conn,
+                    new=plan.new_tracks,
+                    sent=plan.tracks_sent,
+                    escalated=plan.tracks_escalated,
+                    untracked=plan.untracked,
                 )
             await store.save_cycle(
                 conn,

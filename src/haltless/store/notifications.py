@@ -19,6 +19,7 @@ from haltless.core.notifications import (
     PlannedNotification,
     Policy,
     Silence,
+    Track,
     Waiting,
 )
 from haltless.store.tables import (
@@ -28,6 +29,7 @@ from haltless.store.tables import (
     notification_events,
     notification_groups,
     notification_policies,
+    notification_tracks,
     notification_waiting,
     notifications,
     silences,
@@ -174,6 +176,9 @@ def _policy(row: Any) -> StoredPolicy:
         group_wait=row.group_wait,
         group_interval=row.group_interval,
         position=row.position,
+        repeat_interval=row.repeat_interval,
+        escalate_after=row.escalate_after,
+        escalation_channel_ids=tuple(row.escalation_channel_ids),
     )
     return StoredPolicy(policy, row.name, row.created_at, row.updated_at)
 
@@ -189,6 +194,9 @@ def _policy_values(stored: StoredPolicy) -> dict[str, Any]:
         "group_wait": policy.group_wait,
         "group_interval": policy.group_interval,
         "position": policy.position,
+        "repeat_interval": policy.repeat_interval,
+        "escalate_after": policy.escalate_after,
+        "escalation_channel_ids": list(policy.escalation_channel_ids),
         "updated_at": stored.updated_at,
     }
 
@@ -236,6 +244,7 @@ async def delete_policy(conn: AsyncConnection, policy_id: str) -> None:
     await conn.execute(delete(notification_policies).where(notification_policies.c.id == policy_id))
     await conn.execute(delete(notification_waiting).where(notification_waiting.c.policy_id == policy_id))
     await conn.execute(delete(notification_groups).where(notification_groups.c.policy_id == policy_id))
+    await conn.execute(delete(notification_tracks).where(notification_tracks.c.policy_id == policy_id))
 
 
 # ---- silences -------------------------------------------------------------------------------------------------
@@ -485,6 +494,70 @@ async def save_cycle(
                 )
             )
     await insert_notifications(conn, planned, now)
+
+
+# ---- follow-ups (reminders, escalation) ----------------------------------------------------------------------
+
+
+async def tracks_of(conn: AsyncConnection, tenant_ids: Iterable[str]) -> list[Track]:
+    rows = await conn.execute(select(notification_tracks).where(notification_tracks.c.tenant_id.in_(set(tenant_ids))))
+    return [
+        Track(
+            row.policy_id,
+            row.tenant_id,
+            AlertFacts.from_json(row.alert),
+            row.firing_at,
+            row.last_sent_at,
+            row.escalated,
+        )
+        for row in rows
+    ]
+
+
+async def tracked_tenants(conn: AsyncConnection) -> set[str]:
+    rows = await conn.execute(select(notification_tracks.c.tenant_id).distinct())
+    return {row.tenant_id for row in rows}
+
+
+async def save_tracks(
+    conn: AsyncConnection,
+    *,
+    new: Sequence[Track],
+    sent: Mapping[tuple[str, str], int],
+    escalated: Sequence[tuple[str, str]],
+    untracked: Iterable[str],
+) -> None:
+    if new:
+        await conn.execute(
+            insert(notification_tracks),
+            [
+                {
+                    "policy_id": t.policy_id,
+                    "alert_id": t.alert.alert_id,
+                    "tenant_id": t.tenant_id,
+                    "alert": t.alert.to_json(),
+                    "firing_at": t.firing_at,
+                    "last_sent_at": t.last_sent_at,
+                    "escalated": t.escalated,
+                }
+                for t in new
+            ],
+        )
+    for (policy_id, alert_id), at in sent.items():
+        await conn.execute(
+            update(notification_tracks)
+            .where(notification_tracks.c.policy_id == policy_id, notification_tracks.c.alert_id == alert_id)
+            .values(last_sent_at=at)
+        )
+    for policy_id, alert_id in escalated:
+        await conn.execute(
+            update(notification_tracks)
+            .where(notification_tracks.c.policy_id == policy_id, notification_tracks.c.alert_id == alert_id)
+            .values(escalated=True)
+        )
+    done = set(untracked)
+    if done:
+        await conn.execute(delete(notification_tracks).where(notification_tracks.c.alert_id.in_(done)))
 
 
 # ---- deliveries -----------------------------------------------------------------------------------------------

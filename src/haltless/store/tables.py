@@ -200,6 +200,9 @@ notification_policies = Table(
     Column("group_wait", Float, nullable=False),
     Column("group_interval", Float, nullable=False),
     Column("position", Integer, nullable=False),
+    Column("repeat_interval", Float, nullable=True),
+    Column("escalate_after", Float, nullable=True),
+    Column("escalation_channel_ids", JSON, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
@@ -252,6 +255,20 @@ notification_groups = Table(
     Column("group_key", String(120), primary_key=True),
     Column("tenant_id", String(36), nullable=False),
     Column("last_sent_at", BigInteger, nullable=False),
+)
+
+# Firing alerts a policy follows up (repeat_interval, escalation) until they are resolved or acknowledged.
+notification_tracks = Table(
+    "notification_tracks",
+    metadata,
+    Column("policy_id", String(36), primary_key=True),
+    Column("alert_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("alert", JSON, nullable=False),
+    Column("firing_at", BigInteger, nullable=False),
+    Column("last_sent_at", BigInteger, nullable=True),
+    Column("escalated", Boolean, nullable=False),
+    Index("ix_notification_tracks_alert_id", "alert_id"),
 )
 
 # One message to one channel, delivered at least once. `state`: pending, delivered, failed.

@@ -228,6 +228,9 @@ def _policy_out(stored: store.StoredPolicy) -> PolicyOut:
         group_wait=p.group_wait,
         group_interval=p.group_interval,
         position=p.position,
+        repeat_interval=p.repeat_interval,
+        escalate_after=p.escalate_after,
+        escalation_channel_ids=list(p.escalation_channel_ids),
         created_at=format_micros(stored.created_at),
         updated_at=format_micros(stored.updated_at),
     )
@@ -241,6 +244,14 @@ async def _channel_ids(state: AppState, tenant_id: str, ids: list[str]) -> tuple
     if unknown:
         raise InvalidRequest(f"channel_ids: no such channel in this tenant: {', '.join(unknown[:5])}")
     return tuple(dict.fromkeys(cast("list[str]", normalized)))
+
+
+_NULLABLE = {"repeat_interval", "escalate_after"}
+
+
+def _check_escalation(policy: Policy) -> None:
+    if policy.escalate_after is not None and not policy.escalation_channel_ids:
+        raise InvalidRequest("escalation_channel_ids: name at least one channel to escalate to")
 
 
 async def _policy(state: AppState, tenant_id: str, policy_id: str) -> store.StoredPolicy:
@@ -265,7 +276,11 @@ async def create_policy(body: PolicyCreate, principal: Admin, state: State) -> P
         group_wait=body.group_wait,
         group_interval=body.group_interval,
         position=body.position,
+        repeat_interval=body.repeat_interval,
+        escalate_after=body.escalate_after,
+        escalation_channel_ids=await _channel_ids(state, principal.tenant_id, body.escalation_channel_ids),
     )
+    _check_escalation(policy)
     stored = store.StoredPolicy(policy, body.name, now, now)
     async with state.engine.begin() as conn:
         await begin_write(conn)
@@ -290,7 +305,7 @@ async def update_policy(policy_id: str, body: PolicyUpdate, principal: Admin, st
     p = old.policy
     changes = body.model_dump(exclude_unset=True)
     for field_name, value in changes.items():
-        if value is None:
+        if value is None and field_name not in _NULLABLE:
             raise InvalidRequest(f"{field_name}: may not be null")
     policy = Policy(
         id=p.id,
@@ -306,7 +321,15 @@ async def update_policy(policy_id: str, body: PolicyUpdate, principal: Admin, st
         group_wait=body.group_wait if body.group_wait is not None else p.group_wait,
         group_interval=body.group_interval if body.group_interval is not None else p.group_interval,
         position=body.position if body.position is not None else p.position,
+        repeat_interval=changes.get("repeat_interval", p.repeat_interval),
+        escalate_after=changes.get("escalate_after", p.escalate_after),
+        escalation_channel_ids=(
+            await _channel_ids(state, principal.tenant_id, body.escalation_channel_ids)
+            if body.escalation_channel_ids is not None
+            else p.escalation_channel_ids
+        ),
     )
+    _check_escalation(policy)
     stored = store.StoredPolicy(policy, body.name or old.name, old.created_at, state.notifier.clock())
     async with state.engine.begin() as conn:
         await begin_write(conn)

@@ -46,6 +46,9 @@ def upgrade() -> None:
         sa.Column("group_wait", sa.Float, nullable=False),
         sa.Column("group_interval", sa.Float, nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("repeat_interval", sa.Float, nullable=True),
+        sa.Column("escalate_after", sa.Float, nullable=True),
+        sa.Column("escalation_channel_ids", sa.JSON, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
     )
@@ -96,6 +99,17 @@ def upgrade() -> None:
         sa.Column("last_sent_at", sa.BigInteger, nullable=False),
     )
     op.create_table(
+        "notification_tracks",
+        sa.Column("policy_id", sa.String(36), primary_key=True),
+        sa.Column("alert_id", sa.String(36), primary_key=True),
+        sa.Column("tenant_id", sa.String(36), nullable=False),
+        sa.Column("alert", sa.JSON, nullable=False),
+        sa.Column("firing_at", sa.BigInteger, nullable=False),
+        sa.Column("last_sent_at", sa.BigInteger, nullable=True),
+        sa.Column("escalated", sa.Boolean, nullable=False),
+    )
+    op.create_index("ix_notification_tracks_alert_id", "notification_tracks", ["alert_id"])
+    op.create_table(
         "notifications",
         sa.Column("id", sa.String(36), primary_key=True),
         _tenant(),
@@ -122,6 +136,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "notifications",
+        "notification_tracks",
         "notification_groups",
         "notification_waiting",
         "notification_events",
