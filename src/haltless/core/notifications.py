@@ -356,7 +356,7 @@ def _follow_up(
             else:
                 plan.due_at(due)
         sent_at = plan.tracks_sent.get(key, track.last_sent_at)
-        if policy.repeat_interval is not None and sent_at is not None and key not in plan.tracks_sent:
+        if policy.repeat_interval is not None and sent_at is not None:
             due = sent_at + int(max(policy.repeat_interval, 1.0) * MICROS)
             if due <= now:
                 reminders[policy.id].append(track)
@@ -379,6 +379,8 @@ def _follow_up(
             )
         for t in members:
             plan.tracks_sent[(policy_id, t.alert.alert_id)] = now
+        assert policy.repeat_interval is not None
+        plan.due_at(now + int(max(policy.repeat_interval, 1.0) * MICROS))
 
 
 def group_due(policy: Policy, first_at: int, last_sent: int | None) -> int:
