@@ -36,7 +36,9 @@ S = 1_000_000
 T0 = 1_800_000_000 * S
 
 
-def _alert(n: int, machine: str = "m0", rule: str = "r0", severity: str = "critical", tags: tuple[str, ...] = ()) -> AlertFacts:
+def _alert(
+    n: int, machine: str = "m0", rule: str = "r0", severity: str = "critical", tags: tuple[str, ...] = ()
+) -> AlertFacts:
     return AlertFacts(
         alert_id=f"a{n}",
         machine_id=machine,
@@ -268,7 +270,10 @@ def test_every_change_is_sent_once_never_early_and_groups_keep_their_interval(
 
 
 def test_retries_back_off_with_jitter_honour_retry_after_and_stop_at_max_age() -> None:
-    delays = [next_attempt(attempts=n, now=T0, created_at=T0, max_age=86_400, jitter=0.0, retry_after=None) for n in (1, 2, 3, 10)]
+    delays = [
+        next_attempt(attempts=n, now=T0, created_at=T0, max_age=86_400, jitter=0.0, retry_after=None)
+        for n in (1, 2, 3, 10)
+    ]
     assert [(d - T0) / S for d in delays if d is not None] == [2.5, 5.0, 10.0, 150.0]
     full = next_attempt(attempts=1, now=T0, created_at=T0, max_age=86_400, jitter=0.999, retry_after=None)
     assert full is not None and (full - T0) / S < 5.0

@@ -36,6 +36,7 @@ class ManualClock:
 
 @dataclass
 class Received:
+    path: str
     headers: dict[str, str]
     body: bytes
     status: int
@@ -66,7 +67,7 @@ def receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             status = state.status
-            state.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body, status))
+            state.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status))
             self.send_response(status)
             if status == 503 and state.retry_after is not None:
                 self.send_header("Retry-After", state.retry_after)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from tests.conftest import RunningServer, Tenant
+from tests.conftest import RunningServer, Tenant, start_server
 from tests.notifications.conftest import (
     SMTP_PASSWORD,
     SMTP_USER,
@@ -331,3 +331,111 @@ async def test_default_network_policy_refuses_loopback(
     assert tested.json()["ok"] is False
     assert "127.0.0.1 is in 127.0.0.0/8" in tested.json()["error"]
     assert receiver.requests == []
+
+
+async def test_unacknowledged_alert_escalates_at_n_minutes_and_acknowledged_one_does_not(
+    server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    hook = await _webhook(tenant, receiver)
+    boss = await tenant.http.post(
+        "/api/v1/notification-channels",
+        json={"name": "Boss", "type": "webhook", "webhook": {"url": receiver.url + "/boss", "secret": SECRET}},
+    )
+    await _policy(
+        tenant,
+        [hook],
+        group_wait=0,
+        matchers={"kinds": ["firing"]},
+        escalate_after=300,
+        escalation_channel_ids=[boss.json()["id"]],
+    )
+    await _rule(tenant)
+    ignored, handled = await tenant.add_machine("Kiln 1"), await tenant.add_machine("Kiln 2")
+    await tenant.ingest([_reading(ignored, 99.0), _reading(handled, 99.0)])
+    await run_cycle(server)
+    alerts = (await tenant.http.get("/api/v1/alerts", params={"state": "open"})).json()["items"]
+    by_machine = {a["machine_id"]: a["id"] for a in alerts}
+    acknowledged = await tenant.http.post(f"/api/v1/alerts/{by_machine[handled]}/acknowledge")
+    assert acknowledged.status_code == 200
+
+    clock.advance(299)
+    await run_cycle(server)
+    assert [r.path for r in receiver.requests] == ["/hook"]
+    clock.advance(1)
+    await run_cycle(server)
+    escalations = [orjson.loads(r.body) for r in receiver.requests if r.path == "/hook/boss"]
+    assert [(e["kind"], [a["alert_id"] for a in e["alerts"]]) for e in escalations] == [
+        ("escalated", [by_machine[ignored]])
+    ]
+
+
+async def test_outbox_survives_a_restart_between_commit_and_delivery(
+    server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """The change is committed with its outbox row; a server stopped before sending delivers after restart."""
+    hook = await _webhook(tenant, receiver)
+    await _policy(tenant, [hook], group_wait=30)
+    await _rule(tenant)
+    machine = await tenant.add_machine("Saw 3")
+    await tenant.ingest([_reading(machine, 95.0)])
+    await run_cycle(server)
+    server.stop()
+    assert receiver.requests == []
+
+    again = start_server(server.settings, port=server.port)
+    try:
+        again.state.notifier.clock = clock
+        clock.advance(30)
+        await run_cycle(again)
+        assert len(receiver.delivered()) == 1
+        assert orjson.loads(receiver.requests[0].body)["alerts"][0]["machine_name"] == "Saw 3"
+    finally:
+        again.stop()
+
+
+async def test_chat_formats_render_the_same_content(
+    server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    slack = await _webhook(tenant, receiver, format="slack")
+    teams = await _webhook(tenant, receiver, format="teams")
+    await _policy(tenant, [slack, teams], group_wait=0)
+    await _rule(tenant)
+    machine = await tenant.add_machine("Pump 4")
+    await tenant.ingest([_reading(machine, 88.0)])
+    await run_cycle(server)
+    bodies = sorted((orjson.loads(r.body) for r in receiver.requests), key=lambda b: "text" in b)
+    card, text = bodies
+    assert card["@type"] == "MessageCard" and "Pump 4" in card["title"]
+    assert "Pump 4" in text["text"] and "88" in text["text"]
+    assert all(r.headers["x-haltless-signature"].startswith("sha256=") for r in receiver.requests)
+
+
+async def test_bad_policies_and_silences_are_422s(
+    server: RunningServer, tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    hook = await _webhook(tenant, receiver)
+    for body in (
+        {"name": "x", "channel_ids": []},
+        {"name": "x", "channel_ids": [hook], "group_by": "planet"},
+        {"name": "x", "channel_ids": [hook], "escalate_after": 60},
+        {"name": "x", "channel_ids": ["not-a-channel"]},
+        {"name": "x", "channel_ids": [hook], "group_wait": -1},
+    ):
+        response = await tenant.http.post("/api/v1/notification-policies", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert "detail" in response.json()
+    for silence in (
+        {"matchers": {}, "ends_at": "2999-01-01T00:00:00Z", "comment": "x"},
+        {"matchers": {"tags": ["a"]}, "ends_at": "2000-01-01T00:00:00Z", "comment": "x"},
+        {"matchers": {"tags": ["a"]}, "ends_at": "tomorrow", "comment": "x"},
+        {
+            "matchers": {"tags": ["a"]},
+            "starts_at": "2999-01-02T00:00:00Z",
+            "ends_at": "2999-01-01T00:00:00Z",
+            "comment": "x",
+        },
+    ):
+        response = await tenant.http.post("/api/v1/silences", json=silence)
+        assert response.status_code == 422, (silence, response.text)
+    webhook_missing_secret = {"name": "x", "type": "webhook", "webhook": {"url": receiver.url}}
+    assert (await tenant.http.post("/api/v1/notification-channels", json=webhook_missing_secret)).status_code == 422
