@@ -315,6 +315,10 @@ class Notifier:
             self.cycles_finished += 1
 
     async def _route(self, now: int) -> int | None:
+        # Read first: most cycles find nothing, and on SQLite the write lock would queue ingest behind them.
+        async with self._engine.connect() as conn:
+            if not await store.routing_work(conn):
+                return None
         async with self._engine.connect() as conn, conn.begin():
             await begin_write(conn)
             if conn.dialect.name == "postgresql":
@@ -410,6 +414,10 @@ class Notifier:
 
     async def _deliver(self, now: int) -> None:
         for _ in range(100):  # bounded: a cycle ends, the next one goes on
+            async with self._engine.connect() as conn:
+                due = await store.next_delivery_due(conn)
+            if due is None or due > now:
+                return
             async with self._engine.connect() as conn, conn.begin():
                 await begin_write(conn)
                 claimed = await store.claim_due(

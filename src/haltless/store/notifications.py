@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.notifications import (
@@ -388,6 +388,21 @@ async def new_events(conn: AsyncConnection, *, limit: int) -> list[AlertChange]:
         .limit(limit)
     )
     return [_change(row) for row in rows]
+
+
+async def routing_work(conn: AsyncConnection) -> bool:
+    """Whether routing has anything to look at: new changes, waiting entries or followed-up alerts."""
+    for table, condition in (
+        (notification_events, notification_events.c.state == "new"),
+        (notification_waiting, None),
+        (notification_tracks, None),
+    ):
+        query = select(literal(1)).select_from(table)
+        if condition is not None:
+            query = query.where(condition)
+        if (await conn.execute(query.limit(1))).first() is not None:
+            return True
+    return False
 
 
 async def waiting_entries(conn: AsyncConnection) -> tuple[list[Waiting], dict[int, AlertChange]]:
