@@ -129,7 +129,8 @@ class WebhookSender:
     ) -> Outcome:
         pinned = await self._pinned_url(str(channel.config["url"]))
         if isinstance(pinned, str):
-            return Outcome(False, pinned, permanent=pinned.startswith("the URL"))
+            # A bad or refused address stays so until an admin changes it; a name that does not resolve may.
+            return Outcome(False, pinned, permanent=not pinned.startswith("cannot resolve"))
         url, host_header, sni = pinned
         fmt = WebhookFormat(channel.config.get("format", WebhookFormat.HALTLESS))
         document: dict[str, object]
