@@ -59,6 +59,11 @@ class WebhookReceiver:
         return [r for r in list(self.requests) if r.status < 300]
 
 
+class _Receiver(ThreadingHTTPServer):
+    # The dispatcher sends a batch at once; socketserver's default backlog of 5 would reset the rest.
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
     state = WebhookReceiver(port=0)
@@ -77,7 +82,7 @@ def receiver() -> Iterator[WebhookReceiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = _Receiver(("127.0.0.1", 0), Handler)
     state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
