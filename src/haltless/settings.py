@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     notification_max_age: float = Field(default=86_400.0, gt=0)
     # The dispatcher looks for work at least this often (seconds), besides being woken when work is written.
     notification_poll_interval: float = Field(default=1.0, gt=0)
+    # Delivered and failed notifications, and routed alert changes, are deleted this many days after they were made.
+    notification_retention_days: float = Field(default=30.0, gt=0)
     # The dashboard's address as people reach it: the `url` of alerts in notifications.
     public_url: str = "http://localhost:8000"
 

@@ -439,3 +439,21 @@ async def test_bad_policies_and_silences_are_422s(
         assert response.status_code == 422, (silence, response.text)
     webhook_missing_secret = {"name": "x", "type": "webhook", "webhook": {"url": receiver.url}}
     assert (await tenant.http.post("/api/v1/notification-channels", json=webhook_missing_secret)).status_code == 422
+
+
+async def test_finished_notifications_are_forgotten_after_the_retention(
+    server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    hook = await _webhook(tenant, receiver)
+    await _policy(tenant, [hook], group_wait=0)
+    await _rule(tenant)
+    machine = await tenant.add_machine("Old press")
+    await tenant.ingest([_reading(machine, 95.0)])
+    await run_cycle(server)
+    assert [n["state"] for n in await _notifications(tenant)] == ["delivered"]
+    clock.advance(29 * 86_400)
+    await run_cycle(server)
+    assert len(await _notifications(tenant)) == 1
+    clock.advance(2 * 86_400)
+    await run_cycle(server)
+    assert await _notifications(tenant) == []

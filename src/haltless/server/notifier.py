@@ -66,6 +66,8 @@ DELIVERY_BATCH = 50
 # How long a claimed delivery is another process's before it may be tried again (a crash mid-send).
 CLAIM_LEASE_SECONDS = 120.0
 SEND_TIMEOUT_SECONDS = 10.0
+# How often finished notifications past HALTLESS_NOTIFICATION_RETENTION_DAYS are deleted.
+PRUNE_EVERY_SECONDS = 3600.0
 # Any fixed 64-bit number: the routing step's PostgreSQL advisory transaction lock.
 _ROUTING_LOCK = 0x6E6F746966790001
 
@@ -236,6 +238,7 @@ class Notifier:
         # Cycles started and finished: a test that moved the clock waits for a cycle started after that.
         self.cycles_started = 0
         self.cycles_finished = 0
+        self._pruned_at = 0
 
     # ---- writing the outbox (inside the caller's transaction) --------------------------------------------------
 
@@ -308,6 +311,12 @@ class Notifier:
         try:
             route_due = await self._route(now)
             await self._deliver(now)
+            if now - self._pruned_at >= PRUNE_EVERY_SECONDS * 1_000_000:
+                self._pruned_at = now
+                async with self._engine.connect() as conn, conn.begin():
+                    await begin_write(conn)
+                    before = now - int(self._settings.notification_retention_days * 86_400 * 1_000_000)
+                    await store.prune(conn, before=before)
             async with self._engine.connect() as conn:
                 delivery_due = await store.next_delivery_due(conn)
             dues = [d for d in (route_due, delivery_due) if d is not None]

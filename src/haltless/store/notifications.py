@@ -723,3 +723,18 @@ async def get_delivery(conn: AsyncConnection, *, tenant_id: str, delivery_id: st
         )
     ).first()
     return None if row is None else _delivery(row)
+
+
+async def prune(conn: AsyncConnection, *, before: int) -> None:
+    """Forget finished notifications and handled alert changes made before `before` (µs)."""
+    await conn.execute(
+        delete(notifications).where(notifications.c.state != "pending", notifications.c.created_at < before)
+    )
+    waiting = select(notification_waiting.c.event_id)
+    await conn.execute(
+        delete(notification_events).where(
+            notification_events.c.state != "new",
+            notification_events.c.at < before,
+            notification_events.c.id.not_in(waiting),
+        )
+    )
