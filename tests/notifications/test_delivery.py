@@ -266,6 +266,15 @@ async def test_future_silence_holds_alerts_inside_and_not_outside(
     assert len(fired["inside"]) == 1  # recorded all the same
     shown = (await tenant.http.get(f"/api/v1/silences/{silence.json()['id']}")).json()
     assert shown["silenced_alert_ids"] == fired["inside"]
+    marked = (await tenant.http.get(f"/api/v1/alerts/{fired['inside'][0]}/notification-status")).json()
+    assert marked["silenced"] is True
+    assert [(c["kind"], c["state"], c["silence_id"]) for c in marked["changes"]] == [
+        ("firing", "silenced", shown["id"]),
+        ("resolved", "silenced", shown["id"]),
+    ]
+    plain = (await tenant.http.get(f"/api/v1/alerts/{fired['before'][0]}/notification-status")).json()
+    assert plain["silenced"] is False
+    assert [c["state"] for c in plain["changes"]] == ["routed", "unrouted"]  # the policy takes firing only
 
 
 def _iso(micros: int) -> str:

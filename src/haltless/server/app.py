@@ -217,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications.policies_router,
         notifications.silences_router,
         notifications.notifications_router,
+        notifications.alert_status_router,
         ws_router,
     ):
         app.include_router(router)

@@ -203,3 +203,17 @@ class NotificationOut(BaseModel):
 class NotificationPage(BaseModel):
     items: list[NotificationOut]
     next_cursor: str | None
+
+
+class AlertChangeOut(BaseModel):
+    kind: Kind
+    at: str
+    # new: not routed yet; routed: sent or waiting in a group; silenced; unrouted: no policy matched.
+    state: Literal["new", "routed", "silenced", "unrouted"]
+    silence_id: str | None
+
+
+class AlertNotificationStatus(BaseModel):
+    alert_id: str
+    silenced: bool
+    changes: list[AlertChangeOut]

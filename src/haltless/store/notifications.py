@@ -311,6 +311,23 @@ async def silenced_alert_ids(conn: AsyncConnection, *, tenant_id: str) -> list[s
     return [row.alert_id for row in rows]
 
 
+async def changes_of_alert(
+    conn: AsyncConnection, *, tenant_id: str, alert_id: str
+) -> list[tuple[str, int, str, str | None]]:
+    """The alert's recorded changes: (kind, at, state, silence id), oldest first."""
+    rows = await conn.execute(
+        select(
+            notification_events.c.kind,
+            notification_events.c.at,
+            notification_events.c.state,
+            notification_events.c.silence_id,
+        )
+        .where(notification_events.c.tenant_id == tenant_id, notification_events.c.alert_id == alert_id)
+        .order_by(notification_events.c.id)
+    )
+    return [(row.kind, row.at, row.state, row.silence_id) for row in rows]
+
+
 async def alerts_silenced_by(conn: AsyncConnection, *, silence_id: str) -> list[str]:
     rows = await conn.execute(
         select(notification_events.c.alert_id)

@@ -11,6 +11,8 @@ from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
 from haltless.server.notification_schemas import (
+    AlertChangeOut,
+    AlertNotificationStatus,
     ChannelCreate,
     ChannelOut,
     ChannelTestResult,
@@ -41,6 +43,7 @@ channels_router = APIRouter(prefix="/api/v1/notification-channels", tags=["notif
 policies_router = APIRouter(prefix="/api/v1/notification-policies", tags=["notifications"])
 silences_router = APIRouter(prefix="/api/v1/silences", tags=["notifications"])
 notifications_router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+alert_status_router = APIRouter(prefix="/api/v1/alerts", tags=["notifications"])
 
 NOTIFICATIONS_CURSOR = "notifications/1"
 
@@ -507,3 +510,26 @@ async def get_notification(notification_id: str, principal: Viewer, state: State
     if found is None:
         raise NotFound("notification not found")
     return _notification_out(found)
+
+
+@alert_status_router.get("/{alert_id}/notification-status", response_model=AlertNotificationStatus)
+async def alert_notification_status(alert_id: str, principal: Viewer, state: State) -> AlertNotificationStatus:
+    """What became of an alert's changes: routed, silenced (by which silence) or matched by no policy."""
+    normalized = _id(alert_id, "alert")
+    async with state.engine.connect() as conn:
+        changes = await store.changes_of_alert(conn, tenant_id=principal.tenant_id, alert_id=normalized)
+    if not changes:
+        raise NotFound("no notification record for this alert")
+    return AlertNotificationStatus(
+        alert_id=normalized,
+        silenced=any(change_state == "silenced" for _, _, change_state, _ in changes),
+        changes=[
+            AlertChangeOut(
+                kind=Kind(kind),
+                at=format_micros(at),
+                state=cast("Literal['new', 'routed', 'silenced', 'unrouted']", change_state),
+                silence_id=silence_id,
+            )
+            for kind, at, change_state, silence_id in changes
+        ],
+    )
