@@ -6,13 +6,16 @@ import math
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.rules import Condition, Severity, message_template_error
-from haltless.server.schemas import CleanText, JsonEnum, StrictBody
+from haltless.server.schemas import CleanText, CleanTextSchema, JsonEnum, NonBlankSchema, StrictBody, at_most
 
-RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText]
-Message = Annotated[str, StringConstraints(max_length=500), CleanText]
+RuleName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), at_most(200), CleanText, NonBlankSchema
+]
+Message = Annotated[str, StringConstraints(max_length=500), CleanText, CleanTextSchema]
 # The metric-name rule of ingest and history queries (core/names.py), written as a pattern for the OpenAPI schema.
 MetricName = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=METRIC_NAME_PATTERN)
@@ -55,15 +58,18 @@ class AlertRuleCreate(StrictBody):
 
 
 class AlertRuleUpdate(StrictBody):
-    name: RuleName | None = None
-    metric_name: MetricName | None = None
+    """Only the fields sent change. `machine_id` and `message` take null (every machine; the default message);
+    the others may be left out but not set to null (`SkipJsonSchema[None]`: the schema says so)."""
+
+    name: RuleName | SkipJsonSchema[None] = None
+    metric_name: MetricName | SkipJsonSchema[None] = None
     machine_id: str | None = None
-    condition: Annotated[Condition, JsonEnum] | None = None
-    threshold: float | None = None
-    severity: Annotated[Severity, JsonEnum] | None = None
-    for_seconds: float | None = Field(default=None, ge=0.0, le=MAX_FOR_SECONDS)
-    hysteresis: float | None = Field(default=None, ge=0.0)
-    enabled: bool | None = None
+    condition: Annotated[Condition, JsonEnum] | SkipJsonSchema[None] = None
+    threshold: float | SkipJsonSchema[None] = None
+    severity: Annotated[Severity, JsonEnum] | SkipJsonSchema[None] = None
+    for_seconds: Annotated[float, Field(ge=0.0, le=MAX_FOR_SECONDS)] | SkipJsonSchema[None] = None
+    hysteresis: Annotated[float, Field(ge=0.0)] | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
     message: Message | None = None
 
     _check_threshold = field_validator("threshold", "hysteresis", "for_seconds")(_finite)

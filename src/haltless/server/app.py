@@ -19,6 +19,7 @@ from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_contract import install_api_contract
 from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.body_guard import BodyGuard
@@ -223,6 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_dashboard(app, settings)
     install_api_docs(app)
+    install_api_contract(app)
 
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, object]:

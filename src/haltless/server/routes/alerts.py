@@ -73,7 +73,7 @@ async def _machine_of_tenant(state: AppState, tenant_id: str, machine_id: str | 
         async with state.engine.connect() as conn:
             if await machines.get(conn, tenant_id=tenant_id, machine_id=normalized) is not None:
                 return normalized
-    raise InvalidRequest("machine_id: no such machine in this tenant")
+    raise NotFound("machine_id: no such machine in this tenant")
 
 
 async def _rule(state: AppState, tenant_id: str, rule_id: str) -> tuple[Rule, int, int]:
@@ -165,11 +165,11 @@ async def list_alerts(
     alert_state: Annotated[
         StateFilter | None, Query(alias="state", description="open = active or acknowledged")
     ] = None,
-    machine_id: str | None = None,
+    machine_id: Annotated[str | None, Query(json_schema_extra={"format": "uuid"})] = None,
     severity: Severity | None = None,
-    rule_id: str | None = None,
+    rule_id: Annotated[str | None, Query(json_schema_extra={"format": "uuid"})] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(min_length=1, description="`next_cursor` of the previous page")] = None,
 ) -> AlertPage:
     """Alerts of the tenant, newest first; pass `next_cursor` back as `cursor` for the next page."""
     states: tuple[str, ...] | None = None
