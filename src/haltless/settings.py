@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Networks (CIDR, comma-separated) webhook channels may reach. Empty: everything but loopback, link-local
     # (cloud metadata included) and multicast. Checked on the address connected to, at send time.
     webhook_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Networks (CIDR) email channels' SMTP relays may be at. Empty: any (a relay on the host itself is common).
+    smtp_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # How long a notification is retried before it is marked failed (seconds).
     notification_max_age: float = Field(default=86_400.0, gt=0)
     # The dispatcher looks for work at least this often (seconds), besides being woken when work is written.
@@ -54,14 +56,14 @@ class Settings(BaseSettings):
     # The dashboard's address as people reach it: the `url` of alerts in notifications.
     public_url: str = "http://localhost:8000"
 
-    @field_validator("webhook_allow_networks", mode="before")
+    @field_validator("webhook_allow_networks", "smtp_allow_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("webhook_allow_networks")
+    @field_validator("webhook_allow_networks", "smtp_allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         try:

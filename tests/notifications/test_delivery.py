@@ -466,3 +466,14 @@ async def test_finished_notifications_are_forgotten_after_the_retention(
     clock.advance(2 * 86_400)
     await run_cycle(server)
     assert await _notifications(tenant) == []
+
+
+async def test_smtp_allow_networks_keeps_relays_inside(
+    server_factory: Any, tenant_factory: Any, smtp_relay: MailRelay
+) -> None:
+    fenced = server_factory(smtp_allow_networks="192.0.2.0/24")
+    tenant: Tenant = await tenant_factory(fenced)
+    mail = await _email(tenant, smtp_relay)
+    tested = await tenant.http.post(f"/api/v1/notification-channels/{mail}/test")
+    assert tested.json() == {"ok": False, "error": "refused: 127.0.0.1 is outside HALTLESS_SMTP_ALLOW_NETWORKS"}
+    assert smtp_relay.messages == []

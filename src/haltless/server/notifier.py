@@ -174,6 +174,21 @@ class EmailSender:
 
     def __init__(self, settings: Settings) -> None:
         self._public_url = settings.public_url
+        self._allowed = settings.smtp_allow_networks
+
+    async def _refusal(self, host: str, port: int) -> str | None:
+        """Why the relay may not be reached (HALTLESS_SMTP_ALLOW_NETWORKS), or None."""
+        if not self._allowed:
+            return None
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=1)  # SOCK_STREAM
+        except OSError as exc:
+            return f"cannot resolve {host}: {exc}"
+        for info in infos:
+            address = ip_address(info[4][0])
+            if address_refusal(address, self._allowed) is not None:
+                return f"refused: {address} is outside HALTLESS_SMTP_ALLOW_NETWORKS"
+        return None
 
     def message(
         self, channel: store.Channel, kind: Kind, alerts: Sequence[AlertFacts], notification_id: str
@@ -200,6 +215,9 @@ class EmailSender:
         config = channel.config
         security = config.get("security", "starttls")
         username = config.get("username")
+        refusal = await self._refusal(str(config["host"]), int(config["port"]))
+        if refusal is not None:
+            return Outcome(False, refusal, permanent=not refusal.startswith("cannot resolve"))
         try:
             await aiosmtplib.send(
                 self.message(channel, kind, alerts, notification_id),
