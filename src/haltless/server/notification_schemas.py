@@ -8,13 +8,38 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from haltless.core.notifications import GroupBy, Kind, WebhookFormat
 from haltless.core.rules import Severity
-from haltless.server.schemas import CleanText, Email, JsonEnum, Name, StrictBody
+from haltless.server.schemas import (
+    CleanText,
+    CleanTextSchema,
+    Email,
+    JsonEnum,
+    Name,
+    NonBlankSchema,
+    StrictBody,
+    at_most,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), CleanText]
-Item = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText]
-Secret = Annotated[str, StringConstraints(min_length=16, max_length=500)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000, pattern=r"^https?://")]
-Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253), CleanText]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), at_most(500), CleanText, NonBlankSchema
+]
+Item = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), at_most(200), CleanText, NonBlankSchema
+]
+# Ids (UUIDs) and short names. The list limits below keep the largest valid body under the 64 KiB request limit
+# (server/body_guard.py) even with every character JSON-escaped.
+Ident = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), at_most(40), CleanText, NonBlankSchema
+]
+Short = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), at_most(64), CleanText, NonBlankSchema
+]
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=500), CleanText, CleanTextSchema]
+# No whitespace or control character anywhere: a URL is sent as it is stored.
+Url = Annotated[str, StringConstraints(min_length=8, max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")]
+Host = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253), at_most(253), CleanText, NonBlankSchema
+]
+Timestamp = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra={"format": "date-time"})]
 # A day: longer group waits or intervals are almost always a unit mistake.
 MAX_GROUP_SECONDS = 86_400.0
 
@@ -32,11 +57,11 @@ class EmailConfigIn(StrictBody):
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: Item | None = None
-    password: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+    password: Annotated[str, StringConstraints(max_length=500), CleanText, CleanTextSchema] | None = Field(
         default=None, description="SMTP password; write-only"
     )
     from_address: Email
-    to_addresses: list[Email] = Field(min_length=1, max_length=50)
+    to_addresses: list[Email] = Field(min_length=1, max_length=10)
 
 
 class ChannelCreate(StrictBody):
@@ -84,15 +109,15 @@ class ChannelTestResult(BaseModel):
 
 
 class MatchersIn(StrictBody):
-    machine_ids: list[Item] = Field(default_factory=list, max_length=1000)
-    tags: list[Item] = Field(default_factory=list, max_length=100)
-    rule_ids: list[Item] = Field(default_factory=list, max_length=1000)
-    severities: list[Annotated[Severity, JsonEnum]] = Field(default_factory=list)
-    metric_names: list[Item] = Field(default_factory=list, max_length=100)
+    machine_ids: list[Ident] = Field(default_factory=list, max_length=50)
+    tags: list[Short] = Field(default_factory=list, max_length=20)
+    rule_ids: list[Ident] = Field(default_factory=list, max_length=50)
+    severities: list[Annotated[Severity, JsonEnum]] = Field(default_factory=list, max_length=3)
+    metric_names: list[Short] = Field(default_factory=list, max_length=20)
 
 
 class PolicyMatchersIn(MatchersIn):
-    kinds: list[Literal["firing", "resolved", "acknowledged"]] = Field(default_factory=list)
+    kinds: list[Literal["firing", "resolved", "acknowledged"]] = Field(default_factory=list, max_length=3)
 
 
 class MatchersOut(BaseModel):
@@ -110,7 +135,7 @@ class PolicyMatchersOut(MatchersOut):
 class PolicyCreate(StrictBody):
     name: Name
     matchers: PolicyMatchersIn = Field(default_factory=PolicyMatchersIn)
-    channel_ids: list[Item] = Field(min_length=1, max_length=20)
+    channel_ids: list[Ident] = Field(min_length=1, max_length=20)
     is_default: bool = False
     group_by: Annotated[GroupBy, JsonEnum] = GroupBy.RULE
     group_wait: float = Field(default=30.0, ge=0, le=MAX_GROUP_SECONDS)
@@ -122,13 +147,13 @@ class PolicyCreate(StrictBody):
     escalate_after: float | None = Field(
         default=None, ge=0, le=7 * MAX_GROUP_SECONDS, description="Unacknowledged this long: escalation channels"
     )
-    escalation_channel_ids: list[Item] = Field(default_factory=list, max_length=20)
+    escalation_channel_ids: list[Ident] = Field(default_factory=list, max_length=20)
 
 
 class PolicyUpdate(StrictBody):
     name: Name | None = None
     matchers: PolicyMatchersIn | None = None
-    channel_ids: list[Item] | None = Field(default=None, min_length=1, max_length=20)
+    channel_ids: list[Ident] | None = Field(default=None, min_length=1, max_length=20)
     is_default: bool | None = None
     group_by: Annotated[GroupBy, JsonEnum] | None = None
     group_wait: float | None = Field(default=None, ge=0, le=MAX_GROUP_SECONDS)
@@ -136,7 +161,7 @@ class PolicyUpdate(StrictBody):
     position: int | None = Field(default=None, ge=0, le=10_000)
     repeat_interval: float | None = Field(default=None, ge=60, le=7 * MAX_GROUP_SECONDS, description="null: none")
     escalate_after: float | None = Field(default=None, ge=0, le=7 * MAX_GROUP_SECONDS, description="null: none")
-    escalation_channel_ids: list[Item] | None = Field(default=None, max_length=20)
+    escalation_channel_ids: list[Ident] | None = Field(default=None, max_length=20)
 
 
 class PolicyOut(BaseModel):
@@ -158,10 +183,10 @@ class PolicyOut(BaseModel):
 
 class SilenceCreate(StrictBody):
     matchers: MatchersIn
-    starts_at: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    starts_at: Timestamp | None = Field(
         default=None, description="ISO 8601 with a zone; default now. May lie in the future."
     )
-    ends_at: Annotated[str, StringConstraints(max_length=64)]
+    ends_at: Timestamp
     comment: Text
 
 
