@@ -412,8 +412,9 @@ async def test_chat_formats_render_the_same_content(
     machine = await tenant.add_machine("Pump 4")
     await tenant.ingest([_reading(machine, 88.0)])
     await run_cycle(server)
-    bodies = sorted((orjson.loads(r.body) for r in receiver.requests), key=lambda b: "text" in b)
-    card, text = bodies
+    bodies = [orjson.loads(r.body) for r in receiver.requests]
+    (card,) = [b for b in bodies if "@type" in b]
+    (text,) = [b for b in bodies if "@type" not in b]
     assert card["@type"] == "MessageCard" and "Pump 4" in card["title"]
     assert "Pump 4" in text["text"] and "88" in text["text"]
     assert all(r.headers["x-haltless-signature"].startswith("sha256=") for r in receiver.requests)
