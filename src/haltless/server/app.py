@@ -29,11 +29,13 @@ from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
 from haltless.server.monitor import Monitor
+from haltless.server.notifier import Notifier
 from haltless.server.routes import (
     alerts,
     api_keys,
     auth,
     machines,
+    notifications,
     sensor_data,
     sensor_derived,
     sensor_history,
@@ -133,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shared = settings.multi_process and engine.dialect.name == "postgresql"
         monitor = Monitor(engine, bus, offline_after=settings.offline_after, shared=shared)
         await monitor.load()
+        notifier = Notifier(engine, settings)
+        monitor.notifier = notifier
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         monitor.start(tick=min(0.5, settings.offline_after / 4))
         login_guard = create_login_guard(settings)
@@ -154,15 +158,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             login_guard=login_guard,
             checkpointer=checkpointer,
             cursors=CursorCodec.from_secret(jwt_secret),
+            notifier=notifier,
         )
         pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
         if pruner is not None:
             pruner.start()
         checkpointer.start()
         sweeper.start()
+        notifier.start()
         try:
             yield
         finally:
+            await notifier.stop()
             await sweeper.stop()
             await checkpointer.stop()
             if pruner is not None:
@@ -209,6 +216,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sensor_derived.router,
         alerts.rules_router,
         alerts.alerts_router,
+        notifications.channels_router,
+        notifications.policies_router,
+        notifications.silences_router,
+        notifications.notifications_router,
+        notifications.alert_status_router,
         ws_router,
     ):
         app.include_router(router)

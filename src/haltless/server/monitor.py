@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,6 +50,9 @@ from haltless.errors import Conflict, NotFound
 from haltless.server import predictive as predictive_detectors
 from haltless.store import alerts as alert_store
 from haltless.store.alerts import AlertState, StoredAlert
+
+if TYPE_CHECKING:
+    from haltless.server.notifier import Notifier
 
 log = logging.getLogger("haltless.monitor")
 
@@ -110,6 +114,8 @@ class Monitor:
         self._detectors: dict[tuple[str, str], predictive.SeriesDetector] = {}
         self._predictive_rules: dict[str, int] = defaultdict(int)
         self._watcher: asyncio.Task[None] | None = None
+        # Writes the notification outbox in the transaction of each alert change (set by the app's lifespan).
+        self.notifier: Notifier | None = None
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -423,6 +429,14 @@ class Monitor:
             await alert_store.update_prediction(conn, alert_id, message=message, predicted_crossing_at=crossing)
         await alert_store.save_rule_states(conn, plan.states if self.shared else self._durable_changes(plan.states))
         await alert_store.set_machine_status(conn, plan.status_changes)
+        if self.notifier is not None and (plan.new_alerts or plan.resolved or plan.acknowledged):
+            # The one hook of notifications (issue 17): outbox rows in this same transaction.
+            await self.notifier.record_alert_changes(
+                conn,
+                opened=[alert.id for alert in plan.new_alerts],
+                resolved=[alert_id for alert_id, *_ in plan.resolved],
+                acknowledged=[alert_id for alert_id, *_ in plan.acknowledged],
+            )
 
     def _durable_changes(self, states: dict[tuple[str, str], RuleState]) -> dict[tuple[str, str], RuleState]:
         """The states whose `breach_since` or `armed` changed: only those must be written.
