@@ -81,7 +81,7 @@ async def _machine_of_tenant(state: AppState, tenant_id: str, machine_id: str | 
         async with state.engine.connect() as conn:
             if await machines.get(conn, tenant_id=tenant_id, machine_id=normalized) is not None:
                 return normalized
-    raise NotFound("machine_id: no such machine in this tenant")
+    raise InvalidRequest("machine_id: no such machine in this tenant")
 
 
 async def _rule(state: AppState, tenant_id: str, rule_id: str) -> tuple[Rule, int, int]:
