@@ -120,7 +120,9 @@ async def test_machine_names_are_unique_per_tenant(server: RunningServer, tenant
     other = await a.add_machine("Press 2")
     again = await a.http.post("/api/v1/machines", json={"name": "Press 1"})
     assert again.status_code == 409
-    assert again.json()["detail"] == 'a machine named "Press 1" exists already; machine names are unique, choose another'
+    assert (
+        again.json()["detail"] == 'a machine named "Press 1" exists already; machine names are unique, choose another'
+    )
     renamed = await a.http.patch(f"/api/v1/machines/{other}", json={"name": "Press 1"})
     assert renamed.status_code == 409
     assert "Press 1" in renamed.json()["detail"]

@@ -48,7 +48,9 @@ def samples(path: Path) -> list[Sample]:
             index += 1
         previous = lines[start - 1] if start > 0 else ""
         marker = _NOT_RUNNABLE.match(previous.strip())
-        found.append(Sample(path, start + 1, match.group(1), "\n".join(body) + "\n", marker.group(1) if marker else None))
+        found.append(
+            Sample(path, start + 1, match.group(1), "\n".join(body) + "\n", marker.group(1) if marker else None)
+        )
         index += 1
     return found
 

@@ -13,7 +13,9 @@ async def test_sync_sdk_sample_runs_as_written(server: RunningServer, tenant: Te
     """The sample stores reading "press1-0001" of a new "Press 1": another machine of the tenant having sent the
     same reading id first must not make it a silent duplicate (reading ids are unique per machine)."""
     other = await tenant.add_machine("Press 0")
-    sent = await tenant.ingest([{"machine_id": other, "metric_name": "temperature", "value": 1, "reading_id": "press1-0001"}])
+    sent = await tenant.ingest(
+        [{"machine_id": other, "metric_name": "temperature", "value": 1, "reading_id": "press1-0001"}]
+    )
     assert sent.json()["accepted"] == 1
     sample = sample_containing(ROOT / "docs" / "client.md", 'client.create_machine("Press 1"')
     code = (

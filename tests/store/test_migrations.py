@@ -171,7 +171,11 @@ async def test_0006_renames_duplicate_machines_scopes_reading_ids_per_machine_an
                         f" VALUES ('{machine_id}', 't1', '{name}', '[]', 'offline', {created_at})"
                     )
                 )
-            for machine_id, unit, reading_id in [("m1", "mm/s", "0001"), ("m1", "mm_per_s", "0002"), ("m2", "", "0003")]:
+            for machine_id, unit, reading_id in [
+                ("m1", "mm/s", "0001"),
+                ("m1", "mm_per_s", "0002"),
+                ("m2", "", "0003"),
+            ]:
                 await conn.execute(
                     text(
                         "INSERT INTO readings (tenant_id, machine_id, metric_name, value, unit, ts, received_at,"

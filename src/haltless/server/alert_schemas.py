@@ -102,6 +102,9 @@ class AlertOut(BaseModel):
     resolved_at: str | None
     resolved_by: str | None
     resolution: str | None
+    # Extensions: the emails of those users (null when unknown here, or the user was deleted); in lists.
+    acknowledged_by_email: str | None = None
+    resolved_by_email: str | None = None
 
 
 class AlertPage(BaseModel):

@@ -9,9 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import Role
+from haltless.core.names import shown
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
-from haltless.core.names import shown
 from haltless.errors import Conflict, NotFound, PermissionDenied
 from haltless.server.fleet import FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (

@@ -5,11 +5,17 @@ const STORAGE_KEY = "haltless.session";
 const REFRESH_MARGIN_MS = 30_000;
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, retryAfter = null) {
     super(typeof detail === "string" ? detail : formatDetail(detail));
     this.status = status;
     this.detail = detail;
+    this.retryAfter = retryAfter; // seconds, from Retry-After on a 429
   }
+}
+
+function retryAfter(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : null;
 }
 
 export class SessionExpired extends ApiError {}
@@ -77,7 +83,7 @@ export class Api {
       body: JSON.stringify({ email, password }),
     });
     const body = await readBody(response);
-    if (!response.ok) throw new ApiError(response.status, body?.detail ?? response.statusText);
+    if (!response.ok) throw new ApiError(response.status, body?.detail ?? response.statusText, retryAfter(response));
     this.#store(body);
   }
 
@@ -156,7 +162,7 @@ export class Api {
       response = await send(await this.refresh());
     }
     const data = await readBody(response);
-    if (!response.ok) throw new ApiError(response.status, data?.detail ?? response.statusText);
+    if (!response.ok) throw new ApiError(response.status, data?.detail ?? response.statusText, retryAfter(response));
     return data;
   }
 

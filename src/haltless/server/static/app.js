@@ -168,6 +168,31 @@ function setLargeText(on) {
   localStorage.setItem(LARGE_TEXT_KEY, on ? "1" : "0");
 }
 
+// ---- login lockout ----------------------------------------------------------------------------------------
+
+let lockout = null;
+
+/** Too many failed sign-ins: say how long to wait, count down, and keep the button off until then. */
+function lockedOut(button, seconds) {
+  const until = performance.now() + seconds * 1000;
+  clearInterval(lockout);
+  const render = () => {
+    const left = Math.max(0, Math.ceil((until - performance.now()) / 1000));
+    if (left === 0) {
+      clearInterval(lockout);
+      lockout = null;
+      button.disabled = false;
+      $("login-error").textContent = "You can try to sign in again now.";
+      return;
+    }
+    const wait = left >= 120 ? `${Math.ceil(left / 60)} min` : `${left} s`;
+    $("login-error").textContent = `Too many failed sign-ins. Try again in ${wait}.`;
+  };
+  button.disabled = true;
+  render();
+  lockout = setInterval(render, 1000);
+}
+
 async function main() {
   const config = await loadConfig();
   setLargeText(localStorage.getItem(LARGE_TEXT_KEY) === "1");
@@ -186,9 +211,10 @@ async function main() {
       $("login-password").value = "";
       await start(config);
     } catch (error) {
+      if (error.status === 429 && error.retryAfter) return lockedOut(button, error.retryAfter);
       $("login-error").textContent = error.status === 401 ? "Wrong email or password." : error.message;
     } finally {
-      button.disabled = false;
+      if (!lockout) button.disabled = false;
     }
   });
   $("logout").addEventListener("click", async () => {

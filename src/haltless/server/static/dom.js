@@ -60,3 +60,9 @@ export function announce(text) {
   // A separate task so screen readers notice a repeat of the same text.
   setTimeout(() => (region.textContent = text), 50);
 }
+
+/** Replace a node's children, skipping null/undefined/false (replaceChildren would show them as "null"). */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return node;
+}

@@ -62,9 +62,7 @@ def upgrade() -> None:
         batch.create_unique_constraint("uq_readings_machine_reading_id", ["machine_id", "reading_id"])
     op.create_table(
         "metric_units",
-        sa.Column(
-            "machine_id", sa.String(36), sa.ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("machine_id", sa.String(36), sa.ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("metric_name", sa.String(64), primary_key=True),
         sa.Column("unit", sa.String(32), nullable=False),
     )
