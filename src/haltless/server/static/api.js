@@ -142,7 +142,12 @@ export class Api {
     return this.session.access_token;
   }
 
-  async request(method, path, { query, body } = {}) {
+  /** Take over a token pair the server answered with (a password change starts a new session). */
+  adopt(pair) {
+    this.#store(pair);
+  }
+
+  async request(method, path, { query, body, text = false } = {}) {
     const url = new URL(this.base + path, location.origin);
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -161,6 +166,7 @@ export class Api {
       // Expired or revoked access token: refresh once and retry once.
       response = await send(await this.refresh());
     }
+    if (text && response.ok) return response.text();
     const data = await readBody(response);
     if (!response.ok) throw new ApiError(response.status, data?.detail ?? response.statusText, retryAfter(response));
     return data;
@@ -168,6 +174,11 @@ export class Api {
 
   get(path, query) {
     return this.request("GET", path, { query });
+  }
+
+  /** A GET whose answer is not JSON (CSV): its text. */
+  getText(path, query) {
+    return this.request("GET", path, { query, text: true });
   }
 
   post(path, body) {

@@ -4,6 +4,10 @@ import { Api, SessionExpired } from "./api.js";
 import { announce } from "./dom.js";
 import { LiveConnection } from "./live.js";
 import { AlertsView } from "./alerts.js";
+import { ApiKeysView } from "./api_keys.js";
+import { AlertHistoryView } from "./history.js";
+import { MachinesView } from "./machines_admin.js";
+import { AccountView, UsersView } from "./users.js";
 import { MachineView } from "./machine.js";
 import { OverviewView } from "./overview.js";
 import { RulesView } from "./rules.js";
@@ -93,12 +97,17 @@ function route() {
   if (!store.me) return;
   const hash = location.hash.replace(/^#/, "") || "/";
   const parts = hash.split("/").filter(Boolean);
-  const context = { store, api, live };
+  const context = { store, api, live, reloadFleet: loadFleet, signedOut };
   let next;
   let nav = "overview";
   if (parts[0] === "machines" && parts[1]) next = new MachineView(context, decodeURIComponent(parts[1]));
+  else if (parts[0] === "machines") [next, nav] = [new MachinesView(context), "machines"];
   else if (parts[0] === "alerts") [next, nav] = [new AlertsView(context), "alerts"];
+  else if (parts[0] === "history") [next, nav] = [new AlertHistoryView(context), "history"];
   else if (parts[0] === "rules") [next, nav] = [new RulesView(context), "rules"];
+  else if (parts[0] === "users") [next, nav] = [new UsersView(context), "users"];
+  else if (parts[0] === "api-keys") [next, nav] = [new ApiKeysView(context), "api-keys"];
+  else if (parts[0] === "account") [next, nav] = [new AccountView(context), "account"];
   else next = new OverviewView(context);
   view?.unmount();
   view = next;
@@ -115,6 +124,12 @@ function route() {
 }
 
 // ---- session --------------------------------------------------------------------------------------------
+
+/** The session ended on purpose (signed out everywhere): forget the tokens and show the login. */
+async function signedOut(message) {
+  await api.logout();
+  showLogin(message);
+}
 
 function showLogin(message = "") {
   live?.stop();

@@ -190,10 +190,10 @@ export class RulesView {
       this.metricWarning.hidden = true;
       return;
     }
-    const where = machineId ? `${this.store.machineName(machineId)} has` : "No machine has";
+    const what = machineId ? `${this.store.machineName(machineId)} has never reported` : "No machine has reported";
     fill(
       this.metricWarning,
-      h("p", {}, `${where} never reported “${metric}”: the rule would never fire. `, known.length ? "Known metrics:" : "No metric reported yet."),
+      h("p", {}, `${what} “${metric}”: the rule would never fire. `, known.length ? "Known metrics:" : "No metric reported yet."),
       known.length
         ? h(
             "ul",
