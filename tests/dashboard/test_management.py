@@ -192,12 +192,13 @@ def test_admin_manages_users(shared_demo: Demo, page_factory: Callable[..., Page
     expect(page.locator("#users-table")).to_be_visible()
     no_null_text(page)
     email = f"new-{uuid.uuid4().hex[:6]}@example.com"
-    page.get_by_label("Email", exact=True).fill(email)
-    page.get_by_role("button", name="Generate a password").click()
-    first_password = page.get_by_label("First password").input_value()
+    form = page.locator("#new-user-form")
+    form.get_by_label("Email").fill(email)
+    form.get_by_role("button", name="Generate a password").click()
+    first_password = form.get_by_label("First password").input_value()
     assert len(first_password) >= 8
-    page.get_by_label("Role", exact=True).select_option("operator")
-    page.get_by_role("button", name="Add user").click()
+    form.get_by_label("Role").select_option("operator")
+    form.get_by_role("button", name="Add user").click()
     expect(page.locator("#shown-password")).to_have_text(first_password)
     assert (
         httpx.post(

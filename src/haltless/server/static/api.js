@@ -32,6 +32,7 @@ export class Api {
   constructor(base = "/api/v1") {
     this.base = base;
     this.session = this.#load();
+    this.renewal = null; // a password change under way (see renewing)
     this.refreshing = null; // single flight: refresh tokens rotate, and a spent one revokes the session
     this.refreshTimer = null;
     this.onSessionExpired = () => {};
@@ -126,6 +127,9 @@ export class Api {
     }
     const body = await readBody(response);
     if (response.status === 401) {
+      // Refused because a password change just ended the old session: go on with the new pair.
+      if (this.renewal) await this.renewal.catch(() => {});
+      if (this.session && this.session.refresh_token !== token) return this.session.access_token;
       this.#clear();
       this.onSessionExpired();
       throw new SessionExpired(401, body?.detail ?? "session expired");
@@ -142,9 +146,15 @@ export class Api {
     return this.session.access_token;
   }
 
-  /** Take over a token pair the server answered with (a password change starts a new session). */
-  adopt(pair) {
-    this.#store(pair);
+  /** A request answering with a new token pair (a password change: every older session ends). While it
+   * runs, a refresh refused because of it waits for the new pair instead of ending the session. */
+  async renewing(request) {
+    this.renewal = request.then((pair) => this.#store(pair));
+    try {
+      await this.renewal;
+    } finally {
+      this.renewal = null;
+    }
   }
 
   async request(method, path, { query, body, text = false } = {}) {

@@ -188,8 +188,13 @@ export class RulesView {
     const known = this.#knownMetrics(machineId);
     if (!metric || known.includes(metric)) {
       this.metricWarning.hidden = true;
+      this.warnedFor = null;
       return;
     }
+    // The input's change event fires as a choice is clicked: rebuilding the choices then would lose the click.
+    const key = `${machineId}\n${metric}`;
+    if (this.warnedFor === key) return;
+    this.warnedFor = key;
     const what = machineId ? `${this.store.machineName(machineId)} has never reported` : "No machine has reported";
     fill(
       this.metricWarning,
@@ -248,6 +253,7 @@ export class RulesView {
     this.submitButton.textContent = "Create rule";
     this.cancelButton.hidden = true;
     this.metricWarning.hidden = true;
+    this.warnedFor = null;
   }
 
   async #submit(event) {

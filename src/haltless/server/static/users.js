@@ -253,8 +253,7 @@ export class AccountView {
         return;
       }
       try {
-        const pair = await this.api.post("/auth/password", { current_password: current.value, new_password: next.value });
-        this.api.adopt(pair);
+        await this.api.renewing(this.api.post("/auth/password", { current_password: current.value, new_password: next.value }));
         error.textContent = "";
         form.reset();
         done.textContent = "Password changed. Your other sessions have ended; this one goes on.";
