@@ -12,6 +12,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -378,3 +379,57 @@ def test_screenshots_of_the_management_pages(
         path = target / f"{name}.png"
         page.screenshot(path=str(path), scale="css")
         assert path.stat().st_size < 400_000
+
+
+def test_charts_draw_thresholds_alert_markers_bands_gaps_and_say_when_a_range_has_no_data(
+    shared_demo: Demo, page_factory: Callable[..., Page]
+) -> None:
+    """A machine that reported for an hour, paused two hours, reported half an hour and stopped 90 min ago."""
+    name = f"Oven {uuid.uuid4().hex[:4]}"
+    machine = shared_demo.api("POST", "/machines", json={"name": name}).json()
+    rule = shared_demo.api(
+        "POST",
+        "/alert-rules",
+        json={
+            "name": "Oven hot",
+            "metric_name": "temperature",
+            "machine_id": machine["id"],
+            "condition": ">",
+            "threshold": 55,
+            "severity": "warning",
+        },
+    ).json()
+    now = datetime.now(UTC)
+    minutes = [*range(300, 240, -1), *range(120, 90, -1)]
+    readings = [
+        {
+            "machine_id": machine["id"],
+            "metric_name": "temperature",
+            "value": 40 + (300 - m) / 3 if m > 240 else 40,
+            "unit": "celsius",
+            "timestamp": (now - timedelta(minutes=m)).isoformat(),
+        }
+        for m in minutes
+    ]
+    try:
+        assert shared_demo.api("POST", "/sensor-data", json={"readings": readings}).json()["accepted"] == len(minutes)
+        page = page_factory()
+        as_role(page, shared_demo, "viewer")
+        # The fleet card says how old the value is, though the machine "reported" just now.
+        oven_card = page.locator("article.machine-card").filter(has=page.get_by_role("heading", name=name))
+        expect(oven_card.locator(".metric[data-metric='temperature']")).to_have_attribute("data-stale", "true")
+        expect(oven_card.locator(".metric-age")).to_have_text(" (1 h old)")
+        page.goto(f"{shared_demo.base_url}/#/machines/{machine['id']}")
+        chart = page.locator("figure.chart[data-metric='temperature']")
+        page.get_by_role("button", name="6 h").click()
+        expect(chart).to_have_attribute("data-thresholds", "1")
+        expect(chart).to_have_attribute("data-markers", "1")
+        expect(chart).to_have_attribute("data-gaps", "1")
+        expect(chart).to_have_attribute("data-empty", "false")
+        expect(chart.locator(".u-legend")).to_contain_text("max")
+        page.get_by_role("button", name="15 min").click()
+        expect(chart).to_have_attribute("data-empty", "true")
+        expect(chart.get_by_text("No data in this range")).to_be_visible()
+    finally:
+        shared_demo.api("DELETE", f"/alert-rules/{rule['id']}")
+        shared_demo.api("DELETE", f"/machines/{machine['id']}")
