@@ -422,7 +422,12 @@ def test_charts_draw_thresholds_alert_markers_bands_gaps_and_say_when_a_range_ha
         page.goto(f"{shared_demo.base_url}/#/machines/{machine['id']}")
         chart = page.locator("figure.chart[data-metric='temperature']")
         page.get_by_role("button", name="6 h").click()
-        expect(chart).to_have_attribute("data-thresholds", "1")
+        fleet_wide = [
+            r
+            for r in shared_demo.api("GET", "/alert-rules").json()
+            if r["metric_name"] == "temperature" and r["enabled"] and r["machine_id"] is None
+        ]
+        expect(chart).to_have_attribute("data-thresholds", str(1 + len(fleet_wide)))
         expect(chart).to_have_attribute("data-markers", "1")
         expect(chart).to_have_attribute("data-gaps", "1")
         expect(chart).to_have_attribute("data-empty", "false")
