@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every doc whose samples the tests read.
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-_FENCE = re.compile(r"^```(\S*)\s*$")
+# A fence of three or more backticks; it ends at a line of the same backticks (so a ```` block can show one).
+_FENCE = re.compile(r"^(`{3,})([^`\s]*)\s*$")
 # A comment on the line just above a fence that exempts the sample: `<!-- not-runnable: why -->`.
 _NOT_RUNNABLE = re.compile(r"^<!--\s*not-runnable:\s*(.+?)\s*-->\s*$")
 
@@ -43,13 +44,13 @@ def samples(path: Path) -> list[Sample]:
         start = index
         index += 1
         body: list[str] = []
-        while index < len(lines) and lines[index].rstrip() != "```":
+        while index < len(lines) and lines[index].rstrip() != match.group(1):
             body.append(lines[index])
             index += 1
         previous = lines[start - 1] if start > 0 else ""
         marker = _NOT_RUNNABLE.match(previous.strip())
         found.append(
-            Sample(path, start + 1, match.group(1), "\n".join(body) + "\n", marker.group(1) if marker else None)
+            Sample(path, start + 1, match.group(2), "\n".join(body) + "\n", marker.group(1) if marker else None)
         )
         index += 1
     return found
