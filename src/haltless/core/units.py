@@ -24,14 +24,21 @@ class UnitCheck:
     new_units: dict[UnitKey, str] = field(default_factory=dict)
 
 
-def keys_of(batch: Sequence[Reading]) -> set[UnitKey]:
-    """The (machine, metric) pairs of a batch."""
-    return {(r.machine_id, r.metric_name) for r in batch}
+UnitTriple = tuple[str, str, str]  # (machine_id, metric_name, unit)
 
 
-def check_units(batch: Sequence[Reading], known: Mapping[UnitKey, str]) -> UnitCheck:
-    """Split `batch` by unit against the `known` units (every pair of the batch that has one)."""
-    triples = {(r.machine_id, r.metric_name, r.unit) for r in batch}
+def triples_of(batch: Sequence[Reading]) -> set[UnitTriple]:
+    """The distinct (machine, metric, unit) of a batch: one pass over it, then work per distinct value."""
+    return {(r.machine_id, r.metric_name, r.unit) for r in batch}
+
+
+def check_units(
+    batch: Sequence[Reading], known: Mapping[UnitKey, str], triples: set[UnitTriple] | None = None
+) -> UnitCheck:
+    """Split `batch` by unit against the `known` units (every pair of the batch that has one); `triples` is
+    `triples_of(batch)` when the caller has it already."""
+    if triples is None:
+        triples = triples_of(batch)
     if all(unit and known.get((machine_id, metric)) == unit for machine_id, metric, unit in triples):
         # The usual batch: every reading states the unit its metric already has.
         return UnitCheck(list(batch))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.readings import Reading
-from haltless.core.units import UnitCheck, UnitKey, check_units, keys_of
+from haltless.core.units import UnitCheck, UnitKey, check_units, triples_of
 from haltless.store import units as unit_store
 
 # Far beyond a fleet's (machine, metric) pairs; past it the memory starts over (the database stays the truth).
@@ -25,13 +25,14 @@ class UnitBook:
         """Split the batch by unit and register the new units in the caller's transaction."""
         if not batch:
             return UnitCheck([])
-        keys = keys_of(batch)
+        triples = triples_of(batch)
+        keys = {(machine_id, metric) for machine_id, metric, _ in triples}
         known = {key: self._units[key] for key in keys if key in self._units} if trust_memory else {}
         missing = keys - known.keys()
         if missing:
             known.update(await unit_store.known_units(conn, keys=missing))
             self._remember(known)
-        check = check_units(batch, known)
+        check = check_units(batch, known, triples)
         # A pair another writer registers meanwhile raises IntegrityError here; the caller's retry reads it.
         await unit_store.register(conn, units=check.new_units)
         return check
