@@ -363,6 +363,27 @@ def test_screenshots_of_the_management_pages(
 ) -> None:
     """Small pictures of each new page for docs/dashboard.md (rewritten with HALTLESS_UPDATE_SCREENSHOTS=1)."""
     target = IMAGES if os.environ.get("HALTLESS_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    # An acknowledged alert, so the history shows who acknowledged it.
+    lathe = next(m for m in shared_demo.api("GET", "/machines").json()["items"] if m["name"] == "Lathe 01")
+    rule = shared_demo.api(
+        "POST",
+        "/alert-rules",
+        json={
+            "name": "Current high",
+            "metric_name": "current",
+            "machine_id": lathe["id"],
+            "condition": ">",
+            "threshold": 0,
+            "severity": "warning",
+        },
+    ).json()
+    deadline = time.monotonic() + 30
+    alerts: list[dict[str, str]] = []
+    while not alerts and time.monotonic() < deadline:
+        alerts = shared_demo.api("GET", "/alerts", params={"rule_id": rule["id"]}).json()["items"]
+        time.sleep(0.2)
+    assert alerts
+    shared_demo.api("POST", f"/alerts/{alerts[0]['id']}/acknowledge").raise_for_status()
     page = page_factory(width=1100, height=700)
     as_role(page, shared_demo, "admin")
     shots = {
@@ -379,6 +400,7 @@ def test_screenshots_of_the_management_pages(
         path = target / f"{name}.png"
         page.screenshot(path=str(path), scale="css")
         assert path.stat().st_size < 400_000
+    shared_demo.api("DELETE", f"/alert-rules/{rule['id']}")
 
 
 def test_charts_draw_thresholds_alert_markers_bands_gaps_and_say_when_a_range_has_no_data(
