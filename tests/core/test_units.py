@@ -34,3 +34,12 @@ def test_a_reading_without_unit_takes_the_known_one_and_registers_none() -> None
     check = check_units([_reading(0, ""), _reading(1, "", metric="current")], {("m1", "vibration"): "mm/s"})
     assert [(r.index, r.unit) for r in check.kept] == [(0, "mm/s"), (1, "")]
     assert (check.rejected, check.new_units) == ([], {})
+
+
+def test_a_pair_known_to_have_no_unit_yet_passes_readings_without_one_and_registers_a_new_one() -> None:
+    known = {("m1", "vibration"): ""}
+    quiet = [_reading(0, ""), _reading(1, "")]
+    assert check_units(quiet, known).kept == quiet
+    check = check_units([_reading(0, ""), _reading(1, "mm/s"), _reading(2, "")], known)
+    assert [(r.index, r.unit) for r in check.kept] == [(0, ""), (1, "mm/s"), (2, "mm/s")]
+    assert check.new_units == {("m1", "vibration"): "mm/s"}

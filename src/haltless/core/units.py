@@ -39,8 +39,9 @@ def check_units(
     `triples_of(batch)` when the caller has it already."""
     if triples is None:
         triples = triples_of(batch)
-    if all(unit and known.get((machine_id, metric)) == unit for machine_id, metric, unit in triples):
-        # The usual batch: every reading states the unit its metric already has.
+    # `known` may map a pair to "" (no unit known yet): a reading without unit then has nothing to check.
+    if all(known.get((machine_id, metric), "") == unit for machine_id, metric, unit in triples):
+        # The usual batch: every reading states the unit its metric already has (or none, and none is known).
         return UnitCheck(list(batch))
     check = UnitCheck([])
     for reading in batch:

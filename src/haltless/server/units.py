@@ -15,8 +15,7 @@ MAX_REMEMBERED_UNITS = 1_000_000
 
 
 class UnitBook:
-    """A metric's unit never changes once stored (machine ids are never reused), so memory may keep it; a pair
-    another process registered meanwhile is missing from memory and looked up, never stale."""
+    """A metric's unit never changes once stored (machine ids are never reused), so memory may keep it."""
 
     def __init__(self) -> None:
         self._units: dict[UnitKey, str] = {}
@@ -30,7 +29,11 @@ class UnitBook:
         known = {key: self._units[key] for key in keys if key in self._units} if trust_memory else {}
         missing = keys - known.keys()
         if missing:
-            known.update(await unit_store.known_units(conn, keys=missing))
+            found = await unit_store.known_units(conn, keys=missing)
+            # A pair with no unit yet is remembered as "" too, so a fleet that sends no units costs no query per
+            # batch. Should another process register one meanwhile, a reading in another unit tries to register
+            # its own, the database refuses it, and the batch is retried against the database.
+            known.update({key: found.get(key, "") for key in missing})
             self._remember(known)
         check = check_units(batch, known, triples)
         # A pair another writer registers meanwhile raises IntegrityError here; the caller's retry reads it.
