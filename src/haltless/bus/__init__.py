@@ -9,8 +9,11 @@ left off; an id of another epoch is never resumed from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
+
+log = logging.getLogger("haltless.bus")
 
 # Receives (tenant_id, encoded events in order, each carrying its event_id). Called on the event loop;
 # must not block or await.
@@ -47,6 +50,16 @@ class EventBus(Protocol):
         """Events of the tenant after `after` (exclusive), oldest first; None when that point is no longer
         retained, is of another epoch, or is unknown, meaning the caller must reload its state."""
         ...
+
+
+def deliver(sinks: Sequence[EventSink], tenant_id: str, events: Sequence[str]) -> None:
+    """Hand a batch to every sink; one sink's failure is logged and does not keep the batch from the others
+    (nor, on the Redis bus, end the subscription that every socket of the process depends on)."""
+    for sink in sinks:
+        try:
+            sink(tenant_id, events)
+        except Exception:
+            log.exception("an event sink failed on %d event(s) of tenant %s", len(events), tenant_id)
 
 
 def create_bus(url: str, *, prefix: str = "haltless", history_size: int = DEFAULT_HISTORY) -> EventBus:

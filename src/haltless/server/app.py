@@ -19,6 +19,7 @@ from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_contract import install_api_contract
 from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.body_guard import BodyGuard
@@ -28,7 +29,16 @@ from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
 from haltless.server.monitor import Monitor
-from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
+from haltless.server.routes import (
+    alerts,
+    api_keys,
+    auth,
+    machines,
+    sensor_data,
+    sensor_derived,
+    sensor_history,
+    users,
+)
 from haltless.server.session_sweep import RevokedSessionSweeper
 from haltless.server.state import AppState
 from haltless.server.user_lookup import UserStatusLookup
@@ -196,6 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys.router,
         machines.router,
         sensor_history.router,
+        sensor_derived.router,
         alerts.rules_router,
         alerts.alerts_router,
         ws_router,
@@ -203,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_dashboard(app, settings)
     install_api_docs(app)
+    install_api_contract(app)
 
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, object]:

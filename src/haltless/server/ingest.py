@@ -85,6 +85,10 @@ def _sift(
     return batch, duplicates
 
 
+# Tries of a batch's transaction when a concurrent one stored the same reading id or deleted a machine.
+_STORE_ATTEMPTS = 5
+
+
 class IngestPipeline:
     """Owns the order of work for a batch; one instance per app."""
 
@@ -135,13 +139,15 @@ class IngestPipeline:
     async def _store(
         self, conn: AsyncConnection, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
     ) -> Plan | None:
-        for attempt in range(2):
+        for attempt in range(_STORE_ATTEMPTS):
             try:
                 return await self._store_once(conn, tenant_id, valid, now_us, result, trust_memory=attempt == 0)
             except IntegrityError:
                 # A concurrent batch stored one of our reading ids first, or a machine was deleted meanwhile
                 # (another process, or a deletion this process has not applied yet); the re-check sees it now.
-                if attempt == 1:
+                # Processes that share no lock (no Redis bus) can race again on the next try when many batches
+                # carry the same ids at once, so it takes a few.
+                if attempt == _STORE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -181,6 +187,7 @@ class IngestPipeline:
                 await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
                 await machines.mark_seen(conn, machine_ids=reporting, seen=now_us)
                 await self._monitor.refresh(conn, tenant_id, reporting)
+                await self._monitor.prepare_predictive(conn, tenant_id, batch)
                 plan = self._monitor.plan_readings(tenant_id, batch, now_us)
                 await self._monitor.persist(conn, plan)
         self._units.committed(units)

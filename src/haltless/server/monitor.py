@@ -30,27 +30,41 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haltless.bus import EventBus
-from haltless.core import wire
+from haltless.core import predictive, wire
 from haltless.core.health import MachineHealth, derive_status
 from haltless.core.models import MachineStatus
 from haltless.core.readings import Reading
 from haltless.core.rules import (
+    MAX_ALERT_MESSAGE_LENGTH,
     AlertCleared,
     AlertOpened,
     Rule,
+    RuleKind,
     RuleState,
     evaluate,
     evaluate_quiet,
     resolved_by_user,
 )
 from haltless.errors import Conflict, NotFound
+from haltless.server import predictive as predictive_detectors
 from haltless.store import alerts as alert_store
 from haltless.store.alerts import AlertState, StoredAlert
 
 log = logging.getLogger("haltless.monitor")
 
 # Fields whose change alters what a rule means: open alerts of the old meaning are resolved.
-_SEMANTIC_FIELDS = ("metric_name", "machine_id", "condition", "threshold", "severity", "for_seconds", "hysteresis")
+_SEMANTIC_FIELDS = (
+    "metric_name",
+    "machine_id",
+    "condition",
+    "threshold",
+    "severity",
+    "for_seconds",
+    "hysteresis",
+    "sensitivity",
+    "horizon_seconds",
+    "window_readings",
+)
 
 
 def _now_us() -> int:
@@ -68,6 +82,11 @@ class Plan:
     acknowledged: list[tuple[str, int, str]] = field(default_factory=list)  # id, at, by
     status_changes: dict[str, str] = field(default_factory=dict)
     events: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # tenant -> events
+    # Predictive rules (issue 18): the detectors this plan fed (back into memory on apply), forecast alerts whose
+    # prediction moved (id, message, predicted crossing), and the batch's readings per (machine, metric) series.
+    detectors: dict[tuple[str, str], predictive.SeriesDetector] = field(default_factory=dict)
+    predictions: list[tuple[str, str, int]] = field(default_factory=list)
+    series: dict[tuple[str, str], list[Reading]] | None = None
 
 
 class Monitor:
@@ -87,6 +106,9 @@ class Monitor:
         self._index: dict[tuple[str, str], list[Rule]] = defaultdict(list)
         self._states: dict[tuple[str, str], RuleState] = {}
         self._health: dict[str, MachineHealth] = {}
+        # Predictive rules: their detectors per (rule, machine), and how many such rules each tenant has.
+        self._detectors: dict[tuple[str, str], predictive.SeriesDetector] = {}
+        self._predictive_rules: dict[str, int] = defaultdict(int)
         self._watcher: asyncio.Task[None] | None = None
 
     # ---- start-up ---------------------------------------------------------------------------
@@ -125,10 +147,14 @@ class Monitor:
     def _add_rule(self, rule: Rule) -> None:
         self._rules[rule.id] = rule
         self._index[(rule.tenant_id, rule.metric_name)].append(rule)
+        if rule.kind is not RuleKind.THRESHOLD:
+            self._predictive_rules[rule.tenant_id] += 1
 
     def _drop_rule(self, rule_id: str) -> None:
         rule = self._rules.pop(rule_id, None)
         if rule is not None:
+            if rule.kind is not RuleKind.THRESHOLD:
+                self._predictive_rules[rule.tenant_id] -= 1
             members = self._index[(rule.tenant_id, rule.metric_name)]
             members[:] = [r for r in members if r.id != rule_id]
             if not members:
@@ -180,6 +206,8 @@ class Monitor:
             if health is not None:
                 health.last_seen = received_at
         replay = self._settle_quiet(plan, tenant_id, ordered, healths)
+        if replay and self._predictive_rules.get(tenant_id):  # issue 18: detectors take a series' batch at once
+            plan.series = predictive_detectors.group_series(ordered)
         sensor_update = wire.sensor_update
         if not replay and not any(h is not None and h.status is MachineStatus.OFFLINE for h in healths.values()):
             # The usual batch: no rule to replay and no machine coming back online, so the events are the
@@ -228,17 +256,23 @@ class Monitor:
             settled = {}
             for rule in applicable:
                 key = (rule.id, machine_id)
-                state = evaluate_quiet(rule, self._state_of(plan, key), lowest, highest, newest)
-                if state is None:
-                    replay[(machine_id, metric_name)] = applicable
-                    break
-                settled[key] = state
-            else:
-                plan.states.update(settled)
+                if rule.kind is RuleKind.THRESHOLD:
+                    state = evaluate_quiet(rule, self._state_of(plan, key), lowest, highest, newest)
+                else:  # issue 18: a predictive rule's detector takes the series' batch here, once
+                    state = self._settle_predictive(plan, rule, key, members)
+                if state is not None:
+                    settled[key] = state
+            # A settled rule is done with these readings (a predictive one's detector has seen them): only the
+            # others see them one by one.
+            if len(settled) < len(applicable):
+                replay[(machine_id, metric_name)] = [r for r in applicable if (r.id, machine_id) not in settled]
+            plan.states.update(settled)
         return replay
 
     def _evaluate(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
         """Apply one reading to one rule; True when an alert opened or cleared."""
+        if rule.kind is not RuleKind.THRESHOLD:
+            return self._evaluate_predictive(plan, rule, health, reading)
         key = (rule.id, reading.machine_id)
         state, transition = evaluate(rule, self._state_of(plan, key), reading.value, reading.ts, alert_store.new_id)
         plan.states[key] = state
@@ -278,6 +312,103 @@ class Monitor:
             self._resolve(plan, health, transition.alert_id, rule.severity.value, transition.ts, None, "cleared")
         return transition is not None
 
+    # ---- predictive rules (issue 18: anomaly and forecast kinds, decided by core/predictive.py) -----------
+
+    async def prepare_predictive(self, conn: AsyncConnection, tenant_id: str, batch: Sequence[Reading]) -> None:
+        """Before planning a stored batch: bring the detectors it will feed in step with the database."""
+        if not self._predictive_rules.get(tenant_id):
+            return
+        due = []
+        for (machine_id, metric_name), first_ts in predictive_detectors.first_readings(batch).items():
+            for rule in self._index.get((tenant_id, metric_name), ()):
+                if rule.kind is not RuleKind.THRESHOLD and rule.applies_to(machine_id):
+                    due.append((rule, machine_id, first_ts))
+        await predictive_detectors.prepare(conn, self._detectors, self._states, due)
+
+    def _detector_of(self, plan: Plan, rule: Rule, key: tuple[str, str]) -> predictive.SeriesDetector:
+        detector = plan.detectors.get(key)
+        if detector is None:
+            # Taken out of memory until the plan is applied: a plan that is never committed leaves no detector
+            # behind that saw its readings (the next batch rebuilds it from the database).
+            detector = self._detectors.pop(key, None) or predictive.new_detector(rule)
+            plan.detectors[key] = detector
+        return detector
+
+    def _settle_predictive(
+        self, plan: Plan, rule: Rule, key: tuple[str, str], members: list[Reading]
+    ) -> RuleState | None:
+        """Feed a series' batch to a predictive rule's detector at once; its state when nothing happens, else None."""
+        detector = self._detector_of(plan, rule, key)
+        return predictive.settle(
+            rule, detector, self._state_of(plan, key), [r.ts for r in members], [r.value for r in members]
+        )
+
+    def _evaluate_predictive(self, plan: Plan, rule: Rule, health: MachineHealth, reading: Reading) -> bool:
+        """Apply one reading to one anomaly or forecast rule; True when an alert opened or cleared."""
+        key = (rule.id, reading.machine_id)
+        members = plan.series.get((reading.machine_id, reading.metric_name)) if plan.series else None
+        state = self._state_of(plan, key)
+        detector = self._detector_of(plan, rule, key)
+        outcome = predictive.evaluate(
+            rule,
+            detector,
+            state,
+            reading.value,
+            reading.ts,
+            alert_store.new_id,
+            unit=reading.unit,
+            newest_of_batch=not members or reading.ts >= members[-1].ts,
+        )
+        plan.states[key] = outcome.state
+        transition = outcome.transition
+        if isinstance(transition, predictive.PredictiveOpened):
+            alert = StoredAlert(
+                id=transition.alert_id,
+                tenant_id=rule.tenant_id,
+                rule_id=rule.id,
+                machine_id=reading.machine_id,
+                metric_name=rule.metric_name,
+                severity=rule.severity,
+                message=transition.message[:MAX_ALERT_MESSAGE_LENGTH],
+                metric_value=transition.value,
+                threshold_value=transition.threshold_value,
+                state=AlertState.ACTIVE,
+                created_at=transition.ts,
+                acknowledged_at=None,
+                acknowledged_by=None,
+                resolved_at=None,
+                resolved_by=None,
+                resolution=None,
+                predicted_crossing_at=transition.predicted_crossing_us,
+            )
+            plan.new_alerts.append(alert)
+            health.active[alert.id] = alert.severity
+            plan.events[rule.tenant_id].append(
+                wire.alert(
+                    alert.id,
+                    alert.machine_id,
+                    alert.severity.value,
+                    alert.message,
+                    alert.metric_value,
+                    alert.threshold_value,
+                    alert.created_at,
+                )
+            )
+            return True
+        if isinstance(transition, predictive.PredictiveUpdated):
+            if transition.predicted_crossing_us is not None:
+                plan.predictions.append((transition.alert_id, transition.message, transition.predicted_crossing_us))
+            plan.events[rule.tenant_id].append(
+                wire.alert_updated(
+                    transition.alert_id, reading.machine_id, transition.message, transition.predicted_crossing_us
+                )
+            )
+            return False
+        if isinstance(transition, AlertCleared):
+            self._resolve(plan, health, transition.alert_id, rule.severity.value, transition.ts, None, "cleared")
+            return True
+        return False
+
     # ---- persisting and applying ----------------------------------------------------------------
 
     async def persist(self, conn: AsyncConnection, plan: Plan) -> None:
@@ -288,6 +419,8 @@ class Monitor:
             await alert_store.resolve_alert(conn, alert_id, at=at, by=by, resolution=resolution)
         for alert_id, at, by in plan.acknowledged:
             await alert_store.acknowledge_alert(conn, alert_id, at=at, by=by)
+        for alert_id, message, crossing in plan.predictions:
+            await alert_store.update_prediction(conn, alert_id, message=message, predicted_crossing_at=crossing)
         await alert_store.save_rule_states(conn, plan.states if self.shared else self._durable_changes(plan.states))
         await alert_store.set_machine_status(conn, plan.status_changes)
 
@@ -314,6 +447,7 @@ class Monitor:
         """Make a committed plan the in-memory truth."""
         self._states.update(plan.states)
         self._health.update(plan.health)
+        self._detectors.update(plan.detectors)
 
     async def publish(self, plan: Plan) -> None:
         for tenant_id, events in plan.events.items():
@@ -423,6 +557,8 @@ class Monitor:
         self._health.pop(machine_id, None)
         for key in [key for key in self._states if key[1] == machine_id]:
             del self._states[key]
+        for key in [key for key in self._detectors if key[1] == machine_id]:
+            del self._detectors[key]
         for rule in [rule for rule in self._rules.values() if rule.machine_id == machine_id]:
             self._drop_rule(rule.id)
 
@@ -469,6 +605,8 @@ class Monitor:
     def _forget_rule_states(self, rule_id: str) -> None:
         for key in [key for key in self._states if key[0] == rule_id]:
             del self._states[key]
+        for key in [key for key in self._detectors if key[0] == rule_id]:
+            del self._detectors[key]
 
     async def update_rule(self, old: Rule, new: Rule) -> None:
         """Store an edited rule. A change of meaning resolves its open alerts (`rule_changed`, or

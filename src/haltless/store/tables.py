@@ -145,6 +145,11 @@ alert_rules = Table(
     Column("message", String(500), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Predictive rules (migration 0008): threshold, anomaly or forecast, and the parameters of the last two.
+    Column("kind", String(16), nullable=False, server_default="threshold"),
+    Column("sensitivity", String(8), nullable=True),
+    Column("horizon_seconds", Float, nullable=True),
+    Column("window_readings", Integer, nullable=True),
 )
 
 alerts = Table(
@@ -166,6 +171,8 @@ alerts = Table(
     Column("resolved_at", BigInteger, nullable=True),
     Column("resolved_by", String(36), nullable=True),
     Column("resolution", String(32), nullable=True),
+    # Forecast alerts: when the trend is predicted to cross the threshold (migration 0008).
+    Column("predicted_crossing_at", BigInteger, nullable=True),
     Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
     Index("ix_alerts_rule_machine_state", "rule_id", "machine_id", "state"),
 )

@@ -70,7 +70,7 @@ export class RulesView {
           h("th", { scope: "row" }, rule.name),
           h("td", {}, rule.metric_name),
           h("td", {}, rule.machine_id ? this.store.machineName(rule.machine_id) : "All machines"),
-          h("td", { class: "num" }, `${rule.condition} ${rule.threshold}`),
+          h("td", { class: "num" }, ruleCondition(rule)),
           h("td", {}, severityBadge(rule.severity)),
           h("td", { class: "num" }, rule.for_seconds ? `${rule.for_seconds} s` : "–"),
           h("td", { class: "rule-state" }, rule.enabled ? "✔ Enabled" : "⏸ Disabled"),
@@ -157,17 +157,24 @@ export class RulesView {
           "Machine",
           select("rule-machine", [["", "All machines"], ...[...this.store.machines.values()].map((m) => [m.id, m.name])], ""),
         ),
+        field(
+          "Kind",
+          select("rule-kind", [["threshold", "Threshold"], ["anomaly", "Anomaly (unusual values)"], ["forecast", "Forecast (time to threshold)"]], "threshold"),
+        ),
         field("Condition", select("rule-condition", [[">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"]], ">")),
         field("Threshold", h("input", { id: "rule-threshold", name: "threshold", type: "number", step: "any", required: true })),
         field("Severity", select("rule-severity", [["info", "Info"], ["warning", "Warning"], ["critical", "Critical"]], "warning")),
         field("Must last (s)", h("input", { id: "rule-for", name: "for_seconds", type: "number", min: "0", step: "any", value: "0" })),
         field("Hysteresis", h("input", { id: "rule-hysteresis", name: "hysteresis", type: "number", min: "0", step: "any", value: "0" })),
+        ...kindFields(field, select),
       ),
       this.metricWarning,
       this.formError,
       h("div", { class: "form-actions" }, this.submitButton, this.cancelButton),
     );
     this.form = form;
+    showKindFields(form);
+    form.querySelector("#rule-kind").addEventListener("change", () => showKindFields(form));
     return form;
   }
 
@@ -234,7 +241,11 @@ export class RulesView {
     set("rule-metric", rule.metric_name);
     set("rule-machine", rule.machine_id ?? "");
     set("rule-condition", rule.condition);
-    set("rule-threshold", String(rule.threshold));
+    set("rule-threshold", rule.threshold);
+    set("rule-kind", rule.kind ?? "threshold");
+    if (rule.sensitivity) set("rule-sensitivity", rule.sensitivity);
+    if (rule.horizon_seconds) set("rule-horizon", rule.horizon_seconds / 60);
+    showKindFields(this.form);
     set("rule-severity", rule.severity);
     set("rule-for", String(rule.for_seconds));
     set("rule-hysteresis", String(rule.hysteresis));
@@ -254,6 +265,7 @@ export class RulesView {
     this.cancelButton.hidden = true;
     this.metricWarning.hidden = true;
     this.warnedFor = null;
+    showKindFields(this.form);
   }
 
   async #submit(event) {
@@ -269,8 +281,13 @@ export class RulesView {
       severity: value("rule-severity"),
       for_seconds: Number(value("rule-for") || 0),
       hysteresis: Number(value("rule-hysteresis") || 0),
+      ...kindBody(value),
     };
-    if (!body.name.trim() || !body.metric_name.trim() || value("rule-threshold") === "") {
+    if (body.kind === "anomaly") {
+      delete body.condition;
+      delete body.threshold;
+    }
+    if (!body.name.trim() || !body.metric_name.trim() || (body.kind !== "anomaly" && value("rule-threshold") === "")) {
       this.formError.textContent = "Name, metric and threshold are required.";
       return;
     }
@@ -289,4 +306,39 @@ export class RulesView {
       this.formError.textContent = error.message;
     }
   }
+}
+
+// ---- Rule kinds (issue 18): threshold, anomaly, forecast. Which fields a kind takes; docs/alerts.md. ----
+
+function ruleCondition(rule) {
+  if (rule.kind === "anomaly") return `unusual (${rule.sensitivity} sensitivity)`;
+  if (rule.kind === "forecast") return `${rule.condition} ${rule.threshold} within ${Math.round(rule.horizon_seconds / 60)} min`;
+  return `${rule.condition} ${rule.threshold}`;
+}
+
+function kindFields(field, select) {
+  return [
+    field("Sensitivity", select("rule-sensitivity", [["low", "Low (clear breaks only)"], ["medium", "Medium"], ["high", "High (earliest)"]], "medium")),
+    field("Horizon (min)", h("input", { id: "rule-horizon", name: "horizon_minutes", type: "number", min: "1", step: "any", value: "60" })),
+  ];
+}
+
+function showKindFields(form) {
+  const kind = form.querySelector("#rule-kind").value;
+  const show = (id, visible) => {
+    const wrapper = form.querySelector(`#${id}`).closest(".field");
+    wrapper.hidden = !visible;
+    form.querySelector(`#${id}`).disabled = !visible;
+  };
+  show("rule-condition", kind !== "anomaly");
+  show("rule-threshold", kind !== "anomaly");
+  show("rule-sensitivity", kind === "anomaly");
+  show("rule-horizon", kind === "forecast");
+}
+
+function kindBody(value) {
+  const kind = value("rule-kind");
+  if (kind === "anomaly") return { kind, sensitivity: value("rule-sensitivity") };
+  if (kind === "forecast") return { kind, horizon_seconds: Number(value("rule-horizon") || 60) * 60 };
+  return { kind };
 }
