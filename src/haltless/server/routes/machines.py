@@ -66,9 +66,7 @@ async def _refuse_taken_name(conn: AsyncConnection, tenant_id: str, name: str, m
         raise _name_taken(name)
 
 
-@router.post(
-    "", status_code=201, response_model=MachineOut, responses={409: {"description": "the name is taken in the tenant"}}
-)
+@router.post("", status_code=201, response_model=MachineOut)
 async def create_machine(body: MachineCreate, principal: Admin, state: State) -> MachineOut:
     """Register a machine; it is `offline` until its first reading. Names are unique per tenant (409)."""
     try:
@@ -119,9 +117,7 @@ async def get_machine(machine_id: str, principal: Viewer, state: State) -> Machi
     return _out(await _get(state, principal.tenant_id, machine_id))
 
 
-@router.patch(
-    "/{machine_id}", response_model=MachineOut, responses={409: {"description": "the new name is taken in the tenant"}}
-)
+@router.patch("/{machine_id}", response_model=MachineOut)
 async def update_machine(machine_id: str, body: MachineUpdate, principal: Operator, state: State) -> MachineOut:
     """Change name, location or tags (admin), or enter/leave maintenance (operator); omitted fields stay."""
     machine = await _get(state, principal.tenant_id, machine_id)
