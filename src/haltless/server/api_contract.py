@@ -56,6 +56,7 @@ DECLARED: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/api/v1/auth/logout"): {401: "The refresh token is invalid or expired"},
     ("GET", "/api/v1/sensor-data"): _MACHINE_404,
     ("GET", "/api/v1/sensor-data/export"): _MACHINE_404,
+    ("GET", "/api/v1/sensor-data/derived"): _MACHINE_404,
     ("POST", "/api/v1/auth/password"): {429: "Too many wrong current passwords; wait the seconds in Retry-After"},
     ("POST", "/api/v1/users"): {409: "A user with this email already exists in this tenant"},
     ("PATCH", "/api/v1/users/{user_id}"): {409: "The change would leave the tenant without an active admin"},
