@@ -174,7 +174,8 @@ async function start(config) {
   } catch (error) {
     announce(`Could not load the fleet: ${error.message}`);
   }
-  route();
+  // A page opened while the fleet loaded stays as it is (mounting it again would wipe what was typed in it).
+  if (!view) route();
 }
 
 function setLargeText(on) {
