@@ -19,6 +19,7 @@ from haltless.core.readings import (
 )
 from haltless.errors import InvalidRequest, PayloadTooLarge
 from haltless.server.monitor import Monitor, Plan
+from haltless.server.units import UnitBook
 from haltless.settings import Settings
 from haltless.store import machines, readings
 from haltless.store.database import begin_write
@@ -64,9 +65,10 @@ def parse_body(body: bytes) -> list[object]:
 
 
 def _sift(
-    valid: list[Reading], known: set[str], seen: set[str], rejected: list[Rejection]
+    valid: list[Reading], known: set[str], seen: set[tuple[str, str]], rejected: list[Rejection]
 ) -> tuple[list[Reading], int]:
-    """The readings to store: not of an unknown machine (rejected), not a reading id seen before (counted)."""
+    """The readings to store: not of an unknown machine (rejected), not a reading id the machine sent before
+    (counted)."""
     batch: list[Reading] = []
     duplicates = 0
     for reading in valid:
@@ -74,10 +76,11 @@ def _sift(
             rejected.append(Rejection(reading.index, "unknown machine_id"))
             continue
         if reading.reading_id is not None:
-            if reading.reading_id in seen:
+            key = (reading.machine_id, reading.reading_id)
+            if key in seen:
                 duplicates += 1
                 continue
-            seen.add(reading.reading_id)
+            seen.add(key)
         batch.append(reading)
     return batch, duplicates
 
@@ -92,6 +95,7 @@ class IngestPipeline:
     def __init__(self, settings: Settings, engine: AsyncEngine, monitor: Monitor) -> None:
         self._engine = engine
         self._monitor = monitor
+        self._units = UnitBook()
         self._max_future_us = int(settings.max_future_skew * 1_000_000)
 
     async def ingest_body(self, tenant_id: str, body: bytes, now_us: int) -> IngestResult:
@@ -163,14 +167,21 @@ class IngestPipeline:
             await begin_write(conn)
             machine_ids = {r.machine_id for r in valid}
             known = await self._known_machines(conn, tenant_id, machine_ids, trust_memory)
-            ids = [r.reading_id for r in valid if r.reading_id is not None and r.machine_id in known]
-            seen = await readings.seen_reading_ids(conn, tenant_id=tenant_id, reading_ids=ids) if ids else set()
+            ids = [(r.machine_id, r.reading_id) for r in valid if r.reading_id is not None and r.machine_id in known]
+            seen = await readings.seen_reading_ids(conn, tenant_id=tenant_id, keys=ids) if ids else set()
             if not ids and len(known) == len(machine_ids):
                 # The usual batch (bench M4): every machine known, no reading ids, so nothing to sift out.
                 batch, reporting = valid, machine_ids
             else:
                 batch, duplicates = _sift(valid, known, seen, rejected)
                 reporting = {r.machine_id for r in batch}
+            # --- one unit per (machine, metric) (issue 19): refuse readings in another unit, item by item.
+            units = await self._units.check(conn, batch, trust_memory=trust_memory)
+            batch = units.kept
+            if units.rejected:
+                rejected.extend(units.rejected)
+                reporting = {r.machine_id for r in batch}
+            # --- end of the unit check
             plan = None
             if batch:
                 await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
@@ -179,6 +190,7 @@ class IngestPipeline:
                 await self._monitor.prepare_predictive(conn, tenant_id, batch)
                 plan = self._monitor.plan_readings(tenant_id, batch, now_us)
                 await self._monitor.persist(conn, plan)
+        self._units.committed(units)
         result.rejected.extend(rejected)
         result.duplicates += duplicates
         result.accepted += len(batch)

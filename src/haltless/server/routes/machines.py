@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import Role
+from haltless.core.names import shown
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
-from haltless.errors import NotFound, PermissionDenied
+from haltless.errors import Conflict, NotFound, PermissionDenied
 from haltless.server.fleet import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (
     LatestReading,
@@ -53,18 +56,33 @@ async def _get(state: AppState, tenant_id: str, machine_id: str) -> Machine:
     return machine
 
 
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f'a machine named "{shown(name)}" exists already; machine names are unique, choose another')
+
+
+async def _refuse_taken_name(conn: AsyncConnection, tenant_id: str, name: str, machine_id: str | None) -> None:
+    existing = await machines.named(conn, tenant_id=tenant_id, name=name)
+    if existing is not None and existing.id != machine_id:
+        raise _name_taken(name)
+
+
 @router.post("", status_code=201, response_model=MachineOut)
 async def create_machine(body: MachineCreate, principal: Admin, state: State) -> MachineOut:
-    """Register a machine; it is `offline` until its first reading."""
-    async with state.engine.begin() as conn:
-        machine = await machines.create(
-            conn,
-            tenant_id=principal.tenant_id,
-            name=body.name,
-            location=body.location,
-            tags=body.tags,
-            now=now_micros(),
-        )
+    """Register a machine; it is `offline` until its first reading. Names are unique per tenant (409)."""
+    try:
+        async with state.engine.begin() as conn:
+            await _refuse_taken_name(conn, principal.tenant_id, body.name, None)
+            machine = await machines.create(
+                conn,
+                tenant_id=principal.tenant_id,
+                name=body.name,
+                location=body.location,
+                tags=body.tags,
+                now=now_micros(),
+            )
+    except IntegrityError:
+        # Another request took the name between the check and the insert.
+        raise _name_taken(body.name) from None
     state.monitor.machine_added(machine.id, machine.tenant_id)
     return _out(machine)
 
@@ -112,8 +130,13 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
     if "tags" in values and values["tags"] is None:
         values["tags"] = []
     if values:
-        async with state.engine.begin() as conn:
-            await machines.update_fields(conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values)
+        try:
+            async with state.engine.begin() as conn:
+                if "name" in values:
+                    await _refuse_taken_name(conn, principal.tenant_id, values["name"], machine.id)
+                await machines.update_fields(conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values)
+        except IntegrityError:
+            raise _name_taken(values["name"]) from None
     if maintenance is not None:
         await state.monitor.set_maintenance(principal.tenant_id, machine.id, maintenance)
     return _out(await _get(state, principal.tenant_id, machine.id))
