@@ -16,7 +16,7 @@ from haltless.core.accounts import UserChange
 from haltless.core.readings import normalize_uuid
 from haltless.core.secrets import hash_password
 from haltless.errors import Conflict, InvalidRequest, NotFound
-from haltless.server.state import now_micros
+from haltless.server.clock import SystemClock
 from haltless.settings import Settings
 from haltless.store import accounts
 from haltless.store.accounts import User
@@ -55,7 +55,9 @@ async def create_tenant(
                     f"a user with this email already exists (tenant {tenants}); use another email, or pass "
                     "--reuse-email to give the new tenant's admin the same one"
                 )
-        return await accounts.create_tenant(conn, name=name, email=email, password_hash=password_hash, now=now_micros())
+        return await accounts.create_tenant(
+            conn, name=name, email=email, password_hash=password_hash, now=SystemClock().now_us()
+        )
 
     return await _in_transaction(settings, work)
 
@@ -100,7 +102,7 @@ async def change_user(settings: Settings, user: str, change: UserChange, *, tena
     async def work(conn: AsyncConnection) -> User:
         found = await _find(conn, user, tenant_id)
         changed, _ = await accounts.change_user(
-            conn, tenant_id=found.tenant_id, user_id=found.id, change=change, now=now_micros()
+            conn, tenant_id=found.tenant_id, user_id=found.id, change=change, now=SystemClock().now_us()
         )
         return changed
 

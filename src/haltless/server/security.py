@@ -9,10 +9,11 @@ from fastapi import Depends, Request
 
 from haltless.core import tokens
 from haltless.core.accounts import revocation
+from haltless.core.clock import now_seconds
 from haltless.core.models import Principal, Role
 from haltless.core.secrets import API_KEY_PREFIX
 from haltless.errors import AuthenticationError, PermissionDenied
-from haltless.server.state import AppState, now_seconds, request_state
+from haltless.server.state import AppState, request_state
 
 # Where `body_guard.BodyGuard` leaves the caller it authenticated before reading a request's body, so the
 # route's `require()` dependency takes it from there instead of verifying the same credential twice.
@@ -32,7 +33,7 @@ async def principal_from_access_token(state: AppState, token: str) -> Principal:
     """Verify an access token and that its user may still use it (also used by the WebSocket); raises
     AuthenticationError."""
     try:
-        claims = state.access_tokens.verify(token, now=now_seconds())
+        claims = state.access_tokens.verify(token, now=now_seconds(state.clock))
     except tokens.TokenError as exc:
         raise AuthenticationError(str(exc)) from None
     # On every request, after the verifier's memory of tokens: a deleted, disabled or signed-out user's token is

@@ -44,10 +44,18 @@ def _machine(row: Any) -> Machine:
 
 
 async def create(
-    conn: AsyncConnection, *, tenant_id: str, name: str, location: str | None, tags: list[str], now: int
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    name: str,
+    location: str | None,
+    tags: list[str],
+    now: int,
+    machine_id: str | None = None,
 ) -> Machine:
-    """A new machine; it starts `offline` until its first reading arrives."""
-    machine = Machine(str(uuid.uuid4()), tenant_id, name, location, tags, MachineStatus.OFFLINE, None, now)
+    """A new machine (`machine_id`, or a new id); it starts `offline` until its first reading arrives."""
+    machine_id = machine_id or new_id()
+    machine = Machine(machine_id, tenant_id, name, location, tags, MachineStatus.OFFLINE, None, now)
     await conn.execute(
         machines.insert().values(
             id=machine.id,
@@ -62,6 +70,10 @@ async def create(
         )
     )
     return machine
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 async def get(conn: AsyncConnection, *, tenant_id: str, machine_id: str) -> Machine | None:

@@ -31,7 +31,7 @@ from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
 from haltless.server.security import State, Viewer
-from haltless.server.state import AppState, now_micros
+from haltless.server.state import AppState
 from haltless.store import history, machines
 
 router = APIRouter(prefix="/api/v1/sensor-data", tags=["sensor data"])
@@ -130,7 +130,7 @@ async def _resolve(
         limit=limit,
         cursor=cursor,
         cursors=state.cursors,
-        now_us=now_micros(),
+        now_us=state.clock.now_us(),
         export=export,
     )
     await _check_machine(state, principal.tenant_id, machine_id)
