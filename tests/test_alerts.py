@@ -353,3 +353,28 @@ async def test_alert_list_filters_and_pages(server: RunningServer, tenant_factor
     alert_id = only[0]["id"]
     assert (await stranger.http.get(f"/api/v1/alerts/{alert_id}")).status_code == 404
     assert (await stranger.http.post(f"/api/v1/alerts/{alert_id}/resolve")).status_code == 404
+
+
+async def test_concurrent_rule_edits_all_take_effect(server: RunningServer, tenant: Tenant) -> None:
+    """Each PATCH reads the rule inside its change, so edits of different fields made at once are all kept."""
+    machine_id = await tenant.add_machine()
+    rule = await _rule(tenant)
+    edits: list[dict[str, Any]] = [
+        {"name": "Spindle too hot"},
+        {"threshold": 90.5},
+        {"severity": "warning"},
+        {"for_seconds": 30.0},
+        {"hysteresis": 1.5},
+        {"message": "{metric_name} at {value}"},
+        {"condition": ">="},
+        {"machine_id": machine_id},
+        {"metric_name": "spindle_temperature"},
+        {"enabled": False},
+    ]
+    url = f"/api/v1/alert-rules/{rule['id']}"
+    responses = await asyncio.gather(*(tenant.http.patch(url, json=edit) for edit in edits))
+    assert [r.status_code for r in responses] == [200] * len(edits)
+    stored = (await tenant.http.get(url)).json()
+    for edit in edits:
+        for field, value in edit.items():
+            assert stored[field] == value, (field, stored)
