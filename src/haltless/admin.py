@@ -13,8 +13,8 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.accounts import UserChange
+from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import hash_password
 from haltless.errors import Conflict, InvalidRequest, NotFound
 from haltless.server.clock import SystemClock
 from haltless.settings import Settings

@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from haltless.bus import BusKind, bus_kind
+
 
 class Settings(BaseSettings):
     """Every knob of the server; see the Settings table of docs/configuration in README.md."""
@@ -72,7 +74,7 @@ class Settings(BaseSettings):
     @property
     def multi_process(self) -> bool:
         """True when this server may share its database and bus with other processes (Redis bus)."""
-        return not self.bus_url.startswith("memory:")
+        return bus_kind(self.bus_url) is not BusKind.MEMORY
 
     @property
     def effective_database_url(self) -> str:

@@ -16,9 +16,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from haltless import __version__
 from haltless.bus import create_bus
 from haltless.core.clock import Clock
+from haltless.core.credentials import new_secret
 from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
-from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup

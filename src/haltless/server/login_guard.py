@@ -21,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from haltless.bus import BusKind, bus_kind
 from haltless.core.clock import Clock
 from haltless.core.throttle import (
     MAX_FAILURES_PER_ACCOUNT,
@@ -164,7 +165,7 @@ class RedisLoginGuard:
 
 def create_login_guard(settings: Settings, clock: Clock | None = None) -> LoginGuard:
     """Redis when the processes share a Redis bus, memory otherwise."""
-    if settings.bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if bus_kind(settings.bus_url) is BusKind.REDIS:
         return RedisLoginGuard(settings.bus_url, settings.bus_prefix, clock=clock)
     return LocalLoginGuard()
 

@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from haltless.core import tokens
 from haltless.core.accounts import revocation
 from haltless.core.clock import now_seconds
+from haltless.core.credentials import API_KEY_PREFIX
 from haltless.core.models import Principal, Role
-from haltless.core.secrets import API_KEY_PREFIX
 from haltless.errors import AuthenticationError, PermissionDenied
 from haltless.server.state import AppState, request_state
 

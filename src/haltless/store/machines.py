@@ -12,6 +12,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import MachineStatus
+from haltless.core.readings import normalize_uuid
+from haltless.errors import NotFound
 from haltless.store.tables import machines
 
 
@@ -69,6 +71,15 @@ async def create(
             maintenance=False,
         )
     )
+    return machine
+
+
+async def of_tenant(conn: AsyncConnection, *, tenant_id: str, machine_id: str) -> Machine:
+    """The tenant's machine `machine_id` (any UUID spelling), or NotFound: another tenant's is as unknown as none."""
+    normalized = normalize_uuid(machine_id)
+    machine = await get(conn, tenant_id=tenant_id, machine_id=normalized) if normalized is not None else None
+    if machine is None:
+        raise NotFound("machine not found")
     return machine
 
 

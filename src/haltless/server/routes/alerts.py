@@ -78,10 +78,10 @@ async def _machine_of_tenant(conn: AsyncConnection, tenant_id: str, machine_id: 
     """The canonical id of a machine of the tenant; another tenant's machine is as unknown as none."""
     if machine_id is None:
         return None
-    normalized = normalize_uuid(machine_id)
-    if normalized is not None and await machines.get(conn, tenant_id=tenant_id, machine_id=normalized) is not None:
-        return normalized
-    raise InvalidRequest("machine_id: no such machine in this tenant")
+    try:
+        return (await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)).id
+    except NotFound:
+        raise InvalidRequest("machine_id: no such machine in this tenant") from None
 
 
 async def _rule(conn: AsyncConnection, tenant_id: str, rule_id: str) -> tuple[Rule, int, int]:

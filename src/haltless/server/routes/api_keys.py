@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from haltless.core.credentials import new_api_key
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import new_api_key
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
 from haltless.server.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 from haltless.core import tokens
 from haltless.core.accounts import UserChange, token_lifetime
 from haltless.core.clock import now_seconds
+from haltless.core.credentials import hash_password, verify_password
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import hash_password, verify_password
 from haltless.core.throttle import LoginAttempt
 from haltless.errors import AuthenticationError, Conflict, InvalidRequest, NotFound, PermissionDenied, TooManyRequests
 from haltless.server.login_guard import wait_seconds

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import MachineStatus, Role
 from haltless.core.plan import NewMachine
 from haltless.core.planners import machines as machine_planner
-from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
-from haltless.errors import NotFound, PermissionDenied
+from haltless.errors import PermissionDenied
 from haltless.server.fleet import FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (
     LatestReading,
@@ -45,20 +43,9 @@ def _out(machine: Machine) -> MachineOut:
     )
 
 
-async def machine_of_tenant(conn: AsyncConnection, tenant_id: str, machine_id: str) -> Machine:
-    """The tenant's machine `machine_id`, or 404 (another tenant's machine is as unknown as none)."""
-    normalized = normalize_uuid(machine_id)
-    machine = None
-    if normalized is not None:
-        machine = await machines.get(conn, tenant_id=tenant_id, machine_id=normalized)
-    if machine is None:
-        raise NotFound("machine not found")
-    return machine
-
-
 async def _get(state: AppState, tenant_id: str, machine_id: str) -> Machine:
     async with state.engine.connect() as conn:
-        return await machine_of_tenant(conn, tenant_id, machine_id)
+        return await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)
 
 
 @router.post("", status_code=201, response_model=MachineOut)
@@ -107,7 +94,7 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
     if "tags" in values and values["tags"] is None:
         values["tags"] = []
     async with state.changes.for_tenant(principal.tenant_id, refresh=False) as tx:
-        machine = await machine_of_tenant(tx.conn, principal.tenant_id, machine_id)
+        machine = await machines.of_tenant(tx.conn, tenant_id=principal.tenant_id, machine_id=machine_id)
         await tx.refresh([machine.id])
         tx.apply(machine_planner.plan_edit(tx.fleet, machine.id, values, maintenance, tx.now_us))
     return _out(await _get(state, principal.tenant_id, machine.id))
@@ -117,7 +104,7 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
 async def delete_machine(machine_id: str, principal: Admin, state: State) -> Response:
     """Delete a machine and all of its readings."""
     async with state.changes.for_tenant(principal.tenant_id, refresh=False) as tx:
-        machine = await machine_of_tenant(tx.conn, principal.tenant_id, machine_id)
+        machine = await machines.of_tenant(tx.conn, tenant_id=principal.tenant_id, machine_id=machine_id)
         tx.apply(machine_planner.plan_remove(tx.fleet, machine.id, tx.now_us))
     return Response(status_code=204)
 

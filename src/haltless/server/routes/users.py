@@ -14,8 +14,8 @@ import asyncio
 from fastapi import APIRouter, Response
 
 from haltless.core.accounts import UserChange
+from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import hash_password
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
 from haltless.server.schemas import UserCreate, UserOut, UserUpdate
