@@ -24,7 +24,6 @@ from typing import Protocol
 from haltless.core import wire
 from haltless.core.clock import Clock
 from haltless.core.event_ids import resync_required
-from haltless.server.clock import SystemClock
 from haltless.server.frames import text_frame, text_frames
 
 SendText = Callable[[str], Awaitable[None]]
@@ -202,8 +201,7 @@ class DashboardConnection:
 class DashboardHub:
     """All authenticated dashboard sockets of this process, grouped by tenant."""
 
-    def __init__(self, clock: Clock | None = None, *, max_pending: int) -> None:
-        self.clock = clock or SystemClock()
+    def __init__(self, *, max_pending: int) -> None:
         self._by_tenant: dict[str, set[DashboardConnection]] = {}
         self.max_pending = max_pending
         self.pending = 0
