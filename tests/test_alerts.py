@@ -8,6 +8,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from haltless.core.clock import ManualClock
+from haltless.core.timefmt import format_micros
+from haltless.server.clock import SystemClock
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event, start_server
 
 ALERT_FIELDS = [
@@ -235,6 +238,23 @@ async def test_silent_machine_turns_offline_and_back(server_factory: Any, tenant
     assert update["type"] == "sensor_update"
     assert (back["machine_id"], back["old_status"], back["new_status"]) == (machine_id, "offline", "healthy")
     assert (await tenant.http.get(f"/api/v1/machines/{never}")).json()["status"] == "offline"
+    await ws.close()
+
+
+async def test_offline_follows_the_injected_clock(server_factory: Any, tenant_factory: Any) -> None:
+    """The app's one clock decides when a machine is silent: moving a manual clock on turns it offline."""
+    clock = ManualClock(SystemClock().now_us())
+    running = server_factory(offline_after=60.0, clock=clock)
+    tenant: Tenant = await tenant_factory(running)
+    machine_id = await tenant.add_machine()
+    ws = await _socket(running, tenant)
+    await tenant.ingest([_reading(machine_id, 20.0)])
+    _, online = await _events(ws, 2)
+    assert online["new_status"] == "healthy"
+    clock.advance(60.0)
+    offline = await next_event(ws)
+    assert (offline["machine_id"], offline["old_status"], offline["new_status"]) == (machine_id, "healthy", "offline")
+    assert offline["timestamp"] == format_micros(clock.now_us())
     await ws.close()
 
 
