@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "ingest": "bench.ingest",
     "growth": "bench.growth",
     "nab": "bench.nab",
+    "predictive": "bench.predictive",
     "hostile": "bench.hostile",
     "hostile-bus": "bench.hostile_bus",
     "sweep": "bench.session_sweep",

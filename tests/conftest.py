@@ -330,14 +330,23 @@ async def wait_until(condition: Callable[[], object], what: str, timeout: float 
 async def next_event(
     ws: Any, skip_heartbeats: bool = True, timeout: float = EVENT_TIMEOUT, only: str | None = None
 ) -> dict[str, Any]:
-    """The next JSON message of a websockets client connection (of type `only`, when given)."""
+    """The next JSON message of a websockets client connection (of type `only`, when given).
+
+    `timeout` bounds the whole wait: messages skipped on the way (heartbeats, other types) do not extend it,
+    and a failure lists them, so a missing event fails in bounded time and says what came instead."""
     import orjson
 
-    while True:
-        raw = await asyncio.wait_for(ws.recv(), timeout)
-        data: dict[str, Any] = orjson.loads(raw)
-        if skip_heartbeats and data.get("type") == "heartbeat":
-            continue
-        if only is not None and data.get("type") != only:
-            continue
-        return data
+    skipped: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                data: dict[str, Any] = orjson.loads(await ws.recv())
+                if (skip_heartbeats and data.get("type") == "heartbeat") or (
+                    only is not None and data.get("type") != only
+                ):
+                    skipped.append(str(data.get("type")))
+                    continue
+                return data
+    except TimeoutError:
+        wanted = only or "any message"
+        raise AssertionError(f"no {wanted} within {timeout} s; skipped meanwhile: {skipped[-20:]}") from None

@@ -121,20 +121,20 @@ async def test_a_new_role_refuses_old_tokens_and_a_refresh_brings_it(server: Run
         assert (await http.get("/api/v1/machines", headers=_auth(refreshed.json()))).status_code == 200
 
 
-async def test_the_last_active_admin_stays(server: RunningServer, tenant: Tenant) -> None:
+async def test_an_admin_cannot_lock_themself_out_but_another_admin_can(server: RunningServer, tenant: Tenant) -> None:
+    """Deleting, disabling or demoting oneself, or setting one's own password without the current one: 403.
+    (The last-admin rule, 409, then guards only against races and the CLI: see the tests beside this one.)"""
     admin_id = await _admin_id(tenant)
-    for change in ({"disabled": True}, {"role": "operator"}):
+    for change in ({"disabled": True}, {"role": "operator"}, {"password": "another long password"}):
         refused = await tenant.http.patch(f"/api/v1/users/{admin_id}", json=change)
-        assert refused.status_code == 409, change
-        assert "last active admin" in refused.json()["detail"]
-    assert (await tenant.http.delete(f"/api/v1/users/{admin_id}")).status_code == 409
-    # A disabled second admin does not count; an active one does.
-    second_id, _email, _pair = await _user(tenant, "admin")
-    assert (await tenant.http.patch(f"/api/v1/users/{second_id}", json={"disabled": True})).status_code == 200
-    assert (await tenant.http.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"})).status_code == 409
-    assert (await tenant.http.patch(f"/api/v1/users/{second_id}", json={"disabled": False})).status_code == 200
-    assert (await tenant.http.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"})).status_code == 200
-    # The demoted admin's token is refused from now on.
+        assert refused.status_code == 403, change
+        assert "another admin can" in refused.json()["detail"] or "/auth/password" in refused.json()["detail"]
+    assert (await tenant.http.delete(f"/api/v1/users/{admin_id}")).status_code == 403
+    assert (await tenant.http.patch(f"/api/v1/users/{admin_id}", json={"role": "admin", "disabled": False})).is_success
+    # Another admin can; the demoted admin's token is refused from then on.
+    _second_id, _email, second = await _user(tenant, "admin")
+    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(second)) as other:
+        assert (await other.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"})).status_code == 200
     assert (await tenant.http.get("/api/v1/users")).status_code == 401
 
 

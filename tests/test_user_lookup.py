@@ -68,3 +68,29 @@ async def test_refresh_answers_many_users_at_once_and_bounds_its_memory(engine: 
         "gone": None,
     }
     assert len(lookup._known) == 2
+
+
+async def test_a_lookup_that_began_before_a_change_here_is_not_remembered_over_it(engine: AsyncEngine) -> None:
+    """A lookup in flight when the user is changed through this process may have read the user as it was: it
+    must not be remembered after `forget`, or the change would go unseen for up to a second (CI saw a disabled
+    user's token pass this way). The change lands mid-lookup: when the lookup reads its clock."""
+    tenant_id, _admin_id, viewer_id = await _tenant(engine)
+    lookup: UserStatusLookup
+
+    class ChangeMidLookup(Clock):
+        armed = False
+
+        def __call__(self) -> float:
+            if self.armed:
+                self.armed = False
+                lookup.forget(viewer_id)
+            return self.now
+
+    clock = ChangeMidLookup()
+    lookup = UserStatusLookup(engine, clock=clock)
+    before = await lookup.status(viewer_id)
+    clock.armed = True
+    assert (await lookup.refresh([viewer_id]))[viewer_id] == before  # what it read...
+    await _change_elsewhere(engine, tenant_id, viewer_id, UserChange(disabled=True))
+    # ...is not remembered: the next look reads the change.
+    assert await lookup.status(viewer_id) == UserStatus(tenant_id, Role.VIEWER, 1, True)

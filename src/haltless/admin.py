@@ -21,6 +21,7 @@ from haltless.settings import Settings
 from haltless.store import accounts
 from haltless.store.accounts import User
 from haltless.store.database import create_engine, make_private_dir, migrate
+from haltless.store.notifications import Delivery
 
 _T = TypeVar("_T")
 
@@ -122,5 +123,17 @@ async def delete_user(settings: Settings, user: str, *, tenant_id: str | None = 
         found = await _find(conn, user, tenant_id)
         await accounts.delete_user(conn, tenant_id=found.tenant_id, user_id=found.id)
         return found
+
+    return await _in_transaction(settings, work)
+
+
+async def list_notifications(settings: Settings, *, tenant_id: str, state: str | None = None) -> list[Delivery]:
+    """A tenant's notifications, newest first (at most 1000), with their delivery state and last error."""
+    from haltless.store import notifications
+
+    async def work(conn: AsyncConnection) -> list[Delivery]:
+        return await notifications.list_deliveries(
+            conn, tenant_id=tenant_id, state=state, channel_id=None, after=None, limit=1000
+        )
 
     return await _in_transaction(settings, work)

@@ -336,6 +336,35 @@ def user_delete_command(
     typer.echo(_user_json(_admin_call(lambda: delete_user(settings, user, tenant_id=tenant_id))))
 
 
+@admin_app.command("notifications")
+def notifications_command(
+    tenant_id: Annotated[str, typer.Option("--tenant-id", help="The tenant whose notifications to show.")],
+    state: Annotated[str | None, typer.Option("--state", help="Only pending, delivered or failed ones.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a tenant's notifications (newest first), one JSON object a line: delivery state and last error."""
+    from haltless.admin import list_notifications
+    from haltless.core.timefmt import format_micros
+
+    if state not in (None, "pending", "delivered", "failed"):
+        typer.echo("error: --state must be pending, delivered or failed", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir, database_url)
+    for item in _admin_call(lambda: list_notifications(settings, tenant_id=tenant_id, state=state)):
+        row = {
+            "id": item.id,
+            "channel_id": item.channel_id,
+            "kind": item.kind.value,
+            "state": item.state,
+            "attempts": item.attempts,
+            "last_error": item.last_error,
+            "created_at": format_micros(item.created_at),
+            "alerts": [alert.alert_id for alert in item.alerts],
+        }
+        typer.echo(json.dumps(row))
+
+
 @app.command()
 def watch(
     url: Annotated[str, typer.Option(envvar="HALTLESS_URL", help="Server URL.")] = "http://127.0.0.1:8000",

@@ -44,6 +44,34 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # A session (a login and its refreshes) ends this many seconds after the login, however often it is refreshed.
     session_max_age: int = Field(default=2_592_000, gt=0)
+    # Networks (CIDR, comma-separated) webhook channels may reach. Empty: everything but loopback, link-local
+    # (cloud metadata included) and multicast. Checked on the address connected to, at send time.
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Networks (CIDR) email channels' SMTP relays may be at. Empty: any (a relay on the host itself is common).
+    smtp_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long a notification is retried before it is marked failed (seconds).
+    notification_max_age: float = Field(default=86_400.0, gt=0)
+    # The dispatcher looks for work at least this often (seconds), besides being woken when work is written.
+    notification_poll_interval: float = Field(default=1.0, gt=0)
+    # Delivered and failed notifications, and routed alert changes, are deleted this many days after they were made.
+    notification_retention_days: float = Field(default=30.0, gt=0)
+    # The dashboard's address as people reach it: the `url` of alerts in notifications.
+    public_url: str = "http://localhost:8000"
+
+    @field_validator("webhook_allow_networks", "smtp_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_allow_networks", "smtp_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ip_network(item, strict=False)) for item in value]
+        except ValueError as exc:
+            raise ValueError(f"not a CIDR network: {exc}") from None
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -156,3 +156,57 @@ async def test_redis_bus_ids_from_before_redis_lost_its_data_ask_for_resync(priv
         assert await bus.history("tenant-a", fresh) == []
     finally:
         await bus.stop()
+
+
+async def test_a_failing_sink_keeps_the_batch_from_no_other_sink(bus: EventBus) -> None:
+    def broken(tenant_id: str, events: Sequence[str]) -> None:
+        raise RuntimeError("a sink with a bug")
+
+    bus.subscribe(broken)
+    received = Received(bus)
+    await _published(bus, received, "tenant-a", 1)
+    await _published(bus, received, "tenant-a", 2)  # the first failure ended nothing
+    assert [orjson.loads(e)["value"] for e in received.events("tenant-a")][-1] == 2
+
+
+async def test_redis_bus_skips_messages_on_its_channel_that_are_not_its_own(shared_redis: SharedRedis) -> None:
+    bus = RedisBus(shared_redis.url, prefix=shared_redis.prefix, history_size=100)
+    await bus.start()
+    try:
+        received = Received(bus)
+        with shared_redis.client() as client:
+            for junk in (b"not json", b"[]", b'{"t": "tenant-a"}', b'{"t": "tenant-a", "i": [1], "e": [2]}'):
+                client.publish(f"{shared_redis.prefix}:events", junk)
+        await _published(bus, received, "tenant-a", 7)
+        assert [orjson.loads(e)["value"] for e in received.events("tenant-a")] == [7]
+    finally:
+        await bus.stop()
+
+
+async def test_redis_bus_resumes_publishing_before_it_says_reconnected(private_redis: PrivateRedis) -> None:
+    """After "event bus reconnected" a socket reloads its state; an event published after that must reach it,
+    or the tenant's sockets must be told again. Never neither (the old bus skipped it silently while its
+    publishing circuit waited out its backoff)."""
+    bus = RedisBus(private_redis.url, prefix="haltless", history_size=100)
+    gaps: list[tuple[str | None, str]] = []
+    bus.on_gap(lambda tenant_id, reason: gaps.append((tenant_id, reason)))
+    await bus.start()
+    try:
+        received = Received(bus)
+        await _published(bus, received, "tenant-a", 1)
+        private_redis.kill()
+        await bus.publish("tenant-a", [_event(2)])  # skipped: Redis is gone
+        await wait_until(lambda: ("tenant-a", "event bus unavailable; events not streamed") in gaps, "a tenant gap")
+        private_redis.start()
+        await wait_until(lambda: (None, "event bus reconnected") in gaps, "the reconnect", timeout=60)
+        told_before = len(gaps)
+        count = len(received.events("tenant-a"))
+        await bus.publish("tenant-a", [_event(3)])
+
+        def delivered_or_told() -> bool:
+            values = [orjson.loads(e).get("value") for e in received.events("tenant-a")[count:]]
+            return 3 in values or any(tenant == "tenant-a" for tenant, _ in gaps[told_before:])
+
+        await wait_until(delivered_or_told, "the event after the reconnect, or a new resync for its tenant")
+    finally:
+        await bus.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import RunningServer
+from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 
 def test_page_is_served_at_root_with_a_strict_content_security_policy(server: RunningServer) -> None:
@@ -45,6 +45,6 @@ def test_config_tells_the_page_the_servers_heartbeat_interval(server: RunningSer
 
 def http_openapi_paths(server: RunningServer) -> set[str]:
     """The dashboard's routes stay out of the API schema."""
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:  # the first one builds it
         paths: set[str] = set((http.get("/openapi.json")).json()["paths"])
     return paths

@@ -78,7 +78,7 @@ def test_processes_starting_together_migrate_once(database_url: str | None) -> N
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
     versions = query_database(Settings(database_url=database_url), "SELECT version_num FROM alembic_version")
-    assert versions == [("0005",)]
+    assert versions == [("0008",)]
 
 
 def _upgrade_to(revision: str) -> Callable[[Connection], None]:

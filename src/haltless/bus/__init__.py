@@ -9,9 +9,12 @@ left off; an id of another epoch is never resumed from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
+
+log = logging.getLogger("haltless.bus")
 
 # Receives (tenant_id, encoded events in order, each carrying its event_id). Called on the event loop;
 # must not block or await.
@@ -66,6 +69,16 @@ def bus_kind(url: str) -> BusKind | None:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return BusKind.REDIS
     return None
+
+
+def deliver(sinks: Sequence[EventSink], tenant_id: str, events: Sequence[str]) -> None:
+    """Hand a batch to every sink; one sink's failure is logged and does not keep the batch from the others
+    (nor, on the Redis bus, end the subscription that every socket of the process depends on)."""
+    for sink in sinks:
+        try:
+            sink(tenant_id, events)
+        except Exception:
+            log.exception("an event sink failed on %d event(s) of tenant %s", len(events), tenant_id)
 
 
 def create_bus(url: str, *, prefix: str = "haltless", history_size: int = DEFAULT_HISTORY) -> EventBus:

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from haltless.bus import EventSink, GapListener
+from haltless.bus import EventSink, GapListener, deliver
 from haltless.core.event_ids import EventKey, parse_event_id, with_sequential_ids
 
 
@@ -40,8 +40,7 @@ class MemoryBus:
             for _ in range(overflow):
                 evicted, _ = history.popleft()
             self._evicted_through[tenant_id] = evicted
-        for sink in self._sinks:
-            sink(tenant_id, stamped)
+        deliver(self._sinks, tenant_id, stamped)
 
     def subscribe(self, sink: EventSink) -> None:
         self._sinks.append(sink)

@@ -15,7 +15,9 @@ once, and the tenant owes its stream a gap marker: a `resync_required` entry app
 so sockets in every process, and every client that later resumes from before the gap, hear about it too.
 After a timeout or a connection error the bus counts as broken: publishes skip Redis without waiting (the
 tenants owe markers) while a background task retries with capped backoff, writes the owed markers, and
-closes the circuit again. A lost subscription tells every local socket to resync, when lost and when back.
+closes the circuit again. A lost subscription tells every local socket to resync, when lost and when back;
+"back" is said only once publishing works again (or has had a bounded wait to), and it clears every
+tenant's "already told" mark, so an event skipped after it tells its sockets again instead of vanishing.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from haltless.bus import PUBLISH_TIMEOUT, EventSink, GapListener
+from haltless.bus import PUBLISH_TIMEOUT, EventSink, GapListener, deliver
 from haltless.core.event_ids import parse_event_id, resync_required, with_event_id
 from haltless.core.remote_clock import ClockEstimate, measured, remote_deadline, tighter
 
@@ -74,6 +76,8 @@ _PUBLISH_US = int(PUBLISH_TIMEOUT * 1_000_000)
 # How long a background retry waits for Redis to answer `TIME` before counting the attempt as failed.
 _PROBE_TIMEOUT = 1.0
 _RECONNECT_MAX = 5.0
+# How long a reconnected subscriber waits for publishing to work again before it says "reconnected".
+_RESUME_WAIT = 3.0
 # Our loops retry and report the gap themselves; redis-py's own retries would hide a reconnect (and the events
 # missed meanwhile) from the subscriber, and could run a publish twice.
 _NO_RETRY = Retry(NoBackoff(), 0)
@@ -116,6 +120,9 @@ class RedisBus:
         self._recovery: asyncio.Task[None] | None = None
         # Tenants whose events were not streamed: their next publish starts with a gap marker.
         self._owed: set[str] = set()
+        # Tenants whose local sockets have been told about the current gap (told once, not per skipped batch).
+        # Separate from `_owed`: a reconnect tells everyone and clears this, while the stream markers stay owed.
+        self._told: set[str] = set()
         self._clock: ClockEstimate | None = None
         self._stopped = False
 
@@ -127,7 +134,7 @@ class RedisBus:
 
     async def start(self) -> None:
         self._subscriber = asyncio.create_task(self._run_subscriber())
-        self._recovery = asyncio.create_task(self._recover(immediately=True))
+        self._recovery = asyncio.create_task(self._recover(immediately=True, announce=False))
         # Wait briefly for the first subscription and the first clock reading, so events published right after
         # start-up are seen; if Redis is down the server still starts (REST and ingestion work without the bus).
         with contextlib.suppress(TimeoutError):
@@ -176,7 +183,7 @@ class RedisBus:
             self._trip(exc)
         else:
             if owed:
-                self._owed.discard(tenant_id)
+                self._paid(tenant_id)
 
     async def _send(self, tenant_id: str, events: Sequence[str]) -> None:
         """Append and publish within PUBLISH_TIMEOUT, or not at all: Redis refuses to run it any later."""
@@ -198,9 +205,15 @@ class RedisBus:
 
     def _owe(self, tenant_id: str) -> None:
         """The tenant's events were not streamed: tell its local sockets now (once per gap), its stream later."""
-        if tenant_id not in self._owed:
-            self._owed.add(tenant_id)
+        self._owed.add(tenant_id)
+        if tenant_id not in self._told:
+            self._told.add(tenant_id)
             self._gap(tenant_id, _UNAVAILABLE)
+
+    def _paid(self, tenant_id: str) -> None:
+        """The tenant's gap marker is in its stream (every socket hears it from there): the gap is closed."""
+        self._owed.discard(tenant_id)
+        self._told.discard(tenant_id)
 
     def _trip(self, exc: BaseException) -> None:
         """Stop waiting on Redis until a background retry reaches it again."""
@@ -211,7 +224,7 @@ class RedisBus:
         if not self._stopped and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.create_task(self._recover())
 
-    async def _recover(self, *, immediately: bool = False) -> None:
+    async def _recover(self, *, immediately: bool = False, announce: bool = True) -> None:
         failures = 0 if immediately else 1
         while True:
             if failures:
@@ -224,7 +237,7 @@ class RedisBus:
             except (RedisError, OSError, TimeoutError, _TooLate):
                 failures += 1
                 continue
-            if not immediately or failures:
+            if announce:
                 log.info("event bus answers again; publishing resumed")
             self._usable.set()
             return
@@ -246,7 +259,24 @@ class RedisBus:
             except ResponseError as exc:
                 log.warning("event bus refused the gap marker of tenant %s: %s", tenant_id, exc)
                 continue  # still owed: its next publish carries the marker
-            self._owed.discard(tenant_id)
+            self._paid(tenant_id)
+
+    async def _resume_publishing(self) -> None:
+        """Retry publishing now rather than at the end of its backoff, and wait (bounded) until it works.
+
+        Redis has just answered the subscriber, so it is most likely back. Saying "reconnected" while publishing
+        still skips Redis would make sockets reload state and then miss the events after it.
+        """
+        if self._usable.is_set() or self._stopped:
+            return
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+        self._recovery = asyncio.create_task(self._recover(immediately=True))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_RESUME_WAIT):
+                await self._usable.wait()
 
     # ---- subscribing ---------------------------------------------------------------------------------------
 
@@ -261,6 +291,8 @@ class RedisBus:
                     # Idle publishing connections are as dead as the subscription was: drop them, rather
                     # than lose the next batch on one of them.
                     await self._redis.connection_pool.disconnect(inuse_connections=False)
+                    await self._resume_publishing()
+                    self._told.clear()
                     self._gap(None, "event bus reconnected")
                 failures = 0
                 self.connected = True
@@ -283,13 +315,17 @@ class RedisBus:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _deliver(self, data: bytes) -> None:
-        batch = orjson.loads(data)
-        tenant_id: str = batch["t"]
-        ids: list[str] = batch["i"]
-        events: list[str] = batch["e"]
-        stamped = [with_event_id(event, event_id) for event, event_id in zip(events, ids, strict=True)]
-        for sink in self._sinks:
-            sink(tenant_id, stamped)
+        try:
+            batch = orjson.loads(data)
+            tenant_id: str = batch["t"]
+            ids: list[str] = batch["i"]
+            events: list[str] = batch["e"]
+            stamped = [with_event_id(event, event_id) for event, event_id in zip(events, ids, strict=True)]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Anything may publish on the channel; a foreign message must not end the subscription.
+            log.warning("event bus: skipped a message on %s that is not one of ours (%s)", self._channel, exc)
+            return
+        deliver(self._sinks, tenant_id, stamped)
 
     # ---- resuming ------------------------------------------------------------------------------------------
 

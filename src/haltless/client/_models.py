@@ -271,8 +271,8 @@ class AlertRule:
     name: str
     metric_name: str
     machine_id: str | None  # None: every machine of the tenant
-    condition: str  # >, >=, <, <=
-    threshold: float
+    condition: str | None  # >, >=, <, <=; None for an anomaly rule
+    threshold: float | None  # None for an anomaly rule
     severity: str  # info, warning, critical
     for_seconds: float
     hysteresis: float
@@ -280,6 +280,9 @@ class AlertRule:
     message: str | None
     created_at: datetime
     updated_at: datetime
+    kind: str = "threshold"  # threshold, anomaly or forecast
+    sensitivity: str | None = None  # anomaly: low, medium, high
+    horizon_seconds: float | None = None  # forecast
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AlertRule:
@@ -288,8 +291,8 @@ class AlertRule:
             name=str(data["name"]),
             metric_name=str(data["metric_name"]),
             machine_id=data.get("machine_id"),
-            condition=str(data["condition"]),
-            threshold=float(data["threshold"]),
+            condition=None if data.get("condition") is None else str(data["condition"]),
+            threshold=None if data.get("threshold") is None else float(data["threshold"]),
             severity=str(data["severity"]),
             for_seconds=float(data.get("for_seconds") or 0.0),
             hysteresis=float(data.get("hysteresis") or 0.0),
@@ -297,6 +300,9 @@ class AlertRule:
             message=data.get("message"),
             created_at=parse_time(data["created_at"]),
             updated_at=parse_time(data["updated_at"]),
+            kind=str(data.get("kind") or "threshold"),
+            sensitivity=data.get("sensitivity"),
+            horizon_seconds=None if data.get("horizon_seconds") is None else float(data["horizon_seconds"]),
         )
 
 

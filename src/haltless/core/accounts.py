@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from haltless.core.models import Role
-from haltless.errors import Conflict
+from haltless.errors import Conflict, PermissionDenied
 
 LAST_ADMIN = "the tenant's last active admin cannot be disabled, demoted or deleted; make another user an admin first"
 
@@ -85,6 +85,20 @@ def plan_user_change(current: UserStatus, change: UserChange, *, other_active_ad
         bump_generation=ends_sessions or role is not current.role,
         revoke_sessions=ends_sessions,
     )
+
+
+def check_change_of_self(actor_id: str, user_id: str, change: UserChange | None) -> None:
+    """An admin does not lock themself out through the users API: deleting, disabling or demoting oneself, or
+    setting one's own password without the current one, is refused (PermissionDenied). Another admin may; a
+    user changes their own password with POST /api/v1/auth/password. `change` None: a deletion."""
+    if actor_id != user_id:
+        return
+    if change is None:
+        raise PermissionDenied("you cannot delete your own user; another admin can")
+    if change.disabled or (change.role is not None and change.role is not Role.ADMIN):
+        raise PermissionDenied("you cannot disable or demote your own user; another admin can")
+    if change.password_hash is not None:
+        raise PermissionDenied("set your own password with POST /api/v1/auth/password (it asks for the current one)")
 
 
 def check_user_delete(current: UserStatus, *, other_active_admins: int) -> None:

@@ -58,6 +58,7 @@ class StoredAlert:
     resolved_at: int | None
     resolved_by: str | None
     resolution: str | None
+    predicted_crossing_at: int | None = None  # forecast alerts: when the trend crosses the threshold
 
     @property
     def is_open(self) -> bool:

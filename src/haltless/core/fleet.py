@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from haltless.core.alerts import StoredAlert
 from haltless.core.health import MachineHealth
 from haltless.core.plan import Plan, TransitionKind
-from haltless.core.rules import Rule, RuleState
+from haltless.core.predictive import SeriesDetector
+from haltless.core.rules import Rule, RuleKind, RuleState
 
 _FRESH = RuleState()
 
@@ -27,6 +28,9 @@ class Fleet:
         self.states: dict[tuple[str, str], RuleState] = {}  # (rule id, machine id) -> state
         self.health: dict[str, MachineHealth] = {}  # machine id -> health
         self.open_alerts: dict[str, StoredAlert] = {}  # alert id -> alert
+        # Predictive rules (anomaly, forecast): their detectors per (rule, machine), and how many such rules.
+        self.detectors: dict[tuple[str, str], SeriesDetector] = {}
+        self.predictive_rules = 0
 
     # ---- reading -----------------------------------------------------------------------------------
 
@@ -54,10 +58,14 @@ class Fleet:
     def add_rule(self, rule: Rule) -> None:
         self.rules[rule.id] = rule
         self.index.setdefault(rule.metric_name, []).append(rule)
+        if rule.kind is not RuleKind.THRESHOLD:
+            self.predictive_rules += 1
 
     def drop_rule(self, rule_id: str) -> None:
         rule = self.rules.pop(rule_id, None)
         if rule is not None:
+            if rule.kind is not RuleKind.THRESHOLD:
+                self.predictive_rules -= 1
             members = [r for r in self.index[rule.metric_name] if r.id != rule_id]
             if members:
                 self.index[rule.metric_name] = members
@@ -85,6 +93,7 @@ class Fleet:
         """Replace the rules, and everything about `machines`, with what the database holds now."""
         self.rules.clear()
         self.index.clear()
+        self.predictive_rules = 0
         for rule in rules:
             self.add_rule(rule)
         ids = set()
@@ -105,6 +114,7 @@ class Fleet:
         """Make a committed plan the in-memory truth."""
         self.states.update(plan.states)
         self.health.update(plan.health)
+        self.detectors.update(plan.detectors)
         for transition in plan.alert_transitions:
             if transition.kind is TransitionKind.RESOLVED:
                 self.open_alerts.pop(transition.alert.id, None)
@@ -113,6 +123,8 @@ class Fleet:
         for rule_id in plan.rule_states_reset:
             for key in [key for key in self.states if key[0] == rule_id]:
                 del self.states[key]
+            for key in [key for key in self.detectors if key[0] == rule_id]:
+                del self.detectors[key]
         for rule in plan.rules_created:
             self.add_rule(rule)
         for rule in plan.rules_updated:
@@ -128,6 +140,8 @@ class Fleet:
         self.health.pop(machine_id, None)
         for key in [key for key in self.states if key[1] == machine_id]:
             del self.states[key]
+        for key in [key for key in self.detectors if key[1] == machine_id]:
+            del self.detectors[key]
         for alert_id in [a.id for a in self.open_alerts.values() if a.machine_id == machine_id]:
             del self.open_alerts[alert_id]
         for rule in [rule for rule in self.rules.values() if rule.machine_id == machine_id]:

@@ -25,6 +25,27 @@ _METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+# The same rule as patterns, for the OpenAPI schema (Python and ECMAScript regex syntax alike): a client reads
+# there exactly which strings a field takes. `_STRIPPED` is what pydantic's `strip_whitespace` removes from both
+# ends (Unicode White_Space; Python's own `\s` also takes U+001C-U+001F, which are refused, not stripped).
+# (No surrogate range: a lone surrogate is no UTF-8 text, which JSON on the wire is; `text_problem` refuses one.)
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_STRIPPED = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+CLEAN_TEXT_PATTERN = rf"^[^{_CONTROL}]*$"
+
+
+def stripped_text_pattern(*, required: bool) -> str:
+    """The pattern of a clean text field whose ends are stripped of whitespace (non-blank when `required`)."""
+    inner = rf"[^{_STRIPPED}{_CONTROL}](?:[^{_CONTROL}]*[^{_STRIPPED}{_CONTROL}])?"
+    return rf"^[{_STRIPPED}]*{inner if required else f'(?:{inner})?'}[{_STRIPPED}]*$"
+
+
+def stripped_email_pattern() -> str:
+    """The pattern of an email field: stripped, then `local@domain` without whitespace, `@` or control characters."""
+    part = rf"[^@{_STRIPPED}{_CONTROL}]+"
+    return rf"^[{_STRIPPED}]*{part}@{part}[{_STRIPPED}]*$"
+
+
 def text_problem(value: str) -> str | None:
     """Why `value` may not be stored or looked up (a phrase such as "must not contain ..."), or None if it may."""
     # Hot path (every unit and reading id of an ingest batch): printable text, nearly all of it, is settled by one

@@ -15,6 +15,7 @@ from typing import Any
 from haltless.core.alerts import StoredAlert
 from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
+from haltless.core.predictive import SeriesDetector
 from haltless.core.readings import Reading
 from haltless.core.rules import Rule, RuleState
 
@@ -71,6 +72,10 @@ class Plan:
     status_changes: dict[str, MachineStatus] = field(default_factory=dict)
     maintenance_changes: dict[str, bool] = field(default_factory=dict)
     alert_transitions: list[AlertTransition] = field(default_factory=list)
+    # Open forecast alerts whose prediction moved: (alert id, message, predicted crossing µs).
+    predictions: list[tuple[str, str, int]] = field(default_factory=list)
+    # Predictive rules: the detectors this plan fed, taken out of the fleet until the plan is applied.
+    detectors: dict[tuple[str, str], SeriesDetector] = field(default_factory=dict)
     rules_created: list[Rule] = field(default_factory=list)
     rules_updated: list[Rule] = field(default_factory=list)
     rules_deleted: list[str] = field(default_factory=list)

@@ -33,6 +33,14 @@ class Condition(StrEnum):
     LE = "<="
 
 
+class RuleKind(StrEnum):
+    """What a rule watches (docs/alerts.md); it is fixed when the rule is created."""
+
+    THRESHOLD = "threshold"  # the value against a fixed threshold
+    ANOMALY = "anomaly"  # how unusual the value is for this series (core/anomaly.py), against a sensitivity
+    FORECAST = "forecast"  # whether the series' trend will cross the threshold within a horizon (core/forecast.py)
+
+
 class Severity(StrEnum):
     """How bad an alert is; `info` alerts never change a machine's status."""
 
@@ -71,6 +79,11 @@ class Rule:
     hysteresis: float
     enabled: bool
     message: str | None
+    # Predictive kinds (core/predictive.py); a threshold rule leaves them at their defaults.
+    kind: RuleKind = RuleKind.THRESHOLD
+    sensitivity: str | None = None  # anomaly: low, medium or high (core.anomaly.Sensitivity)
+    horizon_seconds: float | None = None  # forecast: how far ahead a crossing is announced
+    window_readings: int | None = None  # forecast: readings the trend is fitted to (None: the default)
 
     def breaches(self, value: float) -> bool:
         return _COMPARE[self.condition](value, self.threshold)
@@ -175,6 +188,8 @@ def evaluate_quiet(rule: Rule, state: RuleState, lowest: float, highest: float, 
     """
     if state.open_alert_id is not None or state.breach_since is not None or not state.armed:
         return None
+    if rule.kind is not RuleKind.THRESHOLD:
+        return None  # a predictive rule's detector must see every reading (core/predictive.py)
     compare, threshold = _COMPARE[rule.condition], rule.threshold
     if compare(highest, threshold) or compare(lowest, threshold):
         return None

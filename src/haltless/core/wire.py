@@ -138,6 +138,21 @@ def alert_resolved(alert_id: str, machine_id: str, severity: str, resolution: st
     ).decode()
 
 
+def alert_updated(alert_id: str, machine_id: str, message: str, predicted_crossing_at_us: int | None) -> str:
+    """Extension: an open forecast alert's prediction moved (new message and predicted crossing time)."""
+    return orjson.dumps(
+        {
+            "type": "alert_updated",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "message": message,
+            "predicted_crossing_at": None
+            if predicted_crossing_at_us is None
+            else format_micros(predicted_crossing_at_us),
+        }
+    ).decode()
+
+
 def alert_acknowledged(alert_id: str, machine_id: str, acknowledged_by: str, acknowledged_at_us: int) -> str:
     """Extension: a user acknowledged an open alert."""
     return orjson.dumps(

@@ -10,9 +10,12 @@ import uuid
 import httpx
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 
 from haltless.admin import create_tenant
-from haltless.demo.simulator import build_fleet
+from haltless.core.timefmt import parse_timestamp, to_micros
+from haltless.demo.lead_time import LeadTimes, SeenAlert
+from haltless.demo.simulator import SimulatedMachine, build_fleet
 from haltless.server.runner import uvicorn_config
 from haltless.settings import Settings
 
@@ -68,6 +71,17 @@ DEMO_RULES: tuple[dict[str, object], ...] = (
         "message": "Temperature exceeded threshold ({value} °C)",
     },
     {
+        # Predictive (docs/alerts.md): warns while the bearing is still cool enough to plan the repair.
+        "name": "Bearing heading for overheating",
+        "metric_name": "temperature",
+        "kind": "forecast",
+        "condition": ">",
+        "threshold": 88.0,
+        "horizon_seconds": 180.0,
+        "window_readings": 64,
+        "severity": "warning",
+    },
+    {
         "name": "Vibration rising",
         "metric_name": "vibration",
         "condition": ">",
@@ -87,11 +101,49 @@ DEMO_RULES: tuple[dict[str, object], ...] = (
 )
 
 
-async def _prepare_rules(http: httpx.AsyncClient) -> None:
-    existing = {rule["name"] for rule in (await http.get("/api/v1/alert-rules")).raise_for_status().json()}
+FORECAST_RULE = "Bearing heading for overheating"
+CRITICAL_RULE = "Bearing overheating"
+# How often the demo looks for new alerts to tell how early the forecast warned.
+LEAD_TIME_POLL_SECONDS = 2.0
+
+
+async def _prepare_rules(http: httpx.AsyncClient) -> LeadTimes:
+    """Create the demo rules that are missing; a lead-time tracker of the forecast and critical temperature rules."""
+    existing = {rule["name"]: rule["id"] for rule in (await http.get("/api/v1/alert-rules")).raise_for_status().json()}
     for rule in DEMO_RULES:
         if rule["name"] not in existing:
-            (await http.post("/api/v1/alert-rules", json=rule)).raise_for_status()
+            created = (await http.post("/api/v1/alert-rules", json=rule)).raise_for_status().json()
+            existing[str(rule["name"])] = created["id"]
+    return LeadTimes({existing[FORECAST_RULE]}, {existing[CRITICAL_RULE]})
+
+
+async def report_lead_times(
+    base: str, settings: Settings, tracker: LeadTimes, names: dict[str, str], console: Console
+) -> None:
+    """Print, for each critical temperature alert a forecast alert announced, how much earlier it came."""
+    token = await _session(base, settings)
+    while True:
+        await asyncio.sleep(LEAD_TIME_POLL_SECONDS)
+        try:
+            async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+                response = await http.get("/api/v1/alerts", params={"limit": 200})
+            if response.status_code == 401:
+                token = await _session(base, settings)
+                continue
+            items = response.raise_for_status().json()["items"]
+        except httpx.HTTPError as exc:
+            console.print(f"[yellow]lead times: {exc}[/]")
+            continue
+        seen = [
+            SeenAlert(a["id"], a["rule_id"], a["machine_id"], a["message"], to_micros(parse_timestamp(a["created_at"])))
+            for a in items
+        ]
+        for lead in tracker.observe(seen):
+            console.print(
+                f"[bold cyan]{names.get(lead.machine_id, lead.machine_id)}[/]: the forecast warned "
+                f"[bold]{lead.seconds:.0f} s[/] before the critical alert "
+                f'("{escape(lead.forecast_message)}" → "{escape(lead.critical_message)}")'
+            )
 
 
 async def _prepare_fleet(http: httpx.AsyncClient, count: int) -> list[str]:
@@ -111,15 +163,27 @@ async def simulate(base: str, settings: Settings, machine_count: int, console: C
     token = await _session(base, settings)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
         ids = await _prepare_fleet(http, machine_count)
-        await _prepare_rules(http)
+        tracker = await _prepare_rules(http)
         key = (await http.post("/api/v1/api-keys", json={"name": "demo simulator"})).raise_for_status().json()
     console.print(f"[bold green]Haltless demo running[/] at [link={base}]{base}[/]")
     console.print(f"  login: [bold]{DEMO_EMAIL}[/] / [bold]{DEMO_PASSWORD}[/]")
     console.print(f"  live stream: {base.replace('http', 'ws', 1)}/api/v1/ws/dashboard")
     console.print(f"  API docs: {base}/docs   ({len(ids)} simulated machines; Ctrl-C stops)")
     fleet = build_fleet(ids)
+    names = {machine_id: machine_name(index) for index, machine_id in enumerate(ids)}
+    reporter = asyncio.create_task(report_lead_times(base, settings, tracker, names, console))
+    try:
+        await _stream(base, key["key"], fleet, console, period)
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
+
+
+async def _stream(base: str, key: str, fleet: list[SimulatedMachine], console: Console, period: float) -> None:
+    """Post one reading per metric per machine per period, for ever."""
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key['key']}"}) as agent:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as agent:
         while True:
             elapsed = time.monotonic() - started
             batch = [

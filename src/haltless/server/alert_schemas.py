@@ -6,19 +6,30 @@ import math
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from haltless.core.anomaly import Sensitivity
+from haltless.core.forecast import MAX_WINDOW_READINGS, MIN_READINGS
 from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
-from haltless.core.rules import Condition, Severity, message_template_error
-from haltless.server.schemas import CleanText, JsonEnum, StrictBody
+from haltless.core.rules import Condition, RuleKind, Severity, message_template_error
+from haltless.server.schemas import CleanText, CleanTextSchema, JsonEnum, NonBlankSchema, StrictBody, at_most
 
-RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText]
-Message = Annotated[str, StringConstraints(max_length=500), CleanText]
+RuleName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), at_most(200), CleanText, NonBlankSchema
+]
+Message = Annotated[str, StringConstraints(max_length=500), CleanText, CleanTextSchema]
 # The metric-name rule of ingest and history queries (core/names.py), written as a pattern for the OpenAPI schema.
 MetricName = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=METRIC_NAME_PATTERN)
 ]
 # A day is long enough for any "must last" window; longer ones are almost always a unit mistake.
 MAX_FOR_SECONDS = 86_400.0
+# A forecast looks at most 30 days ahead; past that a straight line through recent readings says nothing.
+MAX_HORIZON_SECONDS = 30 * 86_400.0
+_KIND = "threshold (default), anomaly or forecast; fixed at creation (docs/alerts.md)"
+_SENSITIVITY = "anomaly rules: low, medium (default) or high"
+_HORIZON = "forecast rules (required): alert when the trend is predicted to cross the threshold within this many s"
+_WINDOW = f"forecast rules: readings the trend is fitted to, {MIN_READINGS}–{MAX_WINDOW_READINGS} (default 128)"
 
 
 def _finite(value: float | None) -> float | None:
@@ -39,8 +50,12 @@ class AlertRuleCreate(StrictBody):
     name: RuleName
     metric_name: MetricName
     machine_id: str | None = Field(default=None, description="null: every machine of the tenant")
-    condition: Annotated[Condition, JsonEnum]
-    threshold: float
+    kind: Annotated[RuleKind, JsonEnum] = Field(default=RuleKind.THRESHOLD, description=_KIND)
+    condition: Annotated[Condition, JsonEnum] | None = Field(default=None, description="threshold and forecast rules")
+    threshold: float | None = Field(default=None, description="threshold and forecast rules")
+    sensitivity: Annotated[Sensitivity, JsonEnum] | None = Field(default=None, description=_SENSITIVITY)
+    horizon_seconds: float | None = Field(default=None, gt=0.0, le=MAX_HORIZON_SECONDS, description=_HORIZON)
+    window_readings: int | None = Field(default=None, ge=MIN_READINGS, le=MAX_WINDOW_READINGS, description=_WINDOW)
     severity: Annotated[Severity, JsonEnum] = Severity.WARNING
     for_seconds: float = Field(default=0.0, ge=0.0, le=MAX_FOR_SECONDS)
     hysteresis: float = Field(default=0.0, ge=0.0)
@@ -50,23 +65,32 @@ class AlertRuleCreate(StrictBody):
         description="Template; placeholders {metric_name} {value} {threshold} {condition} {rule_name} {severity}",
     )
 
-    _check_threshold = field_validator("threshold", "hysteresis", "for_seconds")(_finite)
+    _check_threshold = field_validator("threshold", "hysteresis", "for_seconds", "horizon_seconds")(_finite)
     _check_message = field_validator("message")(_template)
 
 
 class AlertRuleUpdate(StrictBody):
-    name: RuleName | None = None
-    metric_name: MetricName | None = None
+    """Only the fields sent change. `machine_id` and `message` take null (every machine; the default message);
+    the others may be left out but not set to null (`SkipJsonSchema[None]`: the schema says so)."""
+
+    name: RuleName | SkipJsonSchema[None] = None
+    metric_name: MetricName | SkipJsonSchema[None] = None
     machine_id: str | None = None
-    condition: Annotated[Condition, JsonEnum] | None = None
-    threshold: float | None = None
-    severity: Annotated[Severity, JsonEnum] | None = None
-    for_seconds: float | None = Field(default=None, ge=0.0, le=MAX_FOR_SECONDS)
-    hysteresis: float | None = Field(default=None, ge=0.0)
-    enabled: bool | None = None
+    kind: Annotated[RuleKind, JsonEnum] | SkipJsonSchema[None] = Field(default=None, description="cannot change")
+    condition: Annotated[Condition, JsonEnum] | SkipJsonSchema[None] = None
+    threshold: float | SkipJsonSchema[None] = None
+    sensitivity: Annotated[Sensitivity, JsonEnum] | None = Field(default=None, description=_SENSITIVITY)
+    horizon_seconds: (
+        Annotated[float, Field(gt=0.0, le=MAX_HORIZON_SECONDS, description=_HORIZON)] | SkipJsonSchema[None]
+    ) = None
+    window_readings: int | None = Field(default=None, ge=MIN_READINGS, le=MAX_WINDOW_READINGS, description=_WINDOW)
+    severity: Annotated[Severity, JsonEnum] | SkipJsonSchema[None] = None
+    for_seconds: Annotated[float, Field(ge=0.0, le=MAX_FOR_SECONDS)] | SkipJsonSchema[None] = None
+    hysteresis: Annotated[float, Field(ge=0.0)] | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
     message: Message | None = None
 
-    _check_threshold = field_validator("threshold", "hysteresis", "for_seconds")(_finite)
+    _check_threshold = field_validator("threshold", "hysteresis", "for_seconds", "horizon_seconds")(_finite)
     _check_message = field_validator("message")(_template)
 
 
@@ -75,8 +99,12 @@ class AlertRuleOut(BaseModel):
     name: str
     metric_name: str
     machine_id: str | None
-    condition: Condition
-    threshold: float
+    kind: RuleKind
+    condition: Condition | None = Field(description="null for anomaly rules")
+    threshold: float | None = Field(description="null for anomaly rules")
+    sensitivity: Sensitivity | None = Field(description="anomaly rules; null for other kinds")
+    horizon_seconds: float | None = Field(description="forecast rules; null for other kinds")
+    window_readings: int | None = Field(description="forecast rules; null for other kinds (or the default 128)")
     severity: Severity
     for_seconds: float
     hysteresis: float
@@ -102,6 +130,9 @@ class AlertOut(BaseModel):
     resolved_at: str | None
     resolved_by: str | None
     resolution: str | None
+    predicted_crossing_at: str | None = Field(
+        default=None, description="forecast alerts: when the trend is predicted to cross the threshold"
+    )
 
 
 class AlertPage(BaseModel):

@@ -20,6 +20,7 @@ from haltless.core.credentials import new_secret
 from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.tokens import AccessTokenVerifier
+from haltless.server.api_contract import install_api_contract
 from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.body_guard import BodyGuard
@@ -30,8 +31,19 @@ from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
+from haltless.server.notifier import Notifier
 from haltless.server.offline import OfflineWatcher
-from haltless.server.routes import alerts, api_keys, auth, machines, sensor_data, sensor_history, users
+from haltless.server.routes import (
+    alerts,
+    api_keys,
+    auth,
+    machines,
+    notifications,
+    sensor_data,
+    sensor_derived,
+    sensor_history,
+    users,
+)
 from haltless.server.session_sweep import RevokedSessionSweeper
 from haltless.server.state import AppState
 from haltless.server.user_lookup import UserStatusLookup
@@ -127,6 +139,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         shared = settings.multi_process and engine.dialect.name == "postgresql"
         changes = Changes(engine, bus, clock, offline_after=settings.offline_after, shared=shared)
         await changes.load()
+        notifier = Notifier(engine, settings, clock=clock.now_us)
+        changes.notifier = notifier
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         offline = OfflineWatcher(changes, tick=min(0.5, settings.offline_after / 4))
         offline.start()
@@ -150,6 +164,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             login_guard=login_guard,
             checkpointer=checkpointer,
             cursors=CursorCodec.from_secret(jwt_secret),
+            notifier=notifier,
         )
         pruner = (
             RetentionPruner(engine, clock, retention_days=settings.retention_days) if settings.retention_days else None
@@ -158,9 +173,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             pruner.start()
         checkpointer.start()
         sweeper.start()
+        notifier.start()
         try:
             yield
         finally:
+            await notifier.stop()
             await sweeper.stop()
             await checkpointer.stop()
             if pruner is not None:
@@ -204,13 +221,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         api_keys.router,
         machines.router,
         sensor_history.router,
+        sensor_derived.router,
         alerts.rules_router,
         alerts.alerts_router,
+        notifications.channels_router,
+        notifications.policies_router,
+        notifications.silences_router,
+        notifications.notifications_router,
+        notifications.alert_status_router,
         ws_router,
     ):
         app.include_router(router)
     install_dashboard(app, settings)
     install_api_docs(app)
+    install_api_contract(app)
 
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, object]:

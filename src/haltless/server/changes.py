@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import hashlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,10 +33,15 @@ from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
-from haltless.core.rules import RuleState
+from haltless.core.readings import Reading
+from haltless.core.rules import RuleKind, RuleState
+from haltless.server import predictive as predictive_detectors
 from haltless.store import alerts as alert_store
 from haltless.store import machines, readings
 from haltless.store.database import begin_write
+
+if TYPE_CHECKING:
+    from haltless.server.notifier import Notifier
 
 
 class Change:
@@ -55,6 +61,19 @@ class Change:
         only in shared mode, where another process may have changed them."""
         if self._changes.shared:
             await self._changes.reload(self.conn, self.fleet, machine_ids)
+
+    async def prepare_detectors(self, batch: Sequence[Reading]) -> None:
+        """Before a stored batch is planned: bring the detectors of predictive rules it will feed in step with the
+        database (server/predictive.py); nothing to do for a tenant without such rules."""
+        fleet = self.fleet
+        if not fleet.predictive_rules:
+            return
+        due = []
+        for (machine_id, metric_name), first_ts in predictive_detectors.first_readings(batch).items():
+            for rule in fleet.index.get(metric_name, ()):
+                if rule.kind is not RuleKind.THRESHOLD and rule.applies_to(machine_id):
+                    due.append((rule, machine_id, first_ts))
+        await predictive_detectors.prepare(self.conn, fleet.detectors, fleet.states, due)
 
     def apply(self, plan: Plan) -> None:
         """The plan this change makes: persisted, committed, applied and published when the block ends."""
@@ -80,6 +99,8 @@ class Changes:
         self._global_lock = asyncio.Lock()
         self._tenant_locks: dict[str, asyncio.Lock] = {}
         self._fleets: dict[str, Fleet] = {}
+        # Writes the notification outbox in the transaction of each alert change (set by the app's lifespan).
+        self.notifier: Notifier | None = None
 
     def fleet(self, tenant_id: str) -> Fleet:
         fleet = self._fleets.get(tenant_id)
@@ -187,7 +208,9 @@ class Changes:
         for rule in plan.rules_updated:
             await alert_store.replace_rule(conn, rule, plan.at)
         if plan.alert_transitions:
-            await persist_alert_transitions(conn, plan)
+            await persist_alert_transitions(conn, plan, self.notifier)
+        for alert_id, message, crossing in plan.predictions:
+            await alert_store.update_prediction(conn, alert_id, message=message, predicted_crossing_at=crossing)
         for rule_id in plan.rule_states_reset:
             if rule_id not in plan.rules_deleted:  # a deleted rule's states go with it
                 await alert_store.delete_rule_states(conn, rule_id)
@@ -199,7 +222,7 @@ class Changes:
             await machines.remove(conn, tenant_id=tenant_id, machine_id=machine_id)
 
 
-async def persist_alert_transitions(conn: AsyncConnection, plan: Plan) -> None:
+async def persist_alert_transitions(conn: AsyncConnection, plan: Plan, notifier: Notifier | None) -> None:
     """Write every alert transition of a plan, in order, in the change's transaction.
 
     The one place alert transitions reach the database: whatever else must happen, durably, along with one
@@ -216,6 +239,17 @@ async def persist_alert_transitions(conn: AsyncConnection, plan: Plan) -> None:
             await alert_store.resolve_alert(
                 conn, alert.id, at=transition.at, by=by, resolution=alert.resolution or "manual"
             )
+    if notifier is not None:
+        # Notifications (issue 17): outbox rows in this same transaction, after the alerts are written.
+        ids: dict[TransitionKind, list[str]] = {kind: [] for kind in TransitionKind}
+        for transition in plan.alert_transitions:
+            ids[transition.kind].append(transition.alert.id)
+        await notifier.record_alert_changes(
+            conn,
+            opened=ids[TransitionKind.OPENED],
+            resolved=ids[TransitionKind.RESOLVED],
+            acknowledged=ids[TransitionKind.ACKNOWLEDGED],
+        )
 
 
 _FRESH = RuleState()

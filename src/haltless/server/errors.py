@@ -12,8 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from haltless.core.names import shown
 from haltless.errors import AuthenticationError, HaltlessError, TooManyRequests
+from haltless.server.api_contract import allowed_methods
 
 log = logging.getLogger("haltless.server")
+
+# What FastAPI raises (as a 400) when it cannot decode a JSON body's bytes as text.
+_FASTAPI_BODY_NOT_TEXT = "There was an error parsing the body"
 
 
 def _location(loc: tuple[object, ...] | list[object]) -> str:
@@ -89,7 +93,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": message or "invalid request"}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_NOT_TEXT:
+            # FastAPI's answer to a body that is not UTF-8; a body that is not JSON gets our 422, so this does too.
+            return JSONResponse({"detail": "request body is not valid JSON (UTF-8)"}, status_code=422)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path; a path served by several
+            # routes (GET and POST /machines) has more.
+            allow = allowed_methods(app, request.url.path)
+            if allow is not None:
+                exc.headers = {**(exc.headers or {}), "Allow": allow}
         return http_error_response(exc)
 
     @app.exception_handler(Exception)

@@ -10,6 +10,9 @@ from haltless.server.schemas import LatestReading, MachineOut, MachinePage
 from haltless.store.readings import StoredReading
 
 KNOWN_INCLUDES = frozenset({"latest"})
+# The same rule as `parse_include`, for /openapi.json: comma-separated known values (blanks and spaces allowed).
+_ONE = "|".join(sorted(KNOWN_INCLUDES))
+INCLUDE_PATTERN = rf"^ *(?:(?:{_ONE}) *)?(?:, *(?:(?:{_ONE}) *)?)*$"
 
 
 class MachineWithLatest(MachineOut):

@@ -82,6 +82,10 @@ def _sift(
     return batch, duplicates
 
 
+# Tries of a batch's transaction when a concurrent one stored the same reading id or deleted a machine.
+_STORE_ATTEMPTS = 5
+
+
 class IngestPipeline:
     """Validates a batch and stores it as one change (server/changes.py); one instance per app."""
 
@@ -116,14 +120,16 @@ class IngestPipeline:
         self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
     ) -> IngestResult:
         if valid:
-            for attempt in range(2):
+            for attempt in range(_STORE_ATTEMPTS):
                 try:
                     await self._store(tenant_id, valid, now_us, result, trust_memory=attempt == 0)
                     break
                 except IntegrityError:
                     # A concurrent batch stored one of our reading ids first, or a machine was deleted meanwhile
                     # (another process, or a deletion this process has not applied yet); the re-check sees it.
-                    if attempt == 1:
+                    # Processes that share no lock (no Redis bus) can race again on the next try when many
+                    # batches carry the same ids at once, so it takes a few.
+                    if attempt == _STORE_ATTEMPTS - 1:
                         raise
         result.rejected.sort(key=lambda r: r.index)
         return result
@@ -147,6 +153,7 @@ class IngestPipeline:
                 reporting = {r.machine_id for r in batch}
             if batch:
                 await tx.refresh(reporting)
+                await tx.prepare_detectors(batch)
                 tx.apply(plan_readings(tx.fleet, batch, now_us, alert_store.new_id, reporting))
         result.rejected.extend(rejected)
         result.duplicates += duplicates

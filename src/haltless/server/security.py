@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from haltless.core import tokens
 from haltless.core.accounts import revocation
@@ -14,6 +15,14 @@ from haltless.core.credentials import API_KEY_PREFIX
 from haltless.core.models import Principal, Role
 from haltless.errors import AuthenticationError, PermissionDenied
 from haltless.server.state import AppState, request_state
+
+# Declares the bearer scheme on every authenticated operation of /openapi.json (server/api_contract.py then
+# documents their 401 and 403). It never refuses: `authorize` reads the credential, or takes BodyGuard's.
+BEARER_SCHEME = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An access token from POST /api/v1/auth/login; on POST /api/v1/sensor-data also an API key (hk_…).",
+)
 
 # Where `body_guard.BodyGuard` leaves the caller it authenticated before reading a request's body, so the
 # route's `require()` dependency takes it from there instead of verifying the same credential twice.
@@ -77,7 +86,11 @@ async def authorize(request: Request, state: AppState, role: Role, *, allow_api_
 def require(role: Role, *, allow_api_key: bool = False) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller (or takes `BodyGuard`'s principal) and demands at least `role`."""
 
-    async def dependency(request: Request, state: Annotated[AppState, Depends(request_state)]) -> Principal:
+    async def dependency(
+        request: Request,
+        state: Annotated[AppState, Depends(request_state)],
+        _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+    ) -> Principal:
         return await authorize(request, state, role, allow_api_key=allow_api_key)
 
     return dependency

@@ -17,6 +17,7 @@ from haltless.server.changes import Changes
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
+from haltless.server.notifier import Notifier
 from haltless.server.user_lookup import UserStatusLookup
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
@@ -38,6 +39,7 @@ class AppState:
     login_guard: LoginGuard
     checkpointer: WalCheckpointer  # SQLite only; idle on PostgreSQL
     cursors: CursorCodec  # signs page cursors with a key derived from jwt_secret
+    notifier: Notifier  # notification outbox and dispatcher (server/notifier.py)
 
 
 def app_state(connection: HTTPConnection) -> AppState:

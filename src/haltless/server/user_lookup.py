@@ -37,6 +37,11 @@ class UserStatusLookup:
         self._clock = clock
         self._max_users = max_users
         self._known: dict[str, tuple[UserStatus | None, float]] = {}  # user id -> (status or None, looked up at)
+        # A lookup that began before a change through this process may answer after it: what it read is then
+        # older than the change, and must not be remembered over it (else a disabled user's token would still
+        # pass for up to a second). Each `forget` counts; a lookup remembers only users not forgotten meanwhile.
+        self._changes = 0
+        self._changed_at: dict[str, int] = {}  # user id -> the count at its last `forget`
 
     async def status(self, user_id: str) -> UserStatus | None:
         """The user's status; None when the user does not exist (any more)."""
@@ -48,13 +53,15 @@ class UserStatusLookup:
     async def refresh(self, user_ids: Iterable[str]) -> dict[str, UserStatus | None]:
         """Look the users up in the database now (one query per STATUS_CHUNK ids) and remember the answers."""
         ids = list(user_ids)
+        began = self._changes
         now = self._clock()
         async with self._engine.connect() as conn:
             found = await accounts.user_statuses(conn, ids)
         statuses: dict[str, UserStatus | None] = {user_id: found.get(user_id) for user_id in ids}
         for user_id, status in statuses.items():
             self._known.pop(user_id, None)  # re-inserted last: the dict stays in lookup order
-            self._known[user_id] = (status, now)
+            if self._changed_at.get(user_id, 0) <= began:
+                self._known[user_id] = (status, now)
         while len(self._known) > self._max_users:
             del self._known[next(iter(self._known))]
         return statuses
@@ -62,3 +69,8 @@ class UserStatusLookup:
     def forget(self, user_id: str) -> None:
         """Drop a user from memory (they were just changed through this process)."""
         self._known.pop(user_id, None)
+        self._changes += 1
+        self._changed_at.pop(user_id, None)
+        self._changed_at[user_id] = self._changes
+        while len(self._changed_at) > self._max_users:
+            del self._changed_at[next(iter(self._changed_at))]

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from haltless.core.alerts import OPEN_STATES
 from haltless.core.alerts import AlertState as AlertState  # re-exported: its home is core.alerts
 from haltless.core.alerts import StoredAlert as StoredAlert
-from haltless.core.rules import Condition, Rule, RuleState, Severity
+from haltless.core.rules import Condition, Rule, RuleKind, RuleState, Severity
 from haltless.store.tables import alert_rules, alerts, machines, readings, rule_states
 
 
@@ -32,6 +32,10 @@ def _rule(row: Any) -> Rule:
         hysteresis=r["hysteresis"],
         enabled=bool(r["enabled"]),
         message=r["message"],
+        kind=RuleKind(r["kind"]),
+        sensitivity=r["sensitivity"],
+        horizon_seconds=r["horizon_seconds"],
+        window_readings=r["window_readings"],
     )
 
 
@@ -54,6 +58,7 @@ def _alert(row: Any) -> StoredAlert:
         r["resolved_at"],
         r["resolved_by"],
         r["resolution"],
+        r["predicted_crossing_at"],
     )
 
 
@@ -71,6 +76,10 @@ def rule_values(rule: Rule) -> dict[str, Any]:
         "hysteresis": rule.hysteresis,
         "enabled": rule.enabled,
         "message": rule.message,
+        "kind": rule.kind.value,
+        "sensitivity": rule.sensitivity,
+        "horizon_seconds": rule.horizon_seconds,
+        "window_readings": rule.window_readings,
     }
 
 
@@ -128,7 +137,17 @@ async def insert_alert(conn: AsyncConnection, alert: StoredAlert) -> None:
             threshold_value=alert.threshold_value,
             state=alert.state,
             created_at=alert.created_at,
+            predicted_crossing_at=alert.predicted_crossing_at,
         )
+    )
+
+
+async def update_prediction(conn: AsyncConnection, alert_id: str, *, message: str, predicted_crossing_at: int) -> None:
+    """An open forecast alert's prediction moved: its message and predicted crossing time follow."""
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES))
+        .values(message=message, predicted_crossing_at=predicted_crossing_at)
     )
 
 

@@ -199,3 +199,43 @@ async def latest_per_machine_metric(
     for row in rows:
         found[row[0]].append(StoredReading(*row))
     return found
+
+
+async def series_before(
+    conn: AsyncConnection, *, machine_id: str, metric_name: str, before: int | None, up_to: int | None, limit: int
+) -> tuple[list[int], list[float]]:
+    """The newest `limit` readings of one series measured before `before` (exclusive) and up to `up_to`
+    (inclusive), oldest first, as (timestamps, values): what a predictive rule's detector is rebuilt from."""
+    query = select(readings.c.ts, readings.c.value).where(
+        readings.c.machine_id == machine_id, readings.c.metric_name == metric_name
+    )
+    if before is not None:
+        query = query.where(readings.c.ts < before)
+    if up_to is not None:
+        query = query.where(readings.c.ts <= up_to)
+    rows = list(await conn.execute(query.order_by(readings.c.ts.desc(), readings.c.id.desc()).limit(limit)))
+    rows.reverse()
+    return [row[0] for row in rows], [row[1] for row in rows]
+
+
+async def series_between(
+    conn: AsyncConnection, *, machine_id: str, metric_name: str, start: int, end: int, limit: int
+) -> tuple[list[int], list[float]]:
+    """The first `limit` readings of one series measured in [start, end), oldest first, as (timestamps, values)."""
+    rows = await conn.execute(
+        select(readings.c.ts, readings.c.value)
+        .where(
+            readings.c.machine_id == machine_id,
+            readings.c.metric_name == metric_name,
+            readings.c.ts >= start,
+            readings.c.ts < end,
+        )
+        .order_by(readings.c.ts, readings.c.id)
+        .limit(limit)
+    )
+    stamps: list[int] = []
+    values: list[float] = []
+    for ts, value in rows:
+        stamps.append(ts)
+        values.append(value)
+    return stamps, values

@@ -133,6 +133,11 @@ alert_rules = Table(
     Column("message", String(500), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Predictive rules (migration 0008): threshold, anomaly or forecast, and the parameters of the last two.
+    Column("kind", String(16), nullable=False, server_default="threshold"),
+    Column("sensitivity", String(8), nullable=True),
+    Column("horizon_seconds", Float, nullable=True),
+    Column("window_readings", Integer, nullable=True),
 )
 
 alerts = Table(
@@ -154,6 +159,8 @@ alerts = Table(
     Column("resolved_at", BigInteger, nullable=True),
     Column("resolved_by", String(36), nullable=True),
     Column("resolution", String(32), nullable=True),
+    # Forecast alerts: when the trend is predicted to cross the threshold (migration 0008).
+    Column("predicted_crossing_at", BigInteger, nullable=True),
     Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
     Index("ix_alerts_rule_machine_state", "rule_id", "machine_id", "state"),
 )
@@ -169,4 +176,125 @@ rule_states = Table(
     Column("last_ts", BigInteger, nullable=False),
     # False after a user resolved an alert while the breach went on: the value must clear first.
     Column("armed", Boolean, nullable=False, server_default=true()),
+)
+
+# ---- notifications (migration 0007; docs/notifications.md) ----
+
+# Where notifications go. `config` is shown to admins; `secrets` (webhook signing secret, SMTP password) never is.
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("secrets", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+notification_policies = Table(
+    "notification_policies",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("matchers", JSON, nullable=False),
+    Column("channel_ids", JSON, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("group_by", String(16), nullable=False),
+    Column("group_wait", Float, nullable=False),
+    Column("group_interval", Float, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("repeat_interval", Float, nullable=True),
+    Column("escalate_after", Float, nullable=True),
+    Column("escalation_channel_ids", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("comment", String(500), nullable=False),
+    Column("created_by", String(36), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The outbox: one row per alert change, written in the transaction of the change. `state`: new (not yet
+# routed), routed (waiting in groups or sent), silenced, unrouted (no policy took it).
+notification_events = Table(
+    "notification_events",
+    metadata,
+    Column("id", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_id", String(36), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("alert", JSON, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("silence_id", String(36), nullable=True),
+    Index("ix_notification_events_state_id", "state", "id"),
+)
+
+# Changes waiting in a policy's group for the group to be sent (group_wait, group_interval).
+notification_waiting = Table(
+    "notification_waiting",
+    metadata,
+    Column("event_id", BigInteger, ForeignKey("notification_events.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("group_key", String(120), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
+# When each group was last sent (group_interval counts from there).
+notification_groups = Table(
+    "notification_groups",
+    metadata,
+    Column("policy_id", String(36), primary_key=True),
+    Column("group_key", String(120), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("last_sent_at", BigInteger, nullable=False),
+)
+
+# Firing alerts a policy follows up (repeat_interval, escalation) until they are resolved or acknowledged.
+notification_tracks = Table(
+    "notification_tracks",
+    metadata,
+    Column("policy_id", String(36), primary_key=True),
+    Column("alert_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("alert", JSON, nullable=False),
+    Column("firing_at", BigInteger, nullable=False),
+    Column("last_sent_at", BigInteger, nullable=True),
+    Column("escalated", Boolean, nullable=False),
+    Index("ix_notification_tracks_alert_id", "alert_id"),
+)
+
+# One message to one channel, delivered at least once. `state`: pending, delivered, failed.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", String(36), ForeignKey("notification_channels.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("alerts", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    # A process that claimed the row for a try; others leave it alone until then (PostgreSQL, several processes).
+    Column("claimed_until", BigInteger, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Index("ix_notifications_state_next", "state", "next_attempt_at"),
+    Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
 )

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from haltless.core import wire
+from haltless.core import predictive, wire
 from haltless.core.alerts import AlertState, StoredAlert
 from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth, derive_status
 from haltless.core.plan import SYSTEM, AlertTransition, Plan, TransitionKind
-from haltless.core.rules import RuleState
+from haltless.core.predictive import SeriesDetector
+from haltless.core.readings import Reading
+from haltless.core.rules import Rule, RuleState
 
 
 class Draft:
     """The fleet as the plan being built would leave it."""
 
-    __slots__ = ("_alerts", "fleet", "plan")
+    __slots__ = ("_alerts", "fleet", "plan", "series")
 
     def __init__(self, fleet: Fleet, plan: Plan) -> None:
         self.fleet = fleet
         self.plan = plan
         self._alerts: dict[str, StoredAlert] = {}  # alerts this plan opened or changed
+        # Predictive rules: the batch's readings per (machine, metric) series, in measurement order.
+        self.series: dict[tuple[str, str], list[Reading]] | None = None
 
     def health(self, machine_id: str) -> MachineHealth | None:
         """The machine's health, a copy the plan may change (None: not a machine of the fleet)."""
@@ -38,6 +42,16 @@ class Draft:
         if state is None:
             state = self.fleet.state(key)
         return state
+
+    def detector(self, rule: Rule, key: tuple[str, str]) -> SeriesDetector:
+        """The detector of a predictive rule on a machine, for this plan to feed."""
+        detector = self.plan.detectors.get(key)
+        if detector is None:
+            # Taken out of the fleet until the plan is applied: a plan that is never committed leaves no detector
+            # behind that saw its readings (the next batch rebuilds it from the database).
+            detector = self.fleet.detectors.pop(key, None) or predictive.new_detector(rule)
+            self.plan.detectors[key] = detector
+        return detector
 
     def alert(self, alert_id: str) -> StoredAlert | None:
         """An open alert, as this plan leaves it so far."""

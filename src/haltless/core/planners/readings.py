@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 
-from haltless.core import wire
+from haltless.core import predictive, wire
 from haltless.core.alerts import AlertState, Resolution, StoredAlert
 from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth
@@ -14,7 +14,15 @@ from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
 from haltless.core.planners.draft import Draft
 from haltless.core.readings import Reading
-from haltless.core.rules import AlertCleared, AlertOpened, Rule, evaluate, evaluate_quiet
+from haltless.core.rules import (
+    MAX_ALERT_MESSAGE_LENGTH,
+    AlertCleared,
+    AlertOpened,
+    Rule,
+    RuleKind,
+    evaluate,
+    evaluate_quiet,
+)
 
 _MEASURED_AT = attrgetter("ts")
 
@@ -92,18 +100,29 @@ def _settle_quiet(
         settled = {}
         for rule in applicable:
             key = (rule.id, machine_id)
-            state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest)
-            if state is None:
-                replay[(machine_id, metric_name)] = applicable
-                break
-            settled[key] = state
-        else:
-            plan.states.update(settled)
+            if rule.kind is RuleKind.THRESHOLD:
+                state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest)
+            else:  # a predictive rule's detector takes the series' batch here, once
+                detector = draft.detector(rule, key)
+                state = predictive.settle(
+                    rule, detector, draft.state(key), [r.ts for r in members], [r.value for r in members]
+                )
+            if state is not None:
+                settled[key] = state
+        # A settled rule is done with these readings (a predictive one's detector has seen them): only the
+        # others see them one by one.
+        if len(settled) < len(applicable):
+            replay[(machine_id, metric_name)] = [r for r in applicable if (r.id, machine_id) not in settled]
+        plan.states.update(settled)
+    if replay and draft.fleet.predictive_rules:
+        draft.series = series  # predictive detectors need to know a reading is the newest of its series' batch
     return replay
 
 
 def _evaluate(draft: Draft, rule: Rule, health: MachineHealth, reading: Reading, new_id: Callable[[], str]) -> bool:
     """Apply one reading to one rule; True when an alert opened or cleared."""
+    if rule.kind is not RuleKind.THRESHOLD:
+        return _evaluate_predictive(draft, rule, health, reading, new_id)
     key = (rule.id, reading.machine_id)
     state, transition = evaluate(rule, draft.state(key), reading.value, reading.ts, new_id)
     draft.plan.states[key] = state
@@ -142,3 +161,73 @@ def _evaluate(draft: Draft, rule: Rule, health: MachineHealth, reading: Reading,
     elif isinstance(transition, AlertCleared):
         draft.resolve(health, transition.alert_id, rule.severity.value, transition.ts, SYSTEM, Resolution.CLEARED)
     return transition is not None
+
+
+def _evaluate_predictive(
+    draft: Draft, rule: Rule, health: MachineHealth, reading: Reading, new_id: Callable[[], str]
+) -> bool:
+    """Apply one reading to one anomaly or forecast rule; True when an alert opened or cleared."""
+    key = (rule.id, reading.machine_id)
+    plan = draft.plan
+    members = draft.series.get((reading.machine_id, reading.metric_name)) if draft.series else None
+    state = draft.state(key)
+    detector = draft.detector(rule, key)
+    outcome = predictive.evaluate(
+        rule,
+        detector,
+        state,
+        reading.value,
+        reading.ts,
+        new_id,
+        unit=reading.unit,
+        newest_of_batch=not members or reading.ts >= members[-1].ts,
+    )
+    plan.states[key] = outcome.state
+    transition = outcome.transition
+    if isinstance(transition, predictive.PredictiveOpened):
+        alert = StoredAlert(
+            id=transition.alert_id,
+            tenant_id=rule.tenant_id,
+            rule_id=rule.id,
+            machine_id=reading.machine_id,
+            metric_name=rule.metric_name,
+            severity=rule.severity,
+            message=transition.message[:MAX_ALERT_MESSAGE_LENGTH],
+            metric_value=transition.value,
+            threshold_value=transition.threshold_value,
+            state=AlertState.ACTIVE,
+            created_at=transition.ts,
+            acknowledged_at=None,
+            acknowledged_by=None,
+            resolved_at=None,
+            resolved_by=None,
+            resolution=None,
+            predicted_crossing_at=transition.predicted_crossing_us,
+        )
+        draft.record(TransitionKind.OPENED, alert, SYSTEM, transition.ts)
+        health.active[alert.id] = alert.severity
+        plan.events.append(
+            wire.alert(
+                alert.id,
+                alert.machine_id,
+                alert.severity.value,
+                alert.message,
+                alert.metric_value,
+                alert.threshold_value,
+                alert.created_at,
+            )
+        )
+        return True
+    if isinstance(transition, predictive.PredictiveUpdated):
+        if transition.predicted_crossing_us is not None:
+            plan.predictions.append((transition.alert_id, transition.message, transition.predicted_crossing_us))
+        plan.events.append(
+            wire.alert_updated(
+                transition.alert_id, reading.machine_id, transition.message, transition.predicted_crossing_us
+            )
+        )
+        return False
+    if isinstance(transition, AlertCleared):
+        draft.resolve(health, transition.alert_id, rule.severity.value, transition.ts, SYSTEM, Resolution.CLEARED)
+        return True
+    return False

@@ -9,7 +9,18 @@ from haltless.core.planners.draft import Draft
 from haltless.core.rules import Rule
 
 # Fields whose change alters what a rule means: open alerts of the old meaning are resolved.
-SEMANTIC_FIELDS = ("metric_name", "machine_id", "condition", "threshold", "severity", "for_seconds", "hysteresis")
+SEMANTIC_FIELDS = (
+    "metric_name",
+    "machine_id",
+    "condition",
+    "threshold",
+    "severity",
+    "for_seconds",
+    "hysteresis",
+    "sensitivity",
+    "horizon_seconds",
+    "window_readings",
+)
 
 
 def plan_create(fleet: Fleet, rule: Rule, now_us: int) -> Plan:

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.alerts import OPEN_STATES, StoredAlert
+from haltless.core.anomaly import Sensitivity
 from haltless.core.fleet import Fleet
 from haltless.core.models import Principal
 from haltless.core.plan import Plan
 from haltless.core.planners import alerts as alert_planner
 from haltless.core.planners import rules as rule_planner
+from haltless.core.predictive import KIND_FIELDS, kind_error
 from haltless.core.readings import normalize_uuid
-from haltless.core.rules import Rule, Severity
+from haltless.core.rules import Condition, Rule, RuleKind, Severity
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest, NotFound
 from haltless.server.alert_schemas import AlertOut, AlertPage, AlertRuleCreate, AlertRuleOut, AlertRuleUpdate
@@ -38,8 +40,13 @@ def _rule_out(rule: Rule, created_at: int, updated_at: int) -> AlertRuleOut:
         name=rule.name,
         metric_name=rule.metric_name,
         machine_id=rule.machine_id,
-        condition=rule.condition,
-        threshold=rule.threshold,
+        kind=rule.kind,
+        # An anomaly rule stores `score >= the sensitivity's threshold` there; it is not the client's to see.
+        condition=None if rule.kind is RuleKind.ANOMALY else rule.condition,
+        threshold=None if rule.kind is RuleKind.ANOMALY else rule.threshold,
+        sensitivity=Sensitivity(rule.sensitivity) if rule.sensitivity else None,
+        horizon_seconds=rule.horizon_seconds,
+        window_readings=rule.window_readings,
         severity=rule.severity,
         for_seconds=rule.for_seconds,
         hysteresis=rule.hysteresis,
@@ -71,6 +78,7 @@ def _alert_out(alert: StoredAlert) -> AlertOut:
         resolved_at=_time(alert.resolved_at),
         resolved_by=alert.resolved_by,
         resolution=alert.resolution,
+        predicted_crossing_at=_time(alert.predicted_crossing_at),
     )
 
 
@@ -81,7 +89,7 @@ async def _machine_of_tenant(conn: AsyncConnection, tenant_id: str, machine_id: 
     try:
         return (await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)).id
     except NotFound:
-        raise InvalidRequest("machine_id: no such machine in this tenant") from None
+        raise NotFound("machine_id: no such machine in this tenant") from None
 
 
 async def _rule(conn: AsyncConnection, tenant_id: str, rule_id: str) -> tuple[Rule, int, int]:
@@ -94,23 +102,43 @@ async def _rule(conn: AsyncConnection, tenant_id: str, rule_id: str) -> tuple[Ru
     return found
 
 
+def _with_kind(rule: Rule) -> Rule:
+    """An anomaly rule is stored as `score >= the sensitivity's threshold` (the columns are not nullable)."""
+    if rule.kind is not RuleKind.ANOMALY:
+        return rule
+    sensitivity = Sensitivity(rule.sensitivity or Sensitivity.MEDIUM)
+    return replace(rule, sensitivity=sensitivity.value, condition=Condition.GE, threshold=sensitivity.threshold)
+
+
 @rules_router.post("", status_code=201, response_model=AlertRuleOut)
 async def create_rule(body: AlertRuleCreate, principal: Admin, state: State) -> AlertRuleOut:
-    """Create a rule; it applies to readings that arrive from now on."""
+    """Create a rule; it applies to readings that arrive from now on (anomaly and forecast rules learn from the
+    stored history of their metric)."""
+    error = kind_error(
+        body.kind, {name: getattr(body, name) for name in KIND_FIELDS}, creating=True, hysteresis=body.hysteresis
+    )
+    if error:
+        raise InvalidRequest(error)
     async with state.changes.for_tenant(principal.tenant_id, (), refresh=False) as tx:
-        rule = Rule(
-            id=alert_store.new_id(),
-            tenant_id=principal.tenant_id,
-            name=body.name,
-            metric_name=body.metric_name,
-            machine_id=await _machine_of_tenant(tx.conn, principal.tenant_id, body.machine_id),
-            condition=body.condition,
-            threshold=body.threshold,
-            severity=body.severity,
-            for_seconds=body.for_seconds,
-            hysteresis=body.hysteresis,
-            enabled=body.enabled,
-            message=body.message,
+        rule = _with_kind(
+            Rule(
+                id=alert_store.new_id(),
+                tenant_id=principal.tenant_id,
+                name=body.name,
+                metric_name=body.metric_name,
+                machine_id=await _machine_of_tenant(tx.conn, principal.tenant_id, body.machine_id),
+                condition=body.condition or Condition.GE,
+                threshold=body.threshold if body.threshold is not None else 0.0,
+                severity=body.severity,
+                for_seconds=body.for_seconds,
+                hysteresis=body.hysteresis,
+                enabled=body.enabled,
+                message=body.message,
+                kind=body.kind,
+                sensitivity=body.sensitivity.value if body.sensitivity else None,
+                horizon_seconds=body.horizon_seconds,
+                window_readings=body.window_readings,
+            )
         )
         tx.apply(rule_planner.plan_create(tx.fleet, rule, tx.now_us))
     return _rule_out(rule, tx.now_us, tx.now_us)
@@ -132,26 +160,39 @@ async def get_rule(rule_id: str, principal: Viewer, state: State) -> AlertRuleOu
 @rules_router.patch("/{rule_id}", response_model=AlertRuleOut)
 async def update_rule(rule_id: str, body: AlertRuleUpdate, principal: Admin, state: State) -> AlertRuleOut:
     """Edit a rule. Changing what it means (metric, machine, condition, threshold, severity, for_seconds,
-    hysteresis) or disabling it resolves its open alerts; name and message edits keep them."""
+    hysteresis, sensitivity, horizon_seconds, window_readings) or disabling it resolves its open alerts; name and
+    message edits keep them. The kind cannot change."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    for required in (
-        "name",
-        "metric_name",
-        "condition",
-        "threshold",
-        "severity",
-        "for_seconds",
-        "hysteresis",
-        "enabled",
-    ):
-        if required in changes and changes[required] is None:
-            raise InvalidRequest(f"{required}: may not be null")
     # The rule is read inside the change: two concurrent edits of one rule both take effect.
     async with state.changes.for_tenant(principal.tenant_id) as tx:
         old, created_at, _ = await _rule(tx.conn, principal.tenant_id, rule_id)
+        kind = changes.pop("kind", old.kind)
+        if kind != old.kind:
+            raise InvalidRequest(f"kind: cannot change ({old.kind.value}); delete the rule and create a {kind} rule")
+        hysteresis = changes.get("hysteresis")
+        error = kind_error(
+            old.kind,
+            {name: changes[name] for name in KIND_FIELDS if name in changes},
+            creating=False,
+            hysteresis=old.hysteresis if hysteresis is None else hysteresis,
+        )
+        if error:
+            raise InvalidRequest(error)
+        for required in (
+            "name",
+            "metric_name",
+            "condition",
+            "threshold",
+            "severity",
+            "for_seconds",
+            "hysteresis",
+            "enabled",
+        ):
+            if required in changes and changes[required] is None:
+                raise InvalidRequest(f"{required}: may not be null")
         if "machine_id" in changes:
             changes["machine_id"] = await _machine_of_tenant(tx.conn, principal.tenant_id, changes["machine_id"])
-        new = replace(old, **changes)
+        new = _with_kind(replace(old, **changes))
         tx.apply(rule_planner.plan_update(tx.fleet, old, new, tx.now_us))
     return _rule_out(new, created_at, tx.now_us)
 
@@ -177,11 +218,11 @@ async def list_alerts(
     alert_state: Annotated[
         StateFilter | None, Query(alias="state", description="open = active or acknowledged")
     ] = None,
-    machine_id: str | None = None,
+    machine_id: Annotated[str | None, Query(json_schema_extra={"format": "uuid"})] = None,
     severity: Severity | None = None,
-    rule_id: str | None = None,
+    rule_id: Annotated[str | None, Query(json_schema_extra={"format": "uuid"})] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(min_length=1, description="`next_cursor` of the previous page")] = None,
 ) -> AlertPage:
     """Alerts of the tenant, newest first; pass `next_cursor` back as `cursor` for the next page."""
     states: tuple[str, ...] | None = None

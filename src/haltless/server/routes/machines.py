@@ -11,7 +11,7 @@ from haltless.core.plan import NewMachine
 from haltless.core.planners import machines as machine_planner
 from haltless.core.timefmt import format_micros
 from haltless.errors import PermissionDenied
-from haltless.server.fleet import FleetPage, fleet_page, parse_include
+from haltless.server.fleet import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (
     LatestReading,
     MachineCreate,
@@ -65,7 +65,14 @@ async def list_machines(
     state: State,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Machines to skip (past the last: no items).")] = 0,
-    include: Annotated[str | None, Query(description="`latest`: each machine's newest value per metric")] = None,
+    include: Annotated[
+        str | None,
+        # The pattern documents the rule; `parse_include` applies it, with an answer that names the unknown value.
+        Query(
+            description="`latest`: each machine's newest value per metric",
+            json_schema_extra={"pattern": INCLUDE_PATTERN},
+        ),
+    ] = None,
 ) -> FleetPage:
     """The tenant's machines, ordered by name; `include=latest` adds each one's newest value per metric."""
     with_latest = "latest" in parse_include(include)

@@ -4,7 +4,8 @@ enable, reset the password, sign out everywhere, delete.
 Whatever takes a user's access away (disable, delete, new role, new password, signing out) takes effect at
 once on this server process and within a second on the others: their access tokens are refused, their open
 dashboards closed with 4004 (server/session_sweep.py). The tenant's last active admin cannot be disabled,
-demoted or deleted (409).
+demoted or deleted (409), and no admin can do that to themself, nor set their own password here (403):
+another admin can, and POST /api/v1/auth/password changes one's own with the current one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 
 from fastapi import APIRouter, Response
 
-from haltless.core.accounts import UserChange
+from haltless.core.accounts import UserChange, check_change_of_self
 from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
@@ -93,9 +94,15 @@ async def update_user(user_id: str, body: UserUpdate, principal: Admin, state: S
 
     A new role refuses the user's current access tokens (a refresh gets one with the new role); disabling and a
     new password also end every session. 409 for the tenant's last active admin."""
+    # Checked before the slow hash, on what is asked (the hash only stands in for "a new password").
+    check_change_of_self(principal.subject_id, _user_id(user_id), _asked(body))
     password_hash = await asyncio.to_thread(hash_password, body.password) if body.password is not None else None
     change = UserChange(role=body.role, disabled=body.disabled, password_hash=password_hash)
     return _out(await _change(state, principal, user_id, change))
+
+
+def _asked(body: UserUpdate) -> UserChange:
+    return UserChange(role=body.role, disabled=body.disabled, password_hash=None if body.password is None else "new")
 
 
 @router.delete("/{user_id}/sessions", status_code=204, response_class=Response)
@@ -107,8 +114,9 @@ async def revoke_user_sessions(user_id: str, principal: Admin, state: State) -> 
 
 @router.delete("/{user_id}", status_code=204, response_class=Response)
 async def delete_user(user_id: str, principal: Admin, state: State) -> Response:
-    """Delete a user and their sessions. 409 for the tenant's last active admin."""
+    """Delete a user and their sessions. 409 for the tenant's last active admin; 403 for oneself."""
     normalized = _user_id(user_id)
+    check_change_of_self(principal.subject_id, normalized, None)
     async with state.engine.begin() as conn:
         await accounts.delete_user(conn, tenant_id=principal.tenant_id, user_id=normalized)
     user_changed_here(state.hub, state.users, normalized, None)

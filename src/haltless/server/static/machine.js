@@ -5,6 +5,7 @@
 import { formatTime, formatUnit, formatValue, h, metricLabel, timeAgo } from "./dom.js";
 import { statusBadge } from "./overview.js";
 import { alertItem } from "./alerts.js";
+import { attachPredictive } from "./predictive_chart.js";
 
 export const RANGES = [
   { key: "15m", label: "15 min", seconds: 15 * 60 },
@@ -322,6 +323,9 @@ export class MachineView {
       const uplot = new window.uPlot(options, [series.xs, series.ys], plot);
       plot.addEventListener("dblclick", () => this.#setFollow(true));
       this.charts.set(name, { figure, plot, uplot, current, series });
+      // Issue 18: anomaly band and score, forecast line (predictive_chart.js draws them over this chart).
+      const range = () => ({ start: new Date(this.live.serverNow() - this.range.seconds * 1000), end: new Date(this.live.serverNow() + 1000) });
+      attachPredictive({ api: this.api, machineId: this.machineId, metricName: name, uplot, figure, range });
       return figure;
     });
     this.chartGrid.replaceChildren(...figures);

@@ -69,7 +69,7 @@ export class RulesView {
           h("th", { scope: "row" }, rule.name),
           h("td", {}, rule.metric_name),
           h("td", {}, rule.machine_id ? this.store.machineName(rule.machine_id) : "All machines"),
-          h("td", { class: "num" }, `${rule.condition} ${rule.threshold}`),
+          h("td", { class: "num" }, ruleCondition(rule)),
           h("td", {}, severityBadge(rule.severity)),
           h("td", { class: "num" }, rule.for_seconds ? `${rule.for_seconds} s` : "–"),
           h("td", { class: "rule-state" }, rule.enabled ? "✔ Enabled" : "⏸ Disabled"),
@@ -141,15 +141,22 @@ export class RulesView {
           "Machine",
           select("rule-machine", [["", "All machines"], ...[...this.store.machines.values()].map((m) => [m.id, m.name])], ""),
         ),
+        field(
+          "Kind",
+          select("rule-kind", [["threshold", "Threshold"], ["anomaly", "Anomaly (unusual values)"], ["forecast", "Forecast (time to threshold)"]], "threshold"),
+        ),
         field("Condition", select("rule-condition", [[">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"]], ">")),
         field("Threshold", h("input", { id: "rule-threshold", name: "threshold", type: "number", step: "any", required: true })),
         field("Severity", select("rule-severity", [["info", "Info"], ["warning", "Warning"], ["critical", "Critical"]], "warning")),
         field("Must last (s)", h("input", { id: "rule-for", name: "for_seconds", type: "number", min: "0", step: "any", value: "0" })),
         field("Hysteresis", h("input", { id: "rule-hysteresis", name: "hysteresis", type: "number", min: "0", step: "any", value: "0" })),
+        ...kindFields(field, select),
       ),
       this.formError,
       h("button", { type: "submit", class: "primary" }, "Create rule"),
     );
+    showKindFields(form);
+    form.querySelector("#rule-kind").addEventListener("change", () => showKindFields(form));
     return form;
   }
 
@@ -166,8 +173,13 @@ export class RulesView {
       severity: value("rule-severity"),
       for_seconds: Number(value("rule-for") || 0),
       hysteresis: Number(value("rule-hysteresis") || 0),
+      ...kindBody(value),
     };
-    if (!body.name.trim() || !body.metric_name.trim() || value("rule-threshold") === "") {
+    if (body.kind === "anomaly") {
+      delete body.condition;
+      delete body.threshold;
+    }
+    if (!body.name.trim() || !body.metric_name.trim() || (body.kind !== "anomaly" && value("rule-threshold") === "")) {
       this.formError.textContent = "Name, metric and threshold are required.";
       return;
     }
@@ -175,10 +187,46 @@ export class RulesView {
       await this.api.post("/alert-rules", body);
       this.formError.textContent = "";
       form.reset();
+      showKindFields(form);
       announce(`Rule ${body.name} created`);
       await this.load();
     } catch (error) {
       this.formError.textContent = error.message;
     }
   }
+}
+
+// ---- Rule kinds (issue 18): threshold, anomaly, forecast. Which fields a kind takes; docs/alerts.md. ----
+
+function ruleCondition(rule) {
+  if (rule.kind === "anomaly") return `unusual (${rule.sensitivity} sensitivity)`;
+  if (rule.kind === "forecast") return `${rule.condition} ${rule.threshold} within ${Math.round(rule.horizon_seconds / 60)} min`;
+  return `${rule.condition} ${rule.threshold}`;
+}
+
+function kindFields(field, select) {
+  return [
+    field("Sensitivity", select("rule-sensitivity", [["low", "Low (clear breaks only)"], ["medium", "Medium"], ["high", "High (earliest)"]], "medium")),
+    field("Horizon (min)", h("input", { id: "rule-horizon", name: "horizon_minutes", type: "number", min: "1", step: "any", value: "60" })),
+  ];
+}
+
+function showKindFields(form) {
+  const kind = form.querySelector("#rule-kind").value;
+  const show = (id, visible) => {
+    const wrapper = form.querySelector(`#${id}`).closest(".field");
+    wrapper.hidden = !visible;
+    form.querySelector(`#${id}`).disabled = !visible;
+  };
+  show("rule-condition", kind !== "anomaly");
+  show("rule-threshold", kind !== "anomaly");
+  show("rule-sensitivity", kind === "anomaly");
+  show("rule-horizon", kind === "forecast");
+}
+
+function kindBody(value) {
+  const kind = value("rule-kind");
+  if (kind === "anomaly") return { kind, sensitivity: value("rule-sensitivity") };
+  if (kind === "forecast") return { kind, horizon_seconds: Number(value("rule-horizon") || 60) * 60 };
+  return { kind };
 }

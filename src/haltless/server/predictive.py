@@ -1,0 +1,89 @@
+"""Detectors of predictive rules (core/predictive.py) kept in step with the database.
+
+Each tenant's fleet (core/fleet.py) holds one `SeriesDetector` per (rule, machine) in memory. Before a batch is
+planned, `prepare` makes sure each detector the batch will feed has seen exactly the readings its rule state
+reflects: after a restart there is none yet, and with several server processes another process may have evaluated the series'
+latest readings. Such a detector is rebuilt from stored history (a bounded replay: `history_needed(rule)`
+readings), so a process never decides on stale detector state. Within one process this costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from haltless.core import predictive
+from haltless.core.predictive import SeriesDetector
+from haltless.core.readings import Reading
+from haltless.core.rules import Rule, RuleState
+from haltless.store import readings as reading_store
+from haltless.store.tables import alerts
+
+DetectorKey = tuple[str, str]  # (rule id, machine id)
+_FRESH = RuleState()
+
+
+def group_series(ordered: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:
+    """The readings of a batch (in measurement order) per (machine, metric) series, in that order."""
+    series: dict[tuple[str, str], list[Reading]] = {}
+    for reading in ordered:
+        key = (reading.machine_id, reading.metric_name)
+        members = series.get(key)
+        if members is None:
+            series[key] = [reading]
+        else:
+            members.append(reading)
+    return series
+
+
+def first_readings(batch: Sequence[Reading]) -> dict[tuple[str, str], int]:
+    """The earliest measurement time of each (machine, metric) series in a batch."""
+    first: dict[tuple[str, str], int] = {}
+    for reading in batch:
+        key = (reading.machine_id, reading.metric_name)
+        known = first.get(key)
+        if known is None or reading.ts < known:
+            first[key] = reading.ts
+    return first
+
+
+async def prepare(
+    conn: AsyncConnection,
+    detectors: dict[DetectorKey, SeriesDetector],
+    states: Mapping[DetectorKey, RuleState],
+    due: Iterable[tuple[Rule, str, int]],
+) -> None:
+    """Rebuild the detectors of `due` (rule, machine, earliest reading of the batch) that are out of step."""
+    for rule, machine_id, first_ts in due:
+        key = (rule.id, machine_id)
+        state = states.get(key, _FRESH)
+        if not predictive.in_sync(detectors.get(key), state):
+            detectors[key] = await rebuild(conn, rule, machine_id, state, first_ts)
+
+
+async def rebuild(
+    conn: AsyncConnection, rule: Rule, machine_id: str, state: RuleState, first_ts: int
+) -> SeriesDetector:
+    """A detector that has seen the stored readings `state` reflects (those before the batch, for a new rule)."""
+    if state.last_ts is not None:
+        before, up_to = None, state.last_ts
+    else:
+        before, up_to = first_ts, None
+    stamps, values = await reading_store.series_before(
+        conn,
+        machine_id=machine_id,
+        metric_name=rule.metric_name,
+        before=before,
+        up_to=up_to,
+        limit=predictive.history_needed(rule),
+    )
+    detector = predictive.rebuild(rule, stamps, values, state.last_ts)
+    if state.open_alert_id is not None or state.breach_since is not None:
+        detector.quiet = 0  # an anomaly episode is going on: it ends only after quiet readings seen from here
+    if state.open_alert_id is not None:
+        detector.announced_us = (
+            await conn.execute(select(alerts.c.predicted_crossing_at).where(alerts.c.id == state.open_alert_id))
+        ).scalar()
+    return detector
