@@ -89,7 +89,8 @@ async def _machine_of_tenant(conn: AsyncConnection, tenant_id: str, machine_id: 
     try:
         return (await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)).id
     except NotFound:
-        raise NotFound("machine_id: no such machine in this tenant") from None
+        # A body field, so 422 (the API contract documents no 404 here; tests/test_alerts.py holds it).
+        raise InvalidRequest("machine_id: no such machine in this tenant") from None
 
 
 async def _rule(conn: AsyncConnection, tenant_id: str, rule_id: str) -> tuple[Rule, int, int]:
