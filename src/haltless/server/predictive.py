@@ -4,7 +4,8 @@ Each tenant's fleet (core/fleet.py) holds one `SeriesDetector` per (rule, machin
 planned, `prepare` makes sure each detector the batch will feed has seen exactly the readings its rule state
 reflects: after a restart there is none yet, and with several server processes another process may have
 evaluated the series' latest readings. Such a detector is rebuilt from stored history (a bounded replay:
-`history_needed(rule)` readings), so a process never decides on stale detector state. Within one process this costs nothing.
+`history_needed(rule)` readings), so a process never decides on stale detector state. Within one process this
+costs nothing.
 """
 
 from __future__ import annotations
