@@ -14,11 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo PORT=8001` (or `make run PORT=8001`) when something else already listens on 8000.
+PORT_FLAG := $(if $(PORT),--port $(PORT))
+
 demo: $(STAMP)  ## the product: server + demo tenant + simulated fleet
-	$(BIN)/haltless demo
+	$(BIN)/haltless demo $(PORT_FLAG)
 
 run: $(STAMP)  ## the server alone
-	$(BIN)/haltless serve
+	$(BIN)/haltless serve $(PORT_FLAG)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

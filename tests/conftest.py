@@ -255,6 +255,7 @@ class Tenant:
     admin_email: str
     tokens: dict[str, Any]
     http: httpx.AsyncClient
+    machines_added: int = 0
 
     @property
     def access_token(self) -> str:
@@ -271,7 +272,11 @@ class Tenant:
         pair: dict[str, Any] = login.json()
         return pair
 
-    async def add_machine(self, name: str = "Press 1") -> str:
+    async def add_machine(self, name: str | None = None) -> str:
+        """A new machine; without a name, the next free "Press N" (names are unique per tenant)."""
+        if name is None:
+            self.machines_added += 1
+            name = f"Press {self.machines_added}"
         created = await self.http.post("/api/v1/machines", json={"name": name})
         assert created.status_code == 201, created.text
         machine_id: str = created.json()["id"]

@@ -139,6 +139,64 @@ async def test_reading_ids_are_scoped_per_tenant(server: RunningServer, tenant_f
     assert ra.json()["accepted"] == rb.json()["accepted"] == 1
 
 
+async def test_reading_ids_are_scoped_per_machine(server: RunningServer, tenant: Tenant) -> None:
+    """Two machines numbering their readings alike ("0001") both store them, in one batch or in two; the same
+    machine sending its id again is a duplicate."""
+    press, pump, lathe = await tenant.add_machine(), await tenant.add_machine(), await tenant.add_machine()
+    first = await tenant.ingest([{"machine_id": press, "metric_name": "t", "value": 1, "reading_id": "0001"}])
+    assert first.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    both = await tenant.ingest(
+        [
+            {"machine_id": pump, "metric_name": "t", "value": 2, "reading_id": "0001"},
+            {"machine_id": lathe, "metric_name": "t", "value": 3, "reading_id": "0001"},
+            {"machine_id": press, "metric_name": "t", "value": 1, "reading_id": "0001"},
+        ]
+    )
+    assert both.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
+    for machine_id, value in [(press, 1), (pump, 2), (lathe, 3)]:
+        assert [r["value"] for r in await _latest(tenant, machine_id)] == [value]
+
+
+async def test_one_unit_per_machine_and_metric(server: RunningServer, tenant: Tenant) -> None:
+    """The first unit a machine reports for a metric is its unit: a reading in another unit is rejected (that
+    item only, with the reason); a reading with no unit takes the metric's; another machine may use another."""
+    press, pump = await tenant.add_machine(), await tenant.add_machine()
+    first = await tenant.ingest([{"machine_id": press, "metric_name": "vibration", "value": 1, "unit": "mm/s"}])
+    assert first.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    mixed = await tenant.ingest(
+        [
+            {"machine_id": press, "metric_name": "vibration", "value": 2, "unit": "mm/s"},
+            {"machine_id": press, "metric_name": "vibration", "value": 3, "unit": "mm_per_s"},
+            {"machine_id": pump, "metric_name": "vibration", "value": 4, "unit": "in/s"},
+            {"machine_id": pump, "metric_name": "vibration", "value": 5, "unit": "mm/s"},
+            {"machine_id": press, "metric_name": "vibration", "value": 6},
+        ]
+    )
+    assert mixed.status_code == 202
+    assert mixed.json() == {
+        "accepted": 3,
+        "duplicates": 0,
+        "rejected": [
+            {
+                "index": 1,
+                "detail": 'unit "mm_per_s" differs from "mm/s", the unit of vibration on this machine;'
+                " convert the value or use another metric name",
+            },
+            {
+                "index": 3,
+                "detail": 'unit "mm/s" differs from "in/s", the unit of vibration on this machine;'
+                " convert the value or use another metric name",
+            },
+        ],
+    }
+    assert [(r["value"], r["unit"]) for r in await _latest(tenant, press)] == [(6, "mm/s")]
+    assert [(r["value"], r["unit"]) for r in await _latest(tenant, pump)] == [(4, "in/s")]
+    # Still refused in a later batch, after the unit is remembered.
+    later = await tenant.ingest([{"machine_id": press, "metric_name": "vibration", "value": 7, "unit": "mm_per_s"}])
+    assert later.json()["accepted"] == 0
+    assert later.json()["rejected"][0]["index"] == 0
+
+
 async def test_another_tenants_machine_is_unknown(server: RunningServer, tenant_factory: Any) -> None:
     a: Tenant = await tenant_factory()
     b: Tenant = await tenant_factory()

@@ -49,7 +49,10 @@ async def test_concurrent_wrong_passwords_get_at_most_the_limit_of_401s(
         # Locked out, even with the right password, until the window passes.
         blocked = await http.post(LOGIN, json={"email": email, "password": PASSWORD})
     assert blocked.status_code == 429
-    assert 0 < int(blocked.headers["retry-after"]) <= 60
+    wait = int(blocked.headers["retry-after"])
+    assert 0 < wait <= 60
+    # The answer says how long to wait, not just "later".
+    assert blocked.json()["detail"] == f"too many failed logins; try again in {wait} s"
 
 
 async def test_failures_for_other_accounts_from_one_address_do_not_lock_out_the_rest(

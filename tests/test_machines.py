@@ -111,3 +111,23 @@ async def test_nul_characters_are_422_not_500(server: RunningServer, tenant: Ten
         response = await tenant.http.request(method, path, json=body)
         assert response.status_code == 422, (path, body, response.text)
         assert "NUL" in response.json()["detail"]
+
+
+async def test_machine_names_are_unique_per_tenant(server: RunningServer, tenant_factory: Any) -> None:
+    """A second "Press 1" in a tenant is refused with 409 (create and rename); another tenant may use the name."""
+    a, b = await tenant_factory(), await tenant_factory()
+    first = await a.add_machine("Press 1")
+    other = await a.add_machine("Press 2")
+    again = await a.http.post("/api/v1/machines", json={"name": "Press 1"})
+    assert again.status_code == 409
+    assert (
+        again.json()["detail"] == 'a machine named "Press 1" exists already; machine names are unique, choose another'
+    )
+    renamed = await a.http.patch(f"/api/v1/machines/{other}", json={"name": "Press 1"})
+    assert renamed.status_code == 409
+    assert "Press 1" in renamed.json()["detail"]
+    # Renaming a machine to its own name, and another tenant's "Press 1", are fine.
+    assert (await a.http.patch(f"/api/v1/machines/{first}", json={"name": "Press 1"})).status_code == 200
+    await b.add_machine("Press 1")
+    listing = (await a.http.get("/api/v1/machines")).json()
+    assert sorted(m["name"] for m in listing["items"]) == ["Press 1", "Press 2"]

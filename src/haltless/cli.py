@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from haltless.core.models import Role
-from haltless.settings import Settings
+from haltless.settings import Settings, settings_problem
 
 app = typer.Typer(help="Haltless: keeps industrial machines from halting unexpectedly.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administrative commands that work on the database directly.", no_args_is_help=True)
@@ -35,12 +36,27 @@ TenantOption = Annotated[
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    """The settings, or exit 2 with one line per bad one (naming its environment variable and the fix)."""
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        typer.echo(settings_problem(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _reachable_database(settings: Settings) -> None:
+    """Exit 2 with one line when the database cannot be reached, before a server starts on it."""
+    from haltless.store.database import database_problem
+
+    problem = _run(database_problem(settings.effective_database_url))
+    if problem is not None:
+        typer.echo(f"error: HALTLESS_DATABASE_URL: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 def _run(coro: Any) -> Any:
@@ -68,6 +84,7 @@ def serve(
     from haltless.server.runner import serve_workers
 
     settings = _settings(data_dir, database_url)
+    _reachable_database(settings)
     if workers == 1:
         run_server(settings, host=host, port=port, log_level=log_level)
         return
@@ -93,8 +110,10 @@ def demo(
     """Run the server with a demo tenant and a simulated fleet."""
     from haltless.demo.runner import run_demo
 
+    settings = _settings(data_dir, None)
+    _reachable_database(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        _run(run_demo(_settings(data_dir, None), host=host, port=port, machines=machines))
+        _run(run_demo(settings, host=host, port=port, machines=machines))
 
 
 agent_app = typer.Typer(help="Run the edge agent (--config …), or set up its sources (browse, probe).")

@@ -6,10 +6,23 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from haltless.bus import BusKind, bus_kind
+
+# The databases Haltless runs on, as the URL starts.
+DATABASE_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgres://", "postgresql+asyncpg://")
+
+# How to fix a bad value, per setting; the rest get the generic hint below.
+_FIXES = {
+    "jwt_secret": "use at least 32 random characters (e.g. `openssl rand -hex 32`), or unset it to have one "
+    "generated in the data dir",
+    "database_url": "use sqlite+aiosqlite:///path/to/haltless.db or postgresql+asyncpg://user:password@host/db, "
+    "or unset it for the SQLite file in the data dir",
+    "bus_url": "use memory:// (one process) or redis://host:6379/0",
+    "trusted_proxies": "use comma-separated IP addresses or CIDR networks, e.g. 10.0.0.5,192.168.0.0/24",
+}
 
 
 class Settings(BaseSettings):
@@ -73,6 +86,14 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"not a CIDR network: {exc}") from None
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(DATABASE_SCHEMES):
+            scheme = value.split("://", 1)[0] if "://" in value else value[:20]
+            raise ValueError(f"unknown database {scheme!r}")
+        return value
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -110,3 +131,27 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'haltless.db').resolve()}"
+
+
+def settings_problem(error: ValidationError) -> str:
+    """One line per bad setting: the environment variable, what is wrong, and how to fix it."""
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else ""
+        variable = f"HALTLESS_{name.upper()}"
+        given = item.get("input")
+        message = str(item["msg"]).removeprefix("Value error, ")
+        # Secrets and URLs (which may hold a password) are never echoed.
+        secret = "secret" in name or "url" in name
+        shown = "" if secret or not isinstance(given, str | int | float) else f" (got {given!r})"
+        fix = _FIXES.get(name)
+        if fix is None:
+            field = Settings.model_fields.get(name)
+            default = field.default if field is not None else None
+            fix = (
+                f"the default is {default!r}; see the Configuration table in README.md"
+                if isinstance(default, int | float | str) and not isinstance(default, bool)
+                else "see the Configuration table in README.md"
+            )
+        lines.append(f"error: {variable}{shown}: {message}; {fix}")
+    return "\n".join(lines)

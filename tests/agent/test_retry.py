@@ -101,3 +101,14 @@ async def test_a_front_that_keeps_failing_leaves_readings_buffered(
     assert stored_readings(server) == []
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["sent"], summary["buffered"], summary["complete"]) == (0, 10, False)
+
+
+async def test_connection_errors_name_the_url_tried(server: RunningServer, tenant: Tenant, tmp_path: Path) -> None:
+    """A wrong server_url (nothing listens there) is named in the agent's log, not only "connection refused"."""
+    machine_id = await tenant.add_machine()
+    write_csv(tmp_path / "r.csv", machine_id, 2)
+    wrong = f"http://127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, wrong, await create_api_key(tenant), '[[sources]]\ntype = "csv"\npath = "r.csv"\n')
+    result = run_agent_once(config)
+    assert result.returncode != 0
+    assert f"ConnectError for {wrong}/api/v1/sensor-data" in result.stderr, result.stderr

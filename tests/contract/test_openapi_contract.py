@@ -28,7 +28,7 @@ SEED = os.environ.get("HALTLESS_CONTRACT_SEED", "20261203")
 
 @pytest.mark.timeout(1800)
 async def test_openapi_describes_every_answer_of_every_operation(
-    server_factory: Callable[..., RunningServer], tenant_factory: Callable[..., Awaitable[Tenant]]
+    server_factory: Callable[..., RunningServer], tenant_factory: Callable[..., Awaitable[Tenant]], tmp_path: Path
 ) -> None:
     # The login fuzzing comes "through a proxy" from an address of its own (see schemathesis.toml).
     # Fuzzed notification channels may reach nothing: one loopback address where nothing listens.
@@ -56,6 +56,7 @@ async def test_openapi_describes_every_answer_of_every_operation(
         "--seed",
         SEED,
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1700, check=False)
+    # In tmp_path: schemathesis keeps a cache of what it found in its working directory; a run starts afresh.
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1700, check=False)
     report = result.stdout[-20_000:] + result.stderr[-5_000:]
     assert result.returncode == 0, report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -242,3 +243,10 @@ def test_batches_score_like_single_readings(values: list[float], sizes: list[int
         out += batched.score_batch(times[start : start + size], values[start : start + size])
         start, index = start + size, index + 1
     assert out == singles
+
+
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=400))
+def test_any_finite_values_are_scored_without_an_error(values: list[float]) -> None:
+    """A reading may be any finite float (1e308 included): scoring never raises, or ingest would answer 500."""
+    for scored in AnomalyDetector(Sensitivity.HIGH).score_batch(stamps(len(values)), values):
+        assert 0.0 <= scored.score <= 1.0 or math.isnan(scored.score)

@@ -133,3 +133,14 @@ def test_state_round_trips_exactly_through_json(values: list[float], cut: int) -
     restored.add([i * STEP_US for i in range(cut, len(values))], values[cut:])
     assert restored.state() == whole.state()
     assert restored.forecast() == whole.forecast() or restored.forecast().level != restored.forecast().level
+
+
+@given(
+    values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=200),
+    threshold=st.floats(allow_nan=False, allow_infinity=False),
+    step_us=st.integers(min_value=1, max_value=10**9),
+)
+def test_any_finite_values_forecast_without_an_error(values: list[float], threshold: float, step_us: int) -> None:
+    """A reading may be any finite float (1e308 included): a forecast never raises, or ingest would answer 500."""
+    forecaster = TrendForecaster(threshold, Direction.ABOVE, horizon_s=3600.0)
+    forecaster.update([n * step_us for n in range(len(values))], values)

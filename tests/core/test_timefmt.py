@@ -22,3 +22,8 @@ def test_round_trip_to_utc_z(text: str, wire: str) -> None:
 def test_refuses_naive_or_malformed(text: str) -> None:
     with pytest.raises(TimestampError):
         parse_timestamp(text)
+
+
+def test_a_time_before_the_first_representable_moment_is_a_timestamp_error() -> None:
+    with pytest.raises(TimestampError, match="out of range"):
+        parse_timestamp("0001-01-01T00:03:00.0+01:00")

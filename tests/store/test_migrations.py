@@ -13,6 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -78,13 +79,24 @@ def test_processes_starting_together_migrate_once(database_url: str | None) -> N
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
     versions = query_database(Settings(database_url=database_url), "SELECT version_num FROM alembic_version")
-    assert versions == [("0008",)]
+    assert versions == [(_head(),)]
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(database.__file__).parent / "migrations"))
+    return config
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
 
 
 def _upgrade_to(revision: str) -> Callable[[Connection], None]:
     def upgrade(connection: Connection) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(Path(database.__file__).parent / "migrations"))
+        config = _config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
@@ -138,5 +150,56 @@ async def test_0005_keeps_users_and_sessions_and_makes_emails_unique_per_tenant(
             if created.dialect.name == "sqlite":
                 # Foreign keys are back on for the pooled connection after migrating.
                 assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        await created.dispose()
+
+
+async def test_0006_renames_duplicate_machines_scopes_reading_ids_per_machine_and_records_units(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """A database at 0005 with two machines of one name (and readings) upgrades: the newer machine gets a
+    suffix, the readings stay, each metric's unit is the one of its newest reading that states one."""
+    created = database.create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
+    try:
+        async with created.begin() as conn:
+            await conn.run_sync(_upgrade_to("0005"))
+            await conn.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'P', 1)"))
+            for machine_id, name, created_at in [("m1", "Press 1", 1), ("m2", "Press 1", 2), ("m3", "Press 1 (2)", 3)]:
+                await conn.execute(
+                    text(
+                        "INSERT INTO machines (id, tenant_id, name, tags, status, created_at)"
+                        f" VALUES ('{machine_id}', 't1', '{name}', '[]', 'offline', {created_at})"
+                    )
+                )
+            for machine_id, unit, reading_id in [
+                ("m1", "mm/s", "0001"),
+                ("m1", "mm_per_s", "0002"),
+                ("m2", "", "0003"),
+            ]:
+                await conn.execute(
+                    text(
+                        "INSERT INTO readings (tenant_id, machine_id, metric_name, value, unit, ts, received_at,"
+                        f" reading_id) VALUES ('t1', '{machine_id}', 'v', 1.0, '{unit}', 1, 1, '{reading_id}')"
+                    )
+                )
+        await database.migrate(created)
+        async with created.begin() as conn:
+            names = (await conn.execute(text("SELECT id, name FROM machines ORDER BY id"))).all()
+            assert [tuple(row) for row in names] == [("m1", "Press 1"), ("m2", "Press 1 (3)"), ("m3", "Press 1 (2)")]
+            units = (await conn.execute(text("SELECT machine_id, metric_name, unit FROM metric_units"))).all()
+            assert [tuple(row) for row in units] == [("m1", "v", "mm_per_s")]
+            assert (await conn.execute(text("SELECT count(*) FROM readings"))).scalar_one() == 3
+            # Another machine may now store reading id 0001; the same machine still may not, nor a second name.
+            insert = (
+                "INSERT INTO readings (tenant_id, machine_id, metric_name, value, unit, ts, received_at, reading_id)"
+                " VALUES ('t1', '{}', 'v', 1.0, 'mm_per_s', 1, 1, '0001')"
+            )
+            await conn.execute(text(insert.format("m2")))
+            with pytest.raises(IntegrityError):
+                async with conn.begin_nested():
+                    await conn.execute(text(insert.format("m1")))
+            with pytest.raises(IntegrityError):
+                async with conn.begin_nested():
+                    await conn.execute(text("UPDATE machines SET name = 'Press 1' WHERE id = 'm3'"))
     finally:
         await created.dispose()

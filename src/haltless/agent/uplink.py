@@ -95,7 +95,9 @@ class Uplink:
         try:
             response = await self._http.post(INGEST_PATH, content=body, headers={"content-type": "application/json"})
         except httpx.TransportError as exc:
-            return _Retry(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            # Name the URL: "connection refused" alone does not say which server_url was wrong.
+            url = self._http.base_url.join(INGEST_PATH)
+            return _Retry(f"{type(exc).__name__} for {url}: {exc}" if str(exc) else f"{type(exc).__name__} for {url}")
         status = response.status_code
         if status == 202:
             return await self._settle(batch, response)

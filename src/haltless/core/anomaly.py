@@ -426,7 +426,10 @@ class AnomalyDetector:
         self._warmup.append(value)
         self._readings += 1
         low, high = min(self._warmup), max(self._warmup)
-        mean = math.fsum(self._warmup) / len(self._warmup)
+        count = len(self._warmup)
+        # Each term at most the largest float over `count`: no partial sum can overflow (fsum raises if one does,
+        # and a reading may be any finite float).
+        mean = math.fsum(v / count for v in self._warmup)
         scored = Scored(stamp, value, 0.0, mean, low, high, True, False)
         if self._readings == WARMUP_READINGS:
             self._start_grids()

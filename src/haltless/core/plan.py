@@ -65,6 +65,8 @@ class Plan:
     # Readings to store (already validated and sifted), and the machines whose `last_seen_at` they advance.
     readings: Sequence[Reading] = ()
     reporting: set[str] = field(default_factory=set)
+    # (machine id, metric) -> unit: the units these readings are the first to state (issue 19).
+    units: dict[tuple[str, str], str] = field(default_factory=dict)
     # (rule id, machine id) -> the state to upsert.
     states: dict[tuple[str, str], RuleState] = field(default_factory=dict)
     # Machines whose health changed: the health after the change (copies; the fleet's own are untouched).

@@ -20,7 +20,10 @@ def parse_timestamp(text: str) -> datetime:
         raise TimestampError(f"{text!r} is not an ISO 8601 timestamp such as 2026-04-04T10:30:05Z") from None
     if parsed.tzinfo is None:
         raise TimestampError(f"{text!r} has no time zone; add Z for UTC (2026-04-04T10:30:05Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30:00+01:00 is before the first representable moment
+        raise TimestampError(f"{text!r} is out of range") from None
 
 
 def to_micros(moment: datetime) -> int:

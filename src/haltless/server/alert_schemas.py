@@ -133,6 +133,9 @@ class AlertOut(BaseModel):
     predicted_crossing_at: str | None = Field(
         default=None, description="forecast alerts: when the trend is predicted to cross the threshold"
     )
+    # Extensions: the emails of those users (null when unknown here, or the user was deleted); in lists.
+    acknowledged_by_email: str | None = None
+    resolved_by_email: str | None = None
 
 
 class AlertPage(BaseModel):

@@ -56,10 +56,13 @@ DECLARED: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/api/v1/auth/logout"): {401: "The refresh token is invalid or expired"},
     ("GET", "/api/v1/sensor-data"): _MACHINE_404,
     ("GET", "/api/v1/sensor-data/export"): _MACHINE_404,
+    ("GET", "/api/v1/sensor-data/derived"): _MACHINE_404,
     ("POST", "/api/v1/auth/password"): {429: "Too many wrong current passwords; wait the seconds in Retry-After"},
     ("POST", "/api/v1/users"): {409: "A user with this email already exists in this tenant"},
     ("PATCH", "/api/v1/users/{user_id}"): {409: "The change would leave the tenant without an active admin"},
     ("DELETE", "/api/v1/users/{user_id}"): {409: "Deleting would leave the tenant without an active admin"},
+    ("POST", "/api/v1/machines"): {409: "A machine of this name exists in this tenant (names are unique)"},
+    ("PATCH", "/api/v1/machines/{machine_id}"): {409: "Another machine of this tenant has this name"},
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): {409: "The alert is already resolved"},
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): {409: "The alert is already resolved"},
 }

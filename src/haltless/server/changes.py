@@ -36,8 +36,10 @@ from haltless.core.plan import SYSTEM, Plan, TransitionKind
 from haltless.core.readings import Reading
 from haltless.core.rules import RuleKind, RuleState
 from haltless.server import predictive as predictive_detectors
+from haltless.server.units import UnitBook
 from haltless.store import alerts as alert_store
 from haltless.store import machines, readings
+from haltless.store import units as unit_store
 from haltless.store.database import begin_write
 
 if TYPE_CHECKING:
@@ -99,6 +101,8 @@ class Changes:
         self._global_lock = asyncio.Lock()
         self._tenant_locks: dict[str, asyncio.Lock] = {}
         self._fleets: dict[str, Fleet] = {}
+        # The unit of each (machine, metric) (issue 19): read by ingest inside a change, filled on commit.
+        self.units = UnitBook()
         # Writes the notification outbox in the transaction of each alert change (set by the app's lifespan).
         self.notifier: Notifier | None = None
 
@@ -174,6 +178,7 @@ class Changes:
                         await self._persist(conn, tx.fleet, plan)
                 if plan is not None:
                     tx.fleet.apply(plan)
+                    self.units.committed(plan.units)
                     if plan.events:
                         await self._bus.publish(tenant_id, plan.events)
             finally:
@@ -186,6 +191,9 @@ class Changes:
     async def _persist(self, conn: AsyncConnection, fleet: Fleet, plan: Plan) -> None:
         """Write a plan inside the change's transaction."""
         tenant_id = plan.tenant_id
+        if plan.units:
+            # A pair another writer registered meanwhile raises IntegrityError: ingest retries against the database.
+            await unit_store.register(conn, units=plan.units)
         if plan.readings:
             await readings.insert_many(conn, tenant_id=tenant_id, batch=plan.readings, received_at=plan.at)
             await machines.mark_seen(conn, machine_ids=plan.reporting, seen=plan.at)

@@ -64,9 +64,10 @@ def parse_body(body: bytes) -> list[object]:
 
 
 def _sift(
-    valid: list[Reading], known: set[str], seen: set[str], rejected: list[Rejection]
+    valid: list[Reading], known: set[str], seen: set[tuple[str, str]], rejected: list[Rejection]
 ) -> tuple[list[Reading], int]:
-    """The readings to store: not of an unknown machine (rejected), not a reading id seen before (counted)."""
+    """The readings to store: not of an unknown machine (rejected), not a reading id the machine sent before
+    (counted)."""
     batch: list[Reading] = []
     duplicates = 0
     for reading in valid:
@@ -74,10 +75,11 @@ def _sift(
             rejected.append(Rejection(reading.index, "unknown machine_id"))
             continue
         if reading.reading_id is not None:
-            if reading.reading_id in seen:
+            key = (reading.machine_id, reading.reading_id)
+            if key in seen:
                 duplicates += 1
                 continue
-            seen.add(reading.reading_id)
+            seen.add(key)
         batch.append(reading)
     return batch, duplicates
 
@@ -143,18 +145,27 @@ class IngestPipeline:
         async with self._changes.for_tenant(tenant_id, refresh=False) as tx:
             machine_ids = {r.machine_id for r in valid}
             known = await self._known_machines(tx, machine_ids, trust_memory)
-            ids = [r.reading_id for r in valid if r.reading_id is not None and r.machine_id in known]
-            seen = await readings.seen_reading_ids(tx.conn, tenant_id=tenant_id, reading_ids=ids) if ids else set()
+            ids = [(r.machine_id, r.reading_id) for r in valid if r.reading_id is not None and r.machine_id in known]
+            seen = await readings.seen_reading_ids(tx.conn, tenant_id=tenant_id, keys=ids) if ids else set()
             if not ids and len(known) == len(machine_ids):
                 # The usual batch (bench M4): every machine known, no reading ids, so nothing to sift out.
                 batch, reporting = valid, machine_ids
             else:
                 batch, duplicates = _sift(valid, known, seen, rejected)
                 reporting = {r.machine_id for r in batch}
+            # --- one unit per (machine, metric) (issue 19): refuse readings in another unit, item by item.
+            units = await self._changes.units.check(tx.conn, batch, trust_memory=trust_memory)
+            batch = units.kept
+            if units.rejected:
+                rejected.extend(units.rejected)
+                reporting = {r.machine_id for r in batch}
+            # --- end of the unit check
             if batch:
                 await tx.refresh(reporting)
                 await tx.prepare_detectors(batch)
-                tx.apply(plan_readings(tx.fleet, batch, now_us, alert_store.new_id, reporting))
+                plan = plan_readings(tx.fleet, batch, now_us, alert_store.new_id, reporting)
+                plan.units = units.new_units  # registered with the readings, remembered once committed
+                tx.apply(plan)
         result.rejected.extend(rejected)
         result.duplicates += duplicates
         result.accepted += len(batch)

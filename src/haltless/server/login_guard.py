@@ -173,3 +173,12 @@ def create_login_guard(settings: Settings, clock: Clock | None = None) -> LoginG
 def wait_seconds(wait: float) -> int:
     """A Retry-After value: whole seconds, at least 1."""
     return max(1, math.ceil(wait))
+
+
+def waiting_time(seconds: int) -> str:
+    """How long to wait, as a person reads it: `45 s`, `3 min`, `2 h` (rounded up)."""
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{math.ceil(seconds / 3600)} h"

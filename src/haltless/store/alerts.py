@@ -192,9 +192,15 @@ async def list_alerts(
     rule_id: str | None,
     after: tuple[int, str] | None,
     limit: int,
+    created_from: int | None = None,
+    created_before: int | None = None,
 ) -> list[StoredAlert]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+    """Newest first, keyset-paginated on (created_at, id); optionally opened in [created_from, created_before)."""
     query = select(alerts).where(alerts.c.tenant_id == tenant_id)
+    if created_from is not None:
+        query = query.where(alerts.c.created_at >= created_from)
+    if created_before is not None:
+        query = query.where(alerts.c.created_at < created_before)
     if states is not None:
         query = query.where(alerts.c.state.in_(list(states)))
     if machine_id is not None:

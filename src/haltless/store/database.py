@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -169,6 +170,30 @@ def _at_head(connection: Connection) -> bool:
     config.set_main_option("script_location", str(_MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head()
     return MigrationContext.configure(connection).get_current_revision() == head
+
+
+# How long a start-up check waits for the database before it says it cannot reach it.
+PROBE_TIMEOUT = 5.0
+
+
+async def database_problem(url: str) -> str | None:
+    """Why the database at `url` cannot be used (one line, password hidden), or None when it answers."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = create_engine(url)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+    except TimeoutError:
+        return f"no answer from {shown} within {PROBE_TIMEOUT:g} s; is the database running and reachable?"
+    except Exception as exc:
+        reason = (
+            str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        )
+        return f"cannot connect to {shown}: {reason}; start the database or fix the URL"
+    finally:
+        await engine.dispose()
+    return None
 
 
 async def migrate(engine: AsyncEngine) -> None:

@@ -87,6 +87,14 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+async def named(conn: AsyncConnection, *, tenant_id: str, name: str) -> Machine | None:
+    """The tenant's machine called `name` (names are unique per tenant)."""
+    row = (
+        await conn.execute(select(machines).where(machines.c.tenant_id == tenant_id, machines.c.name == name))
+    ).first()
+    return _machine(row) if row else None
+
+
 async def get(conn: AsyncConnection, *, tenant_id: str, machine_id: str) -> Machine | None:
     row = (
         await conn.execute(select(machines).where(machines.c.id == machine_id, machines.c.tenant_id == tenant_id))

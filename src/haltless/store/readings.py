@@ -27,15 +27,22 @@ class StoredReading:
     received_at: int
 
 
-async def seen_reading_ids(conn: AsyncConnection, *, tenant_id: str, reading_ids: Sequence[str]) -> set[str]:
-    """Which of `reading_ids` are already stored for the tenant."""
-    found: set[str] = set()
-    for start in range(0, len(reading_ids), 500):
-        chunk = reading_ids[start : start + 500]
+async def seen_reading_ids(
+    conn: AsyncConnection, *, tenant_id: str, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of the (machine_id, reading_id) pairs are already stored: a reading id is unique per machine."""
+    found: set[tuple[str, str]] = set()
+    wanted = set(keys)
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
         rows = await conn.execute(
-            select(readings.c.reading_id).where(readings.c.tenant_id == tenant_id, readings.c.reading_id.in_(chunk))
+            select(readings.c.machine_id, readings.c.reading_id).where(
+                readings.c.tenant_id == tenant_id,
+                readings.c.machine_id.in_({machine_id for machine_id, _ in chunk}),
+                readings.c.reading_id.in_({reading_id for _, reading_id in chunk}),
+            )
         )
-        found.update(row[0] for row in rows)
+        found.update(pair for pair in ((row[0], row[1]) for row in rows) if pair in wanted)
     return found
 
 

@@ -90,6 +90,8 @@ machines = Table(
     Column("maintenance", Boolean, nullable=False, server_default=false()),
     Column("last_seen_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # Two machines of one name made `haltless watch --machine NAME` pick one at random (migration 0006).
+    UniqueConstraint("tenant_id", "name", name="uq_machines_tenant_name"),
 )
 
 readings = Table(
@@ -111,8 +113,18 @@ readings = Table(
     # PostgreSQL only (SQLite has no BRIN, and a second B-tree on ts would only slow inserts there):
     # a tiny block-range index for wide time-range scans; see migration 0004.
     Index("ix_readings_ts_brin", "ts", postgresql_using="brin").ddl_if(dialect="postgresql"),
-    # Idempotency: a reading id is unique within its tenant (NULLs never collide).
-    UniqueConstraint("tenant_id", "reading_id", name="uq_readings_tenant_reading_id"),
+    # Idempotency: a reading id is unique per machine (NULLs never collide); two machines (or agents) may
+    # number their readings alike (migration 0006).
+    UniqueConstraint("machine_id", "reading_id", name="uq_readings_machine_reading_id"),
+)
+
+# The unit of each (machine, metric): the first unit a reading states; readings in another unit are refused.
+metric_units = Table(
+    "metric_units",
+    metadata,
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
+    Column("metric_name", String(64), primary_key=True),
+    Column("unit", String(32), nullable=False),
 )
 
 alert_rules = Table(

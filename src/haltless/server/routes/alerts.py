@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Response
@@ -19,13 +21,13 @@ from haltless.core.planners import rules as rule_planner
 from haltless.core.predictive import KIND_FIELDS, kind_error
 from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Condition, Rule, RuleKind, Severity
-from haltless.core.timefmt import format_micros
+from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
 from haltless.server.alert_schemas import AlertOut, AlertPage, AlertRuleCreate, AlertRuleOut, AlertRuleUpdate
 from haltless.server.security import Admin, Operator, State, Viewer
 from haltless.server.state import AppState
+from haltless.store import accounts, machines
 from haltless.store import alerts as alert_store
-from haltless.store import machines
 
 # plan_acknowledge or plan_resolve: (fleet, the alert as read, user id, now) -> (plan, the alert after it).
 AlertPlanner = Callable[[Fleet, StoredAlert | None, str, int], tuple[Plan, StoredAlert]]
@@ -212,49 +214,187 @@ StateFilter = Literal["active", "acknowledged", "resolved", "open"]
 ALERTS_CURSOR = "alerts/1"
 
 
-@alerts_router.get("", response_model=AlertPage)
-async def list_alerts(
-    principal: Viewer,
-    state: State,
-    alert_state: Annotated[
-        StateFilter | None, Query(alias="state", description="open = active or acknowledged")
-    ] = None,
-    machine_id: Annotated[str | None, Query(json_schema_extra={"format": "uuid"})] = None,
-    severity: Severity | None = None,
-    rule_id: Annotated[str | None, Query(json_schema_extra={"format": "uuid"})] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(min_length=1, description="`next_cursor` of the previous page")] = None,
-) -> AlertPage:
-    """Alerts of the tenant, newest first; pass `next_cursor` back as `cursor` for the next page."""
+AlertStateQuery = Annotated[StateFilter | None, Query(alias="state", description="open = active or acknowledged")]
+CreatedFrom = Annotated[str | None, Query(description="Alerts opened at or after this time (ISO 8601, Z or offset).")]
+CreatedBefore = Annotated[str | None, Query(description="Alerts opened before this time (ISO 8601, Z or offset).")]
+UuidQuery = Annotated[str | None, Query(json_schema_extra={"format": "uuid"})]
+# The CSV export's bound: far beyond a plant's alert history for any range a person asks for.
+MAX_EXPORTED_ALERTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class _AlertFilter:
+    states: tuple[str, ...] | None
+    machine_id: str | None
+    severity: str | None
+    rule_id: str | None
+    created_from: int | None
+    created_before: int | None
+
+
+def _moment(name: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return to_micros(parse_timestamp(text))
+    except TimestampError as exc:
+        raise InvalidRequest(f"{name}: {exc}") from None
+
+
+def _alert_filter(
+    alert_state: str | None,
+    machine_id: str | None,
+    severity: Severity | None,
+    rule_id: str | None,
+    start: str | None,
+    end: str | None,
+) -> _AlertFilter:
     states: tuple[str, ...] | None = None
     if alert_state == "open":
         states = OPEN_STATES
     elif alert_state is not None:
         states = (alert_state,)
-    after = None
-    if cursor is not None:
-        after = cast("tuple[int, str]", tuple(state.cursors.decode(ALERTS_CURSOR, cursor, (int, str))))
     machine = normalize_uuid(machine_id) if machine_id is not None else None
     if machine_id is not None and machine is None:
         raise InvalidRequest("machine_id: must be a UUID")
     rule = normalize_uuid(rule_id) if rule_id is not None else None
     if rule_id is not None and rule is None:
         raise InvalidRequest("rule_id: must be a UUID")
+    created_from, created_before = _moment("start", start), _moment("end", end)
+    if created_from is not None and created_before is not None and created_before <= created_from:
+        raise InvalidRequest("end: must be after start")
+    return _AlertFilter(states, machine, severity.value if severity else None, rule, created_from, created_before)
+
+
+async def _select_alerts(
+    conn: AsyncConnection, tenant_id: str, wanted: _AlertFilter, after: tuple[int, str] | None, limit: int
+) -> list[StoredAlert]:
+    return await alert_store.list_alerts(
+        conn,
+        tenant_id=tenant_id,
+        states=wanted.states,
+        machine_id=wanted.machine_id,
+        severity=wanted.severity,
+        rule_id=wanted.rule_id,
+        after=after,
+        limit=limit,
+        created_from=wanted.created_from,
+        created_before=wanted.created_before,
+    )
+
+
+async def _emails(conn: AsyncConnection, tenant_id: str) -> dict[str, str]:
+    return {user.id: user.email for user in await accounts.list_users(conn, tenant_id)}
+
+
+def _with_emails(alert: StoredAlert, emails: dict[str, str]) -> AlertOut:
+    out = _alert_out(alert)
+    out.acknowledged_by_email = emails.get(alert.acknowledged_by or "")
+    out.resolved_by_email = emails.get(alert.resolved_by or "")
+    return out
+
+
+@alerts_router.get("", response_model=AlertPage)
+async def list_alerts(
+    principal: Viewer,
+    state: State,
+    alert_state: AlertStateQuery = None,
+    machine_id: UuidQuery = None,
+    severity: Severity | None = None,
+    rule_id: UuidQuery = None,
+    start: CreatedFrom = None,
+    end: CreatedBefore = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(min_length=1, description="`next_cursor` of the previous page")] = None,
+) -> AlertPage:
+    """Alerts of the tenant, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    wanted = _alert_filter(alert_state, machine_id, severity, rule_id, start, end)
+    after = None
+    if cursor is not None:
+        after = cast("tuple[int, str]", tuple(state.cursors.decode(ALERTS_CURSOR, cursor, (int, str))))
     async with state.engine.connect() as conn:
-        items = await alert_store.list_alerts(
-            conn,
-            tenant_id=principal.tenant_id,
-            states=states,
-            machine_id=machine,
-            severity=severity.value if severity else None,
-            rule_id=rule,
-            after=after,
-            limit=limit + 1,
-        )
+        items = await _select_alerts(conn, principal.tenant_id, wanted, after, limit + 1)
+        emails = await _emails(conn, principal.tenant_id)
     more = len(items) > limit
     items = items[:limit]
     next_cursor = state.cursors.encode(ALERTS_CURSOR, (items[-1].created_at, items[-1].id)) if more and items else None
-    return AlertPage(items=[_alert_out(a) for a in items], next_cursor=next_cursor)
+    return AlertPage(items=[_with_emails(a, emails) for a in items], next_cursor=next_cursor)
+
+
+_CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "machine_id",
+    "machine_name",
+    "rule_id",
+    "metric_name",
+    "severity",
+    "state",
+    "metric_value",
+    "threshold_value",
+    "message",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+    "resolved_by",
+    "resolution",
+)
+
+
+@alerts_router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV with a header row, newest alert first."}},
+)
+async def export_alerts(
+    principal: Viewer,
+    state: State,
+    alert_state: AlertStateQuery = None,
+    machine_id: UuidQuery = None,
+    severity: Severity | None = None,
+    rule_id: UuidQuery = None,
+    start: CreatedFrom = None,
+    end: CreatedBefore = None,
+) -> Response:
+    """The alerts `GET /api/v1/alerts` lists for the same filters, all at once as CSV (at most 100,000), with
+    machine names and the emails of who acknowledged and resolved them."""
+    wanted = _alert_filter(alert_state, machine_id, severity, rule_id, start, end)
+    async with state.engine.connect() as conn:
+        items = await _select_alerts(conn, principal.tenant_id, wanted, None, MAX_EXPORTED_ALERTS)
+        emails = await _emails(conn, principal.tenant_id)
+        names = {
+            m.id: m.name
+            for m in (await machines.list_page(conn, tenant_id=principal.tenant_id, limit=1_000_000, offset=0))[0]
+        }
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for alert in items:
+        writer.writerow(
+            (
+                alert.id,
+                format_micros(alert.created_at),
+                alert.machine_id,
+                names.get(alert.machine_id, ""),
+                alert.rule_id or "",
+                alert.metric_name,
+                alert.severity.value,
+                alert.state,
+                repr(alert.metric_value),
+                repr(alert.threshold_value),
+                alert.message,
+                _time(alert.acknowledged_at) or "",
+                emails.get(alert.acknowledged_by or "", alert.acknowledged_by or ""),
+                _time(alert.resolved_at) or "",
+                emails.get(alert.resolved_by or "", alert.resolved_by or ""),
+                alert.resolution or "",
+            )
+        )
+    return Response(
+        text.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="haltless-alerts.csv"'},
+    )
 
 
 def _alert_id(alert_id: str) -> str:

@@ -14,7 +14,7 @@ from haltless.core.credentials import hash_password, verify_password
 from haltless.core.readings import normalize_uuid
 from haltless.core.throttle import LoginAttempt
 from haltless.errors import AuthenticationError, Conflict, InvalidRequest, NotFound, PermissionDenied, TooManyRequests
-from haltless.server.login_guard import wait_seconds
+from haltless.server.login_guard import wait_seconds, waiting_time
 from haltless.server.schemas import LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
 from haltless.server.security import State, Viewer
 from haltless.server.session_sweep import user_changed_here
@@ -99,7 +99,8 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenPair
     # of them failed; a success takes the attempt back.
     wait = await state.login_guard.reserve(attempt)
     if wait > 0:
-        raise TooManyRequests("too many failed logins; try again later", retry_after=wait_seconds(wait))
+        seconds = wait_seconds(wait)
+        raise TooManyRequests(f"too many failed logins; try again in {waiting_time(seconds)}", retry_after=seconds)
     tenant_id = normalize_uuid(body.tenant_id) if body.tenant_id is not None else None
     candidates: list[User] = []
     if body.tenant_id is None or tenant_id is not None:  # a malformed tenant_id matches no user
@@ -198,7 +199,8 @@ async def change_password(body: PasswordChange, request: Request, principal: Vie
     attempt = LoginAttempt.of(user.email, _client(request))
     wait = await state.login_guard.reserve(attempt)
     if wait > 0:
-        raise TooManyRequests("too many wrong passwords; try again later", retry_after=wait_seconds(wait))
+        seconds = wait_seconds(wait)
+        raise TooManyRequests(f"too many wrong passwords; try again in {waiting_time(seconds)}", retry_after=seconds)
     if not await asyncio.to_thread(verify_password, user.password_hash, body.current_password):
         raise PermissionDenied("the current password is wrong")
     await state.login_guard.succeeded(attempt)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import MachineStatus, Role
+from haltless.core.names import shown
 from haltless.core.plan import NewMachine
 from haltless.core.planners import machines as machine_planner
 from haltless.core.timefmt import format_micros
-from haltless.errors import PermissionDenied
+from haltless.errors import Conflict, PermissionDenied
 from haltless.server.fleet import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (
     LatestReading,
@@ -48,12 +51,27 @@ async def _get(state: AppState, tenant_id: str, machine_id: str) -> Machine:
         return await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)
 
 
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f'a machine named "{shown(name)}" exists already; machine names are unique, choose another')
+
+
+async def _refuse_taken_name(conn: AsyncConnection, tenant_id: str, name: str, machine_id: str | None) -> None:
+    existing = await machines.named(conn, tenant_id=tenant_id, name=name)
+    if existing is not None and existing.id != machine_id:
+        raise _name_taken(name)
+
+
 @router.post("", status_code=201, response_model=MachineOut)
 async def create_machine(body: MachineCreate, principal: Admin, state: State) -> MachineOut:
-    """Register a machine; it is `offline` until its first reading."""
-    async with state.changes.for_tenant(principal.tenant_id, (), refresh=False) as tx:
-        new = NewMachine(machines.new_id(), principal.tenant_id, body.name, body.location, body.tags, tx.now_us)
-        tx.apply(machine_planner.plan_add(tx.fleet, new))
+    """Register a machine; it is `offline` until its first reading. Names are unique per tenant (409)."""
+    try:
+        async with state.changes.for_tenant(principal.tenant_id, (), refresh=False) as tx:
+            await _refuse_taken_name(tx.conn, principal.tenant_id, body.name, None)
+            new = NewMachine(machines.new_id(), principal.tenant_id, body.name, body.location, body.tags, tx.now_us)
+            tx.apply(machine_planner.plan_add(tx.fleet, new))
+    except IntegrityError:
+        # Another request took the name between the check and the insert (another process: no shared lock).
+        raise _name_taken(body.name) from None
     return _out(
         Machine(new.id, new.tenant_id, new.name, new.location, new.tags, MachineStatus.OFFLINE, None, new.created_at)
     )
@@ -100,10 +118,17 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
         del values["name"]
     if "tags" in values and values["tags"] is None:
         values["tags"] = []
-    async with state.changes.for_tenant(principal.tenant_id, refresh=False) as tx:
-        machine = await machines.of_tenant(tx.conn, tenant_id=principal.tenant_id, machine_id=machine_id)
-        await tx.refresh([machine.id])
-        tx.apply(machine_planner.plan_edit(tx.fleet, machine.id, values, maintenance, tx.now_us))
+    try:
+        async with state.changes.for_tenant(principal.tenant_id, refresh=False) as tx:
+            machine = await machines.of_tenant(tx.conn, tenant_id=principal.tenant_id, machine_id=machine_id)
+            if "name" in values:
+                await _refuse_taken_name(tx.conn, principal.tenant_id, values["name"], machine.id)
+            await tx.refresh([machine.id])
+            tx.apply(machine_planner.plan_edit(tx.fleet, machine.id, values, maintenance, tx.now_us))
+    except IntegrityError:
+        if "name" not in values:
+            raise
+        raise _name_taken(values["name"]) from None
     return _out(await _get(state, principal.tenant_id, machine.id))
 
 

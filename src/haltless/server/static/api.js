@@ -5,11 +5,17 @@ const STORAGE_KEY = "haltless.session";
 const REFRESH_MARGIN_MS = 30_000;
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, retryAfter = null) {
     super(typeof detail === "string" ? detail : formatDetail(detail));
     this.status = status;
     this.detail = detail;
+    this.retryAfter = retryAfter; // seconds, from Retry-After on a 429
   }
+}
+
+function retryAfter(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : null;
 }
 
 export class SessionExpired extends ApiError {}
@@ -26,6 +32,7 @@ export class Api {
   constructor(base = "/api/v1") {
     this.base = base;
     this.session = this.#load();
+    this.renewal = null; // a password change under way (see renewing)
     this.refreshing = null; // single flight: refresh tokens rotate, and a spent one revokes the session
     this.refreshTimer = null;
     this.onSessionExpired = () => {};
@@ -77,7 +84,7 @@ export class Api {
       body: JSON.stringify({ email, password }),
     });
     const body = await readBody(response);
-    if (!response.ok) throw new ApiError(response.status, body?.detail ?? response.statusText);
+    if (!response.ok) throw new ApiError(response.status, body?.detail ?? response.statusText, retryAfter(response));
     this.#store(body);
   }
 
@@ -120,6 +127,9 @@ export class Api {
     }
     const body = await readBody(response);
     if (response.status === 401) {
+      // Refused because a password change just ended the old session: go on with the new pair.
+      if (this.renewal) await this.renewal.catch(() => {});
+      if (this.session && this.session.refresh_token !== token) return this.session.access_token;
       this.#clear();
       this.onSessionExpired();
       throw new SessionExpired(401, body?.detail ?? "session expired");
@@ -136,7 +146,18 @@ export class Api {
     return this.session.access_token;
   }
 
-  async request(method, path, { query, body } = {}) {
+  /** A request answering with a new token pair (a password change: every older session ends). While it
+   * runs, a refresh refused because of it waits for the new pair instead of ending the session. */
+  async renewing(request) {
+    this.renewal = request.then((pair) => this.#store(pair));
+    try {
+      await this.renewal;
+    } finally {
+      this.renewal = null;
+    }
+  }
+
+  async request(method, path, { query, body, text = false } = {}) {
     const url = new URL(this.base + path, location.origin);
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -155,13 +176,19 @@ export class Api {
       // Expired or revoked access token: refresh once and retry once.
       response = await send(await this.refresh());
     }
+    if (text && response.ok) return response.text();
     const data = await readBody(response);
-    if (!response.ok) throw new ApiError(response.status, data?.detail ?? response.statusText);
+    if (!response.ok) throw new ApiError(response.status, data?.detail ?? response.statusText, retryAfter(response));
     return data;
   }
 
   get(path, query) {
     return this.request("GET", path, { query });
+  }
+
+  /** A GET whose answer is not JSON (CSV): its text. */
+  getText(path, query) {
+    return this.request("GET", path, { query, text: true });
   }
 
   post(path, body) {

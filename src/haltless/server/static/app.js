@@ -4,6 +4,10 @@ import { Api, SessionExpired } from "./api.js";
 import { announce } from "./dom.js";
 import { LiveConnection } from "./live.js";
 import { AlertsView } from "./alerts.js";
+import { ApiKeysView } from "./api_keys.js";
+import { AlertHistoryView } from "./history.js";
+import { MachinesView } from "./machines_admin.js";
+import { AccountView, UsersView } from "./users.js";
 import { MachineView } from "./machine.js";
 import { OverviewView } from "./overview.js";
 import { RulesView } from "./rules.js";
@@ -93,12 +97,17 @@ function route() {
   if (!store.me) return;
   const hash = location.hash.replace(/^#/, "") || "/";
   const parts = hash.split("/").filter(Boolean);
-  const context = { store, api, live };
+  const context = { store, api, live, reloadFleet: loadFleet, signedOut };
   let next;
   let nav = "overview";
   if (parts[0] === "machines" && parts[1]) next = new MachineView(context, decodeURIComponent(parts[1]));
+  else if (parts[0] === "machines") [next, nav] = [new MachinesView(context), "machines"];
   else if (parts[0] === "alerts") [next, nav] = [new AlertsView(context), "alerts"];
+  else if (parts[0] === "history") [next, nav] = [new AlertHistoryView(context), "history"];
   else if (parts[0] === "rules") [next, nav] = [new RulesView(context), "rules"];
+  else if (parts[0] === "users") [next, nav] = [new UsersView(context), "users"];
+  else if (parts[0] === "api-keys") [next, nav] = [new ApiKeysView(context), "api-keys"];
+  else if (parts[0] === "account") [next, nav] = [new AccountView(context), "account"];
   else next = new OverviewView(context);
   view?.unmount();
   view = next;
@@ -115,6 +124,12 @@ function route() {
 }
 
 // ---- session --------------------------------------------------------------------------------------------
+
+/** The session ended on purpose (signed out everywhere): forget the tokens and show the login. */
+async function signedOut(message) {
+  await api.logout();
+  showLogin(message);
+}
 
 function showLogin(message = "") {
   live?.stop();
@@ -159,13 +174,39 @@ async function start(config) {
   } catch (error) {
     announce(`Could not load the fleet: ${error.message}`);
   }
-  route();
+  // A page opened while the fleet loaded stays as it is (mounting it again would wipe what was typed in it).
+  if (!view) route();
 }
 
 function setLargeText(on) {
   document.documentElement.classList.toggle("large-text", on);
   $("large-text").setAttribute("aria-pressed", String(on));
   localStorage.setItem(LARGE_TEXT_KEY, on ? "1" : "0");
+}
+
+// ---- login lockout ----------------------------------------------------------------------------------------
+
+let lockout = null;
+
+/** Too many failed sign-ins: say how long to wait, count down, and keep the button off until then. */
+function lockedOut(button, seconds) {
+  const until = performance.now() + seconds * 1000;
+  clearInterval(lockout);
+  const render = () => {
+    const left = Math.max(0, Math.ceil((until - performance.now()) / 1000));
+    if (left === 0) {
+      clearInterval(lockout);
+      lockout = null;
+      button.disabled = false;
+      $("login-error").textContent = "You can try to sign in again now.";
+      return;
+    }
+    const wait = left >= 120 ? `${Math.ceil(left / 60)} min` : `${left} s`;
+    $("login-error").textContent = `Too many failed sign-ins. Try again in ${wait}.`;
+  };
+  button.disabled = true;
+  render();
+  lockout = setInterval(render, 1000);
 }
 
 async function main() {
@@ -186,9 +227,10 @@ async function main() {
       $("login-password").value = "";
       await start(config);
     } catch (error) {
+      if (error.status === 429 && error.retryAfter) return lockedOut(button, error.retryAfter);
       $("login-error").textContent = error.status === 401 ? "Wrong email or password." : error.message;
     } finally {
-      button.disabled = false;
+      if (!lockout) button.disabled = false;
     }
   });
   $("logout").addEventListener("click", async () => {

@@ -60,3 +60,43 @@ export function announce(text) {
   // A separate task so screen readers notice a repeat of the same text.
   setTimeout(() => (region.textContent = text), 50);
 }
+
+/** Replace a node's children, skipping null/undefined/false (replaceChildren would show them as "null"). */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return node;
+}
+
+/** Offer `text` as a file download named `filename`. */
+export function download(filename, text, type = "text/plain") {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** A button that copies `text()` to the clipboard and says so (falls back to selecting the text's node). */
+export function copyButton(label, text, { fallbackNode = null, id } = {}) {
+  const button = h("button", { type: "button", class: "ghost copy", id }, label);
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text());
+      button.dataset.copied = "true";
+      announce("Copied to the clipboard");
+      button.textContent = "Copied ✓";
+    } catch {
+      // No clipboard access (plain http on another host): select the text so Ctrl+C copies it.
+      if (fallbackNode) window.getSelection()?.selectAllChildren(fallbackNode);
+      button.textContent = "Press Ctrl+C to copy";
+    }
+    setTimeout(() => (button.textContent = label), 2000);
+  });
+  return button;
+}
+
+/** A labelled form field. */
+export function field(label, input, hint = null) {
+  return h("div", { class: "field" }, h("label", { for: input.id }, label), input, hint ? h("small", { class: "muted" }, hint) : null);
+}

@@ -17,6 +17,9 @@ const RANGE_KEY = "haltless.range";
 const MAX_POINTS = 500;
 const COLORS = ["#2563eb", "#c2410c", "#7c3aed", "#0f766e", "#be185d", "#4d7c0f", "#0369a1", "#a16207"];
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
+const SEVERITY_COLORS = { critical: "#b91c1c", warning: "#b45309", info: "#2563eb" };
+// A hole between points wider than this many times their usual spacing is drawn as a gap, not a line.
+const GAP_FACTOR = 2.5;
 
 function intervalSeconds(interval) {
   const match = /^(\d+)([smhd])$/.exec(interval || "");
@@ -31,12 +34,41 @@ class MetricSeries {
     this.xs = [];
     this.ys = [];
     this.counts = [];
+    this.mins = [];
+    this.maxs = [];
   }
 
-  addBucket(t, avg, count) {
+  addBucket(t, avg, count, min = avg, max = avg) {
     this.xs.push(t);
     this.ys.push(avg);
     this.counts.push(count);
+    this.mins.push(min);
+    this.maxs.push(max);
+  }
+
+  /** uPlot's data: times, averages, minima, maxima, with a null after each hole so no line spans it. */
+  plotData() {
+    const spacings = [];
+    for (let i = 1; i < this.xs.length; i += 1) spacings.push(this.xs[i] - this.xs[i - 1]);
+    spacings.sort((a, b) => a - b);
+    const usual = Math.max(this.interval, spacings.length ? spacings[Math.floor(spacings.length / 2)] : this.interval);
+    const limit = usual * GAP_FACTOR;
+    const out = [[], [], [], []];
+    this.gaps = 0;
+    for (let i = 0; i < this.xs.length; i += 1) {
+      if (i > 0 && this.xs[i] - this.xs[i - 1] > limit) {
+        out[0].push(this.xs[i - 1] + usual);
+        out[1].push(null);
+        out[2].push(null);
+        out[3].push(null);
+        this.gaps += 1;
+      }
+      out[0].push(this.xs[i]);
+      out[1].push(this.ys[i]);
+      out[2].push(this.mins[i]);
+      out[3].push(this.maxs[i]);
+    }
+    return out;
   }
 
   /** Fold one reading into its bucket (buckets aligned to the epoch, as the server aligns them). */
@@ -48,10 +80,14 @@ class MetricSeries {
       const n = this.counts[i];
       this.ys[i] = (this.ys[i] * n + value) / (n + 1);
       this.counts[i] = n + 1;
+      this.mins[i] = Math.min(this.mins[i], value);
+      this.maxs[i] = Math.max(this.maxs[i], value);
     } else {
       this.xs.splice(i + 1, 0, bucket);
       this.ys.splice(i + 1, 0, value);
       this.counts.splice(i + 1, 0, 1);
+      this.mins.splice(i + 1, 0, value);
+      this.maxs.splice(i + 1, 0, value);
     }
   }
 
@@ -62,6 +98,8 @@ class MetricSeries {
       this.xs.splice(0, drop);
       this.ys.splice(0, drop);
       this.counts.splice(0, drop);
+      this.mins.splice(0, drop);
+      this.maxs.splice(0, drop);
     }
   }
 }
@@ -79,6 +117,8 @@ export class MachineView {
     this.follow = true; // the x axis slides with time until the user zooms
     this.dirty = new Set();
     this.loadToken = 0;
+    this.thresholds = new Map(); // metric → [{value, severity, name}] of the rules that watch this machine
+    this.markers = []; // alerts of this machine: {t (s), metric, severity}
   }
 
   mount(container) {
@@ -166,14 +206,19 @@ export class MachineView {
       }
       const end = new Date(this.live.serverNow() + 60_000);
       const start = new Date(end.getTime() - 60_000 - this.range.seconds * 1000);
-      const history = await this.api.get("/sensor-data", {
-        machine_id: this.machineId,
-        metric_name: metrics.join(","),
-        start: start.toISOString(),
-        end: end.toISOString(),
-        max_points: MAX_POINTS,
-      });
+      const [history, rules, alerts] = await Promise.all([
+        this.api.get("/sensor-data", {
+          machine_id: this.machineId,
+          metric_name: metrics.join(","),
+          start: start.toISOString(),
+          end: end.toISOString(),
+          max_points: MAX_POINTS,
+        }),
+        this.api.get("/alert-rules").catch(() => []),
+        this.api.get("/alerts", { machine_id: this.machineId, start: start.toISOString(), limit: 1000 }).catch(() => ({ items: [] })),
+      ]);
       if (token !== this.loadToken) return;
+      this.#setAnnotations(rules, alerts.items);
       const interval = intervalSeconds(history.interval);
       this.intervalNote.textContent = `one point per ${history.interval}`;
       this.series.clear();
@@ -182,7 +227,9 @@ export class MachineView {
         this.series.set(name, new MetricSeries(name, unit, interval));
       }
       for (const item of history.items) {
-        this.series.get(item.metric_name)?.addBucket(Date.parse(item.timestamp) / 1000, item.avg, item.count);
+        const t = Date.parse(item.timestamp) / 1000;
+        if (history.interval) this.series.get(item.metric_name)?.addBucket(t, item.avg, item.count, item.min, item.max);
+        else this.series.get(item.metric_name)?.addBucket(t, item.value, 1);
       }
       const queued = this.pending;
       this.pending = null;
@@ -194,6 +241,53 @@ export class MachineView {
       this.pending = null;
       this.message.textContent = error.status === 404 ? "This machine does not exist." : `Could not load history: ${error.message}`;
     }
+  }
+
+  /** Threshold lines of the enabled rules that watch this machine, and a marker per alert it had. */
+  #setAnnotations(rules, alerts) {
+    this.thresholds.clear();
+    for (const rule of rules) {
+      if (!rule.enabled || (rule.machine_id && rule.machine_id !== this.machineId)) continue;
+      const lines = this.thresholds.get(rule.metric_name) ?? [];
+      lines.push({ value: rule.threshold, severity: rule.severity, name: rule.name });
+      this.thresholds.set(rule.metric_name, lines);
+    }
+    this.markers = alerts.map((a) => ({ id: a.id, t: Date.parse(a.created_at) / 1000, metric: a.metric_name, severity: a.severity }));
+  }
+
+  /** Draw a chart's threshold lines (dashed, horizontal) and alert markers (vertical) over its plot. */
+  #annotate(u, name) {
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const scale = window.devicePixelRatio || 1;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    ctx.lineWidth = 1.5 * scale;
+    ctx.font = `${Math.round(11 * scale)}px system-ui, sans-serif`;
+    ctx.setLineDash([6 * scale, 4 * scale]);
+    for (const line of this.thresholds.get(name) ?? []) {
+      const y = u.valToPos(line.value, "y", true);
+      ctx.strokeStyle = SEVERITY_COLORS[line.severity] ?? "#555";
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+      ctx.fillText(`${line.name} (${formatValue(line.value)})`, left + 4 * scale, y - 3 * scale);
+    }
+    ctx.setLineDash([]);
+    for (const marker of this.markers) {
+      if (marker.metric !== name) continue;
+      const x = u.valToPos(marker.t, "x", true);
+      ctx.strokeStyle = SEVERITY_COLORS[marker.severity] ?? "#555";
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+    }
+    ctx.restore();
   }
 
   #setRange(range) {
@@ -227,6 +321,11 @@ export class MachineView {
   #onChange(change) {
     if (change.fleet || change.machines.has(this.machineId)) this.#renderHeader();
     if (change.alerts) this.#renderAlerts();
+    for (const alert of change.newAlerts ?? []) {
+      if (alert.machine_id !== this.machineId || this.markers.some((m) => m.id === alert.id)) continue;
+      this.markers.push({ id: alert.id, t: Date.parse(alert.created_at) / 1000, metric: alert.metric_name, severity: alert.severity });
+      this.dirty.add(alert.metric_name);
+    }
     for (const event of change.readings) {
       if (event.machine_id !== this.machineId) continue;
       if (this.pending) this.pending.push(event);
@@ -284,18 +383,35 @@ export class MachineView {
       const series = this.series.get(name);
       const current = h("span", { class: "current" });
       const plot = h("div", { class: "plot" });
+      const empty = h("p", { class: "no-data muted", hidden: true }, "No data in this range");
+      const thresholds = this.thresholds.get(name) ?? [];
       const figure = h(
         "figure",
-        { class: "chart", dataset: { metric: name } },
+        { class: "chart", dataset: { metric: name, thresholds: String(thresholds.length) } },
         h("figcaption", {}, h("span", { class: "metric-name" }, metricLabel(name)), current),
         plot,
+        empty,
       );
       const color = COLORS[index % COLORS.length];
       const unit = formatUnit(series.unit);
       const options = {
         width: this.#chartWidth(),
         height: Math.round(fontSize * 13),
-        scales: { x: { time: true } },
+        scales: {
+          x: { time: true },
+          // Wide enough for the threshold lines too: a line just off the chart would say nothing.
+          y: {
+            range: (u, min, max) => {
+              const values = [min, max, ...thresholds.map((t) => t.value)].filter((v) => Number.isFinite(v));
+              if (values.length === 0) return [0, 1];
+              let low = Math.min(...values);
+              let high = Math.max(...values);
+              if (low === high) [low, high] = [low - 1, high + 1];
+              const pad = (high - low) * 0.08;
+              return [low - pad, high + pad];
+            },
+          },
+        },
         legend: { show: true },
         cursor: { drag: { x: true, y: false, setScale: true } },
         series: [
@@ -304,15 +420,19 @@ export class MachineView {
             label: `${metricLabel(name)}${unit ? ` (${unit})` : ""}`,
             stroke: color,
             width: 2,
-            fill: `${color}1f`,
             value: (u, v) => (v == null ? "–" : `${formatValue(v)} ${unit}`),
           },
+          // The band between each bucket's minimum and maximum: the average alone hides the peaks.
+          { label: "min", stroke: `${color}66`, width: 1, points: { show: false }, value: (u, v) => (v == null ? "–" : formatValue(v)) },
+          { label: "max", stroke: `${color}66`, width: 1, points: { show: false }, value: (u, v) => (v == null ? "–" : formatValue(v)) },
         ],
+        bands: [{ series: [3, 2], fill: `${color}26` }],
         axes: [
           { stroke: text, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
           { stroke: text, font, size: fontSize * 4, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
         ],
         hooks: {
+          draw: [(u) => this.#annotate(u, name)],
           setSelect: [
             (u) => {
               if (u.select.width > 2) this.#setFollow(false);
@@ -320,9 +440,9 @@ export class MachineView {
           ],
         },
       };
-      const uplot = new window.uPlot(options, [series.xs, series.ys], plot);
+      const uplot = new window.uPlot(options, series.plotData(), plot);
       plot.addEventListener("dblclick", () => this.#setFollow(true));
-      this.charts.set(name, { figure, plot, uplot, current, series });
+      this.charts.set(name, { figure, plot, uplot, current, series, empty });
       // Issue 18: anomaly band and score, forecast line (predictive_chart.js draws them over this chart).
       const range = () => ({ start: new Date(this.live.serverNow() - this.range.seconds * 1000), end: new Date(this.live.serverNow() + 1000) });
       attachPredictive({ api: this.api, machineId: this.machineId, metricName: name, uplot, figure, range });
@@ -340,7 +460,12 @@ export class MachineView {
     const now = this.live.serverNow() / 1000;
     if (this.follow) series.trim(now - this.range.seconds - series.interval);
     if (dataChanged) {
-      chart.uplot.setData([series.xs, series.ys], false);
+      chart.uplot.setData(series.plotData(), false);
+      chart.figure.dataset.gaps = String(series.gaps);
+      chart.figure.dataset.markers = String(this.markers.filter((m) => m.metric === name).length);
+      const empty = series.xs.length === 0;
+      chart.empty.hidden = !empty;
+      chart.figure.dataset.empty = String(empty);
       // The caption shows the newest reading itself, not the average of its bucket.
       const latest = this.store.machines.get(this.machineId)?.latest.get(name);
       chart.current.textContent = latest ? `${formatValue(latest.value)} ${formatUnit(latest.unit)}` : "";

@@ -26,6 +26,22 @@ export function statusBadge(status, extraClass = "") {
   );
 }
 
+// A metric whose newest value is older than this shows its age: the machine's other metrics may be fresh.
+const STALE_VALUE_MS = 60_000;
+
+/** "(3 h old)" beside a value measured long ago, nothing beside a fresh one. */
+function showMetricAge(node, now) {
+  const at = node.reading ? Date.parse(node.reading.timestamp) : NaN;
+  const age = now - at;
+  const stale = Number.isFinite(age) && age > STALE_VALUE_MS;
+  node.age.hidden = !stale;
+  node.row.dataset.stale = String(stale);
+  if (stale) {
+    const text = ` (${timeAgo(age).replace(" ago", " old")})`;
+    if (node.age.textContent !== text) node.age.textContent = text;
+  }
+}
+
 export class OverviewView {
   constructor({ store, live }) {
     this.store = store;
@@ -120,7 +136,9 @@ export class OverviewView {
     const now = this.live.serverNow();
     for (const [id, card] of this.cards) {
       const machine = this.store.machines.get(id);
-      if (machine) card.ago.textContent = timeAgo(machine.lastReadingAt ? now - machine.lastReadingAt : null);
+      if (!machine) continue;
+      card.ago.textContent = timeAgo(machine.lastReadingAt ? now - machine.lastReadingAt : null);
+      for (const node of card.metricNodes.values()) showMetricAge(node, now);
     }
     if (this.prefs.sort === "recent") this.#arrange();
   }
@@ -180,8 +198,9 @@ export class OverviewView {
       if (!node) {
         const value = h("span", { class: "value" });
         const unit = h("span", { class: "unit" });
-        const row = h("div", { class: "metric", dataset: { metric: name } }, h("dt", {}, metricLabel(name)), h("dd", {}, value, " ", unit));
-        node = { row, value, unit };
+        const age = h("span", { class: "metric-age muted", hidden: true });
+        const row = h("div", { class: "metric", dataset: { metric: name } }, h("dt", {}, metricLabel(name)), h("dd", {}, value, " ", unit, age));
+        node = { row, value, unit, age };
         card.metricNodes.set(name, node);
         // Keep metrics in name order.
         const after = [...card.metricNodes.keys()].sort().indexOf(name);
@@ -190,6 +209,8 @@ export class OverviewView {
       }
       node.value.textContent = formatValue(reading.value);
       node.unit.textContent = formatUnit(reading.unit);
+      node.reading = reading;
+      showMetricAge(node, this.live.serverNow());
     }
     if (names.length === 0 && card.metrics.children.length === 0) {
       card.metrics.replaceChildren(h("div", { class: "metric muted" }, "No readings yet"));

@@ -1,6 +1,6 @@
-// Alert rules: everyone may read them; admins create, enable/disable and delete them.
+// Alert rules: everyone may read them; admins create, edit, enable/disable and delete them.
 
-import { announce, h } from "./dom.js";
+import { announce, fill, h } from "./dom.js";
 import { severityBadge } from "./alerts.js";
 
 export class RulesView {
@@ -15,7 +15,8 @@ export class RulesView {
     this.tbody = h("tbody");
     this.error = h("p", { class: "error", role: "alert" });
     this.formError = h("p", { class: "error", role: "alert", id: "rule-form-error" });
-    container.replaceChildren(
+    fill(
+      container,
       h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Alert rules")),
       admin ? null : h("p", { class: "muted" }, "Only admins can change alert rules."),
       this.error,
@@ -79,6 +80,12 @@ export class RulesView {
                 { class: "actions" },
                 h(
                   "button",
+                  { type: "button", class: "edit", onclick: () => this.#edit(rule) },
+                  "Edit",
+                  h("span", { class: "visually-hidden" }, ` ${rule.name}`),
+                ),
+                h(
+                  "button",
                   { type: "button", class: "toggle", onclick: () => this.#toggle(rule) },
                   rule.enabled ? "Disable" : "Enable",
                   h("span", { class: "visually-hidden" }, ` ${rule.name}`),
@@ -124,13 +131,22 @@ export class RulesView {
       node.value = value;
       return node;
     };
-    const metrics = new Set();
-    for (const machine of this.store.machines.values()) for (const name of machine.latest.keys()) metrics.add(name);
-    const datalist = h("datalist", { id: "metric-names" }, ...[...metrics].sort().map((m) => h("option", { value: m })));
+    const metrics = this.#knownMetrics("");
+    const datalist = h("datalist", { id: "metric-names" }, ...metrics.map((m) => h("option", { value: m })));
+    this.metricWarning = h("div", { class: "warning", id: "rule-metric-warning", role: "status", hidden: true });
+    this.formTitle = h("h2", {}, "New rule");
+    this.submitButton = h("button", { type: "submit", class: "primary" }, "Create rule");
+    this.cancelButton = h("button", { type: "button", class: "ghost", hidden: true, onclick: () => this.#endEdit() }, "Cancel");
     const form = h(
       "form",
-      { class: "card rule-form", id: "rule-form", onsubmit: (e) => this.#create(e) },
-      h("h2", {}, "New rule"),
+      {
+        class: "card rule-form",
+        id: "rule-form",
+        onsubmit: (e) => this.#submit(e),
+        oninput: () => this.#checkMetric(),
+        onchange: () => this.#checkMetric(),
+      },
+      this.formTitle,
       h(
         "div",
         { class: "form-grid" },
@@ -152,15 +168,107 @@ export class RulesView {
         field("Hysteresis", h("input", { id: "rule-hysteresis", name: "hysteresis", type: "number", min: "0", step: "any", value: "0" })),
         ...kindFields(field, select),
       ),
+      this.metricWarning,
       this.formError,
-      h("button", { type: "submit", class: "primary" }, "Create rule"),
+      h("div", { class: "form-actions" }, this.submitButton, this.cancelButton),
     );
+    this.form = form;
     showKindFields(form);
     form.querySelector("#rule-kind").addEventListener("change", () => showKindFields(form));
     return form;
   }
 
-  async #create(event) {
+  /** Metric names the fleet has reported: of one machine, or of every machine when `machineId` is "". */
+  #knownMetrics(machineId) {
+    const metrics = new Set();
+    for (const machine of this.store.machines.values()) {
+      if (machineId && machine.id !== machineId) continue;
+      for (const name of machine.latest.keys()) metrics.add(name);
+    }
+    return [...metrics].sort();
+  }
+
+  /** A typo such as "curent" would never fire: warn, and offer the metrics the machine does report. */
+  #checkMetric() {
+    const metric = this.form.querySelector("#rule-metric").value.trim();
+    const machineId = this.form.querySelector("#rule-machine").value;
+    const known = this.#knownMetrics(machineId);
+    if (!metric || known.includes(metric)) {
+      this.metricWarning.hidden = true;
+      this.warnedFor = null;
+      return;
+    }
+    // The input's change event fires as a choice is clicked: rebuilding the choices then would lose the click.
+    const key = `${machineId}\n${metric}`;
+    if (this.warnedFor === key) return;
+    this.warnedFor = key;
+    const what = machineId ? `${this.store.machineName(machineId)} has never reported` : "No machine has reported";
+    fill(
+      this.metricWarning,
+      h("p", {}, `${what} “${metric}”: the rule would never fire. `, known.length ? "Known metrics:" : "No metric reported yet."),
+      known.length
+        ? h(
+            "ul",
+            { class: "metric-choices" },
+            ...known.map((name) =>
+              h(
+                "li",
+                {},
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "ghost choose-metric",
+                    onclick: () => {
+                      this.form.querySelector("#rule-metric").value = name;
+                      this.#checkMetric();
+                    },
+                  },
+                  name,
+                ),
+              ),
+            ),
+          )
+        : null,
+    );
+    this.metricWarning.hidden = false;
+  }
+
+  #edit(rule) {
+    this.editing = rule;
+    const set = (id, value) => (this.form.querySelector(`#${id}`).value = value ?? "");
+    set("rule-name", rule.name);
+    set("rule-metric", rule.metric_name);
+    set("rule-machine", rule.machine_id ?? "");
+    set("rule-condition", rule.condition);
+    set("rule-threshold", rule.threshold);
+    set("rule-kind", rule.kind ?? "threshold");
+    if (rule.sensitivity) set("rule-sensitivity", rule.sensitivity);
+    if (rule.horizon_seconds) set("rule-horizon", rule.horizon_seconds / 60);
+    showKindFields(this.form);
+    set("rule-severity", rule.severity);
+    set("rule-for", String(rule.for_seconds));
+    set("rule-hysteresis", String(rule.hysteresis));
+    this.formTitle.textContent = `Edit rule “${rule.name}”`;
+    this.submitButton.textContent = "Save changes";
+    this.cancelButton.hidden = false;
+    this.formError.textContent = "";
+    this.#checkMetric();
+    this.form.querySelector("#rule-name").focus();
+  }
+
+  #endEdit() {
+    this.editing = null;
+    this.form.reset();
+    this.formTitle.textContent = "New rule";
+    this.submitButton.textContent = "Create rule";
+    this.cancelButton.hidden = true;
+    this.metricWarning.hidden = true;
+    this.warnedFor = null;
+    showKindFields(this.form);
+  }
+
+  async #submit(event) {
     event.preventDefault();
     const form = event.currentTarget;
     const value = (id) => form.querySelector(`#${id}`).value;
@@ -184,11 +292,15 @@ export class RulesView {
       return;
     }
     try {
-      await this.api.post("/alert-rules", body);
+      if (this.editing) {
+        // Only what changed: a change of meaning resolves the rule's open alerts, a rename does not.
+        const changes = Object.fromEntries(Object.entries(body).filter(([key, v]) => v !== this.editing[key]));
+        await this.api.patch(`/alert-rules/${this.editing.id}`, changes);
+      }
+      else await this.api.post("/alert-rules", body);
       this.formError.textContent = "";
-      form.reset();
-      showKindFields(form);
-      announce(`Rule ${body.name} created`);
+      announce(`Rule ${body.name} ${this.editing ? "saved" : "created"}`);
+      this.#endEdit();
       await this.load();
     } catch (error) {
       this.formError.textContent = error.message;
