@@ -84,7 +84,8 @@ def _sift(
     return batch, duplicates
 
 
-# Tries of a batch's transaction when a concurrent one stored the same reading id or deleted a machine.
+# Tries of a batch's transaction when a concurrent one stored the same reading id, registered a metric's unit
+# first, or deleted a machine.
 _STORE_ATTEMPTS = 5
 
 
@@ -127,8 +128,9 @@ class IngestPipeline:
                     await self._store(tenant_id, valid, now_us, result, trust_memory=attempt == 0)
                     break
                 except IntegrityError:
-                    # A concurrent batch stored one of our reading ids first, or a machine was deleted meanwhile
-                    # (another process, or a deletion this process has not applied yet); the re-check sees it.
+                    # A concurrent batch stored one of our reading ids or units first, or a machine was deleted
+                    # meanwhile (another process, or a deletion this process has not applied yet); the re-check
+                    # sees it.
                     # Processes that share no lock (no Redis bus) can race again on the next try when many
                     # batches carry the same ids at once, so it takes a few.
                     if attempt == _STORE_ATTEMPTS - 1:
