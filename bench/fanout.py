@@ -33,8 +33,8 @@ import httpx
 import orjson
 
 from haltless.core import tokens
+from haltless.core.credentials import hash_password
 from haltless.core.models import Role
-from haltless.core.secrets import hash_password
 from haltless.store import accounts
 from haltless.store.database import create_engine, migrate
 

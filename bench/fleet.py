@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 
 from bench.fanout import access_token
+from haltless.core.credentials import hash_password
 from haltless.core.rules import Condition, Rule, Severity
-from haltless.core.secrets import hash_password
 from haltless.store import accounts
 from haltless.store.alerts import rule_values
 from haltless.store.database import create_engine, migrate

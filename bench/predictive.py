@@ -12,10 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from haltless.core import predictive
+from haltless.core.fleet import Fleet
+from haltless.core.health import MachineHealth
+from haltless.core.models import MachineStatus
+from haltless.core.planners.readings import plan_readings
 from haltless.core.readings import Reading
 from haltless.core.rules import Condition, Rule, RuleKind, RuleState, Severity, evaluate
-from haltless.server.monitor import Monitor
-from haltless.store.database import create_engine
+from haltless.store.alerts import new_id
 
 READINGS = 24_000
 BATCH = 12
@@ -112,15 +115,15 @@ PLAN_WARMUP_BATCHES = 70  # past the anomaly detectors' warm-up (300 readings)
 
 
 def _plan_cost(extra: Rule | None) -> float:
-    """CPU per reading of planning 500-reading batches (Monitor.plan_readings, no database) with a threshold rule
+    """CPU per reading of planning 500-reading batches (core.planners.readings, no database) with a threshold rule
     that never fires on every series, and `extra` on every series too."""
-    monitor = Monitor(create_engine("sqlite+aiosqlite:///:memory:"), None, offline_after=60)  # type: ignore[arg-type]
+    fleet = Fleet("t", 60_000_000)
     machines = [f"machine-{i:03d}" for i in range(MACHINES)]
     for machine_id in machines:
-        monitor.machine_added(machine_id, "t")
-    monitor._add_rule(_rule(RuleKind.THRESHOLD, threshold=1000.0))
+        fleet.health[machine_id] = MachineHealth(machine_id, "t", MachineStatus.OFFLINE)
+    fleet.add_rule(_rule(RuleKind.THRESHOLD, threshold=1000.0))
     if extra is not None:
-        monitor._add_rule(extra)
+        fleet.add_rule(extra)
     rng = random.Random(2)
     ts, spent, counted = 0, 0.0, 0
     for number in range(PLAN_BATCHES):
@@ -131,7 +134,7 @@ def _plan_cost(extra: Rule | None) -> float:
                 Reading(0, m, "temperature", 60.0 + rng.gauss(0.0, 0.5), "celsius", ts, None) for m in machines
             )
         began = time.process_time()
-        monitor.apply(monitor.plan_readings("t", batch, ts))
+        fleet.apply(plan_readings(fleet, batch, ts, new_id))
         if number >= PLAN_WARMUP_BATCHES:
             spent += time.process_time() - began
             counted += len(batch)
@@ -175,6 +178,6 @@ def run() -> str:
         + f"\n\n{READINGS} readings per kind, {BATCH} per batch (a forecast is refitted once per batch), one core"
         + " (`time.process_time`). Rebuild: the anomaly detector replays its last 2000 readings, a forecast its"
         + " window; a process rebuilds after a restart, or when another process evaluated the series' last batch."
-        + " Planning: `Monitor.plan_readings` without the database, after the detectors' warm-up; the whole ingest"
+        + " Planning: `plan_readings` (core/planners) without the database, after the warm-up; the whole ingest"
         + " path of a reading (HTTP, validation, insert, publish) costs ~20–25 µs more."
     )

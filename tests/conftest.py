@@ -22,6 +22,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.admin import create_tenant
+from haltless.core.clock import Clock
 from haltless.server.app import create_app
 from haltless.server.fastws import DashboardWSProtocol
 from haltless.server.state import AppState
@@ -175,10 +176,10 @@ class RunningServer:
         self.thread.join(timeout=15)
 
 
-def start_server(settings: Settings, port: int | None = None) -> RunningServer:
+def start_server(settings: Settings, port: int | None = None, clock: Clock | None = None) -> RunningServer:
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, clock=clock),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -231,8 +232,8 @@ def make_settings(tmp_path: Path, database_url: str | None) -> Callable[..., Set
 def server_factory(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def factory(**overrides: Any) -> RunningServer:
-        running = start_server(make_settings(**overrides))
+    def factory(clock: Clock | None = None, **overrides: Any) -> RunningServer:
+        running = start_server(make_settings(**overrides), clock=clock)
         started.append(running)
         return running
 

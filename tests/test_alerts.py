@@ -11,6 +11,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from haltless.core.clock import ManualClock
+from haltless.core.timefmt import format_micros
+from haltless.server.clock import SystemClock
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event, start_server
 
 ALERT_FIELDS = [
@@ -241,6 +244,23 @@ async def test_silent_machine_turns_offline_and_back(server_factory: Any, tenant
     await ws.close()
 
 
+async def test_offline_follows_the_injected_clock(server_factory: Any, tenant_factory: Any) -> None:
+    """The app's one clock decides when a machine is silent: moving a manual clock on turns it offline."""
+    clock = ManualClock(SystemClock().now_us())
+    running = server_factory(offline_after=60.0, clock=clock)
+    tenant: Tenant = await tenant_factory(running)
+    machine_id = await tenant.add_machine()
+    ws = await _socket(running, tenant)
+    await tenant.ingest([_reading(machine_id, 20.0)])
+    _, online = await _events(ws, 2)
+    assert online["new_status"] == "healthy"
+    clock.advance(60.0)
+    offline = await next_event(ws)
+    assert (offline["machine_id"], offline["old_status"], offline["new_status"]) == (machine_id, "healthy", "offline")
+    assert offline["timestamp"] == format_micros(clock.now_us())
+    await ws.close()
+
+
 async def test_maintenance_suppresses_alerts(server: RunningServer, tenant: Tenant) -> None:
     machine_id = await tenant.add_machine()
     await _rule(tenant)
@@ -356,6 +376,31 @@ async def test_alert_list_filters_and_pages(server: RunningServer, tenant_factor
     alert_id = only[0]["id"]
     assert (await stranger.http.get(f"/api/v1/alerts/{alert_id}")).status_code == 404
     assert (await stranger.http.post(f"/api/v1/alerts/{alert_id}/resolve")).status_code == 404
+
+
+async def test_concurrent_rule_edits_all_take_effect(server: RunningServer, tenant: Tenant) -> None:
+    """Each PATCH reads the rule inside its change, so edits of different fields made at once are all kept."""
+    machine_id = await tenant.add_machine()
+    rule = await _rule(tenant)
+    edits: list[dict[str, Any]] = [
+        {"name": "Spindle too hot"},
+        {"threshold": 90.5},
+        {"severity": "warning"},
+        {"for_seconds": 30.0},
+        {"hysteresis": 1.5},
+        {"message": "{metric_name} at {value}"},
+        {"condition": ">="},
+        {"machine_id": machine_id},
+        {"metric_name": "spindle_temperature"},
+        {"enabled": False},
+    ]
+    url = f"/api/v1/alert-rules/{rule['id']}"
+    responses = await asyncio.gather(*(tenant.http.patch(url, json=edit) for edit in edits))
+    assert [r.status_code for r in responses] == [200] * len(edits)
+    stored = (await tenant.http.get(url)).json()
+    for edit in edits:
+        for field, value in edit.items():
+            assert stored[field] == value, (field, stored)
 
 
 async def test_alert_history_filters_by_time_and_exports_csv_with_who_acknowledged(

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from haltless.admin import create_tenant
+from haltless.server.clock import SystemClock
 from haltless.store.database import create_engine
 from haltless.store.retention import RetentionPruner, prune_readings
 from tests.conftest import EVENT_TIMEOUT, PASSWORD, RunningServer, Tenant, login
@@ -379,7 +380,7 @@ async def test_pruner_deletes_old_readings_in_batches(server: RunningServer, ten
     engine = create_engine(server.settings.effective_database_url)
     try:
         assert await prune_readings(engine, older_than_us=1_600_000_000_000_000, batch_rows=2, pause=0) == 7
-        assert await RetentionPruner(engine, retention_days=1).prune_now() == 0
+        assert await RetentionPruner(engine, SystemClock(), retention_days=1).prune_now() == 0
     finally:
         await engine.dispose()
     gone = await history(

@@ -28,7 +28,7 @@ FORBIDDEN = (
 
 def test_core_imports_no_io_and_no_outer_layer() -> None:
     offenders = []
-    for path in CORE.glob("*.py"):
+    for path in CORE.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names: list[str] = []

@@ -13,10 +13,10 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.accounts import UserChange
+from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import hash_password
 from haltless.errors import Conflict, InvalidRequest, NotFound
-from haltless.server.state import now_micros
+from haltless.server.clock import SystemClock
 from haltless.settings import Settings
 from haltless.store import accounts
 from haltless.store.accounts import User
@@ -56,7 +56,9 @@ async def create_tenant(
                     f"a user with this email already exists (tenant {tenants}); use another email, or pass "
                     "--reuse-email to give the new tenant's admin the same one"
                 )
-        return await accounts.create_tenant(conn, name=name, email=email, password_hash=password_hash, now=now_micros())
+        return await accounts.create_tenant(
+            conn, name=name, email=email, password_hash=password_hash, now=SystemClock().now_us()
+        )
 
     return await _in_transaction(settings, work)
 
@@ -101,7 +103,7 @@ async def change_user(settings: Settings, user: str, change: UserChange, *, tena
     async def work(conn: AsyncConnection) -> User:
         found = await _find(conn, user, tenant_id)
         changed, _ = await accounts.change_user(
-            conn, tenant_id=found.tenant_id, user_id=found.id, change=change, now=now_micros()
+            conn, tenant_id=found.tenant_id, user_id=found.id, change=change, now=SystemClock().now_us()
         )
         return changed
 

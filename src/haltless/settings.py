@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from haltless.bus import BusKind, bus_kind
+
 # The databases Haltless runs on, as the URL starts.
 DATABASE_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgres://", "postgresql+asyncpg://")
 
@@ -121,7 +123,7 @@ class Settings(BaseSettings):
     @property
     def multi_process(self) -> bool:
         """True when this server may share its database and bus with other processes (Redis bus)."""
-        return not self.bus_url.startswith("memory:")
+        return bus_kind(self.bus_url) is not BusKind.MEMORY
 
     @property
     def effective_database_url(self) -> str:

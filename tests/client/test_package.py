@@ -62,5 +62,5 @@ def test_every_exception_is_in_the_one_documented_tree() -> None:
     errors = [obj for obj in exported if isinstance(obj, type) and issubclass(obj, Exception)]
     assert len(errors) >= 10
     for error in errors:
-        assert issubclass(error, haltless.client.HaltlessError)
+        assert issubclass(error, haltless.client.HaltlessClientError)
         assert error.__name__ in doc, error.__name__

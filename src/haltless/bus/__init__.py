@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Protocol
 
 log = logging.getLogger("haltless.bus")
@@ -52,6 +53,24 @@ class EventBus(Protocol):
         ...
 
 
+class BusKind(StrEnum):
+    """Which bus a `HALTLESS_BUS_URL` names."""
+
+    # In this process only (`memory://`).
+    MEMORY = "memory"
+    # Redis, shared by every process using the same URL and prefix (`redis://`, `rediss://`, `unix://`).
+    REDIS = "redis"
+
+
+def bus_kind(url: str) -> BusKind | None:
+    """The kind of bus `url` names; None when it names none we have. The one place a bus URL is read."""
+    if url.startswith("memory:"):
+        return BusKind.MEMORY
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return BusKind.REDIS
+    return None
+
+
 def deliver(sinks: Sequence[EventSink], tenant_id: str, events: Sequence[str]) -> None:
     """Hand a batch to every sink; one sink's failure is logged and does not keep the batch from the others
     (nor, on the Redis bus, end the subscription that every socket of the process depends on)."""
@@ -64,11 +83,12 @@ def deliver(sinks: Sequence[EventSink], tenant_id: str, events: Sequence[str]) -
 
 def create_bus(url: str, *, prefix: str = "haltless", history_size: int = DEFAULT_HISTORY) -> EventBus:
     """The bus named by `HALTLESS_BUS_URL`."""
-    if url == "memory://" or url.startswith("memory:"):
+    kind = bus_kind(url)
+    if kind is BusKind.MEMORY:
         from haltless.bus.memory import MemoryBus
 
         return MemoryBus(history_size=history_size)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if kind is BusKind.REDIS:
         from haltless.bus.redis import RedisBus
 
         return RedisBus(url, prefix=prefix, history_size=history_size)

@@ -1,6 +1,6 @@
-"""The client's one exception hierarchy. Every error the SDK raises on purpose is a HaltlessError.
+"""The client's one exception hierarchy. Every error the SDK raises on purpose is a HaltlessClientError.
 
-HaltlessError                  base; `str(exc)` is a readable message
+HaltlessClientError            base; `str(exc)` is a readable message (also importable as HaltlessError)
 ├── APIError                   the server answered with an error status; `.status`, `.detail` (the server's words)
 │   ├── BadRequest             400
 │   ├── AuthenticationError    401: bad credentials, or a token the server refused
@@ -22,11 +22,16 @@ A stream that runs out of `max_attempts` raises ConnectError; one whose session 
 from __future__ import annotations
 
 
-class HaltlessError(Exception):
+class HaltlessClientError(Exception):
     """Base of every error the client raises on purpose."""
 
 
-class APIError(HaltlessError):
+# The root's former name, kept for code written against it (the server's `haltless.errors` has its own
+# HaltlessError, a different class: the client's root has its own name so the two are never confused).
+HaltlessError = HaltlessClientError
+
+
+class APIError(HaltlessClientError):
     """The server answered with an error status; `detail` is the server's own explanation."""
 
     def __init__(self, status: int, detail: str, *, method: str = "", url: str = "") -> None:
@@ -84,11 +89,11 @@ class ServerError(APIError):
     """5xx: the server failed; the request may be retried later."""
 
 
-class ConnectError(HaltlessError):
+class ConnectError(HaltlessClientError):
     """The server could not be reached: connection refused, unknown host, TLS failure, timeout or a bad URL."""
 
 
-class StreamError(HaltlessError):
+class StreamError(HaltlessClientError):
     """The live stream cannot go on."""
 
 

@@ -28,7 +28,7 @@ from haltless.client._events import (
     SensorUpdate,
     StreamStatus,
 )
-from haltless.client._exceptions import HaltlessError
+from haltless.client._exceptions import HaltlessClientError
 
 EVENT_TYPES = ("sensor_update", "alert", "alert_resolved", "alert_acknowledged", "machine_status", "heartbeat")
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -77,7 +77,7 @@ class _Names:
     async def name(self, machine_id: str) -> str:
         if machine_id not in self.names and time.monotonic() - self.loaded_at >= NAME_REFRESH_SECONDS:
             # Names are a nicety; a failed lookup must not stop the stream.
-            with contextlib.suppress(HaltlessError):
+            with contextlib.suppress(HaltlessClientError):
                 await self.load()
         return self.names.get(machine_id, machine_id[:8])
 
@@ -163,12 +163,12 @@ async def _resolve_machines(wanted: Sequence[str], names: _Names) -> list[str]:
         elif value.lower() in by_name:
             ids.append(by_name[value.lower()])
         else:
-            raise HaltlessError(f"no machine named {value!r}")
+            raise HaltlessClientError(f"no machine named {value!r}")
     return ids
 
 
 async def watch(options: WatchOptions, console: Console) -> None:
-    """Print the stream until interrupted; raises HaltlessError when it cannot go on."""
+    """Print the stream until interrupted; raises HaltlessClientError when it cannot go on."""
     async with AsyncHaltlessClient(
         options.url, email=options.email, password=options.password, token=options.token
     ) as client:
@@ -195,7 +195,7 @@ def run_watch(options: WatchOptions) -> int:
         asyncio.run(watch(options, console))
     except KeyboardInterrupt:
         return 0
-    except HaltlessError as exc:
+    except HaltlessClientError as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}")
         return 1
     return 0

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from haltless.core.secrets import hash_api_key
+from haltless.core.credentials import hash_api_key
 from haltless.store import accounts
 from haltless.store.accounts import ApiKey
 

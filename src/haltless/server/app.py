@@ -15,21 +15,24 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from haltless import __version__
 from haltless.bus import create_bus
+from haltless.core.clock import Clock
+from haltless.core.credentials import new_secret
 from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
-from haltless.core.secrets import new_secret
 from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.api_contract import install_api_contract
 from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
 from haltless.server.body_guard import BodyGuard
+from haltless.server.changes import Changes
+from haltless.server.clock import SystemClock
 from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import create_login_guard
-from haltless.server.monitor import Monitor
 from haltless.server.notifier import Notifier
+from haltless.server.offline import OfflineWatcher
 from haltless.server.routes import (
     alerts,
     api_keys,
@@ -116,9 +119,10 @@ class HaltlessAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The whole server as an ASGI app."""
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The whole server as an ASGI app; `clock` (tests) replaces the system clock everywhere in it."""
     settings = settings or Settings()
+    clock = clock or SystemClock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,15 +135,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bus.subscribe(hub.deliver)
         bus.on_gap(hub.resync)
         await bus.start()
-        # Several processes share state only through PostgreSQL and Redis; see Monitor's docstring.
+        # Several processes share state only through PostgreSQL and Redis; see server/changes.py.
         shared = settings.multi_process and engine.dialect.name == "postgresql"
-        monitor = Monitor(engine, bus, offline_after=settings.offline_after, shared=shared)
-        await monitor.load()
-        notifier = Notifier(engine, settings)
-        monitor.notifier = notifier
+        changes = Changes(engine, bus, clock, offline_after=settings.offline_after, shared=shared)
+        await changes.load()
+        notifier = Notifier(engine, settings, clock=clock.now_us)
+        changes.notifier = notifier
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
-        monitor.start(tick=min(0.5, settings.offline_after / 4))
-        login_guard = create_login_guard(settings)
+        offline = OfflineWatcher(changes, tick=min(0.5, settings.offline_after / 4))
+        offline.start()
+        login_guard = create_login_guard(settings, clock)
         jwt_secret = load_or_create_jwt_secret(settings)
         checkpointer = WalCheckpointer(engine)
         user_statuses = UserStatusLookup(engine)
@@ -153,14 +158,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             access_tokens=AccessTokenVerifier(jwt_secret),
             api_keys=ApiKeyLookup(engine),
             users=user_statuses,
-            pipeline=IngestPipeline(settings, engine, monitor),
-            monitor=monitor,
+            pipeline=IngestPipeline(settings, changes),
+            changes=changes,
+            clock=clock,
             login_guard=login_guard,
             checkpointer=checkpointer,
             cursors=CursorCodec.from_secret(jwt_secret),
             notifier=notifier,
         )
-        pruner = RetentionPruner(engine, retention_days=settings.retention_days) if settings.retention_days else None
+        pruner = (
+            RetentionPruner(engine, clock, retention_days=settings.retention_days) if settings.retention_days else None
+        )
         if pruner is not None:
             pruner.start()
         checkpointer.start()
@@ -174,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await checkpointer.stop()
             if pruner is not None:
                 await pruner.stop()
-            await monitor.stop()
+            await offline.stop()
             await login_guard.close()
             hub.close_all()
             await bus.stop()

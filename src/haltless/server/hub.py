@@ -17,12 +17,12 @@ applies to it. Without a sink (any other ASGI server) the writer task drains the
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from haltless.core import wire
+from haltless.core.clock import Clock
 from haltless.core.event_ids import resync_required
 from haltless.server.frames import text_frame, text_frames
 
@@ -42,10 +42,6 @@ class FrameWriter(Protocol):
 # Never appended to nor waited on: the fast path only ever clears and sets them.
 _NO_OUTBOX: deque[Sequence[str]] = deque(maxlen=0)
 _NO_WAKEUP = asyncio.Event()
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class DashboardConnection:
@@ -152,19 +148,19 @@ class DashboardConnection:
         self.overflowed.set()
         self._finish()
 
-    def start_heartbeats(self) -> None:
-        """Queue a heartbeat now, and then one every interval."""
-        self._heartbeat()
+    def start_heartbeats(self, clock: Clock) -> None:
+        """Queue a heartbeat now, and then one every interval (stamped by `clock`)."""
+        self._heartbeat(clock)
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, clock: Clock) -> None:
         if self.dead:
             return
-        beat = wire.heartbeat(_now_us())
+        beat = wire.heartbeat(clock.now_us())
         if self.frames is not None:
             self.write_frames(text_frame(beat))
         else:
             self.push((beat,), len(beat))
-        self._heartbeat_handle = self._loop.call_later(self._heartbeat_interval, self._heartbeat)
+        self._heartbeat_handle = self._loop.call_later(self._heartbeat_interval, self._heartbeat, clock)
 
     async def run_writer(self) -> None:
         """Drain the outbox into the socket until cancelled (fast path: just wait, frames need no writer)."""

@@ -1,4 +1,4 @@
-"""The ingest pipeline: validate → store (one transaction per batch) → publish `sensor_update` events."""
+"""The ingest pipeline: validate → one change per batch (store → evaluate → commit → publish)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import orjson
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haltless.core.names import shown
+from haltless.core.planners.readings import plan_readings
 from haltless.core.readings import (
     MAX_READINGS_PER_REQUEST,
     Reading,
@@ -18,11 +18,10 @@ from haltless.core.readings import (
     validate_reading,
 )
 from haltless.errors import InvalidRequest, PayloadTooLarge
-from haltless.server.monitor import Monitor, Plan
-from haltless.server.units import UnitBook
+from haltless.server.changes import Change, Changes
 from haltless.settings import Settings
+from haltless.store import alerts as alert_store
 from haltless.store import machines, readings
-from haltless.store.database import begin_write
 
 
 @dataclass(slots=True)
@@ -85,17 +84,16 @@ def _sift(
     return batch, duplicates
 
 
-# Tries of a batch's transaction when a concurrent one stored the same reading id or deleted a machine.
+# Tries of a batch's transaction when a concurrent one stored the same reading id, registered a metric's unit
+# first, or deleted a machine.
 _STORE_ATTEMPTS = 5
 
 
 class IngestPipeline:
-    """Owns the order of work for a batch; one instance per app."""
+    """Validates a batch and stores it as one change (server/changes.py); one instance per app."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, monitor: Monitor) -> None:
-        self._engine = engine
-        self._monitor = monitor
-        self._units = UnitBook()
+    def __init__(self, settings: Settings, changes: Changes) -> None:
+        self._changes = changes
         self._max_future_us = int(settings.max_future_skew * 1_000_000)
 
     async def ingest_body(self, tenant_id: str, body: bytes, now_us: int) -> IngestResult:
@@ -125,50 +123,32 @@ class IngestPipeline:
         self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
     ) -> IngestResult:
         if valid:
-            # One lock orders store → evaluate → commit → publish for every batch, so rule state and
-            # machine health in memory match the database, and each machine's events go out in order.
-            # (It also queues SQLite's single writer here instead of busy-waiting on the file lock.)
-            async with self._monitor.guard(tenant_id) as conn:
-                plan = await self._store(conn, tenant_id, valid, now_us, result)
-                if plan is not None:
-                    self._monitor.apply(plan)
-                    await self._monitor.publish(plan)
+            for attempt in range(_STORE_ATTEMPTS):
+                try:
+                    await self._store(tenant_id, valid, now_us, result, trust_memory=attempt == 0)
+                    break
+                except IntegrityError:
+                    # A concurrent batch stored one of our reading ids or units first, or a machine was deleted
+                    # meanwhile (another process, or a deletion this process has not applied yet); the re-check
+                    # sees it.
+                    # Processes that share no lock (no Redis bus) can race again on the next try when many
+                    # batches carry the same ids at once, so it takes a few.
+                    if attempt == _STORE_ATTEMPTS - 1:
+                        raise
         result.rejected.sort(key=lambda r: r.index)
         return result
 
     async def _store(
-        self, conn: AsyncConnection, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult
-    ) -> Plan | None:
-        for attempt in range(_STORE_ATTEMPTS):
-            try:
-                return await self._store_once(conn, tenant_id, valid, now_us, result, trust_memory=attempt == 0)
-            except IntegrityError:
-                # A concurrent batch stored one of our reading ids first, or a machine was deleted meanwhile
-                # (another process, or a deletion this process has not applied yet); the re-check sees it now.
-                # Processes that share no lock (no Redis bus) can race again on the next try when many batches
-                # carry the same ids at once, so it takes a few.
-                if attempt == _STORE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _store_once(
-        self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        valid: list[Reading],
-        now_us: int,
-        result: IngestResult,
-        *,
-        trust_memory: bool,
-    ) -> Plan | None:
+        self, tenant_id: str, valid: list[Reading], now_us: int, result: IngestResult, *, trust_memory: bool
+    ) -> None:
+        """One change: sift out unknown machines and seen reading ids, then store and evaluate the rest."""
         rejected: list[Rejection] = []
         duplicates = 0
-        async with conn.begin():
-            await begin_write(conn)
+        async with self._changes.for_tenant(tenant_id, refresh=False) as tx:
             machine_ids = {r.machine_id for r in valid}
-            known = await self._known_machines(conn, tenant_id, machine_ids, trust_memory)
+            known = await self._known_machines(tx, machine_ids, trust_memory)
             ids = [(r.machine_id, r.reading_id) for r in valid if r.reading_id is not None and r.machine_id in known]
-            seen = await readings.seen_reading_ids(conn, tenant_id=tenant_id, keys=ids) if ids else set()
+            seen = await readings.seen_reading_ids(tx.conn, tenant_id=tenant_id, keys=ids) if ids else set()
             if not ids and len(known) == len(machine_ids):
                 # The usual batch (bench M4): every machine known, no reading ids, so nothing to sift out.
                 batch, reporting = valid, machine_ids
@@ -176,37 +156,31 @@ class IngestPipeline:
                 batch, duplicates = _sift(valid, known, seen, rejected)
                 reporting = {r.machine_id for r in batch}
             # --- one unit per (machine, metric) (issue 19): refuse readings in another unit, item by item.
-            units = await self._units.check(conn, batch, trust_memory=trust_memory)
+            units = await self._changes.units.check(tx.conn, batch, trust_memory=trust_memory)
             batch = units.kept
             if units.rejected:
                 rejected.extend(units.rejected)
                 reporting = {r.machine_id for r in batch}
             # --- end of the unit check
-            plan = None
             if batch:
-                await readings.insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=now_us)
-                await machines.mark_seen(conn, machine_ids=reporting, seen=now_us)
-                await self._monitor.refresh(conn, tenant_id, reporting)
-                await self._monitor.prepare_predictive(conn, tenant_id, batch)
-                plan = self._monitor.plan_readings(tenant_id, batch, now_us)
-                await self._monitor.persist(conn, plan)
-        self._units.committed(units)
+                await tx.refresh(reporting)
+                await tx.prepare_detectors(batch)
+                plan = plan_readings(tx.fleet, batch, now_us, alert_store.new_id, reporting)
+                plan.units = units.new_units  # registered with the readings, remembered once committed
+                tx.apply(plan)
         result.rejected.extend(rejected)
         result.duplicates += duplicates
         result.accepted += len(batch)
-        return plan
 
-    async def _known_machines(
-        self, conn: AsyncConnection, tenant_id: str, machine_ids: set[str], trust_memory: bool
-    ) -> set[str]:
-        """Which of the ids are the tenant's machines: the monitor's memory first, the database for the rest.
+    async def _known_machines(self, tx: Change, machine_ids: set[str], trust_memory: bool) -> set[str]:
+        """Which of the ids are the tenant's machines: the fleet in memory first, the database for the rest.
 
-        Hot path (bench M4): a query per batch for machines the monitor already tracks cost ~5% of a batch.
+        Hot path (bench M4): a query per batch for machines the fleet already holds cost ~5% of a batch.
         Memory can only be behind on a deletion, which the readings' foreign key then refuses (the retry asks
         the database); a machine it does not know (made by another process) is looked up.
         """
-        known = self._monitor.known_machines(tenant_id, machine_ids) if trust_memory else set()
+        known = tx.fleet.known(machine_ids) if trust_memory else set()
         missing = machine_ids - known
         if missing:
-            known |= await machines.existing_ids(conn, tenant_id=tenant_id, machine_ids=missing)
+            known |= await machines.existing_ids(tx.conn, tenant_id=tx.fleet.tenant_id, machine_ids=missing)
         return known

@@ -21,6 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from haltless.bus import BusKind, bus_kind
+from haltless.core.clock import Clock
 from haltless.core.throttle import (
     MAX_FAILURES_PER_ACCOUNT,
     MAX_FAILURES_PER_ADDRESS,
@@ -29,6 +31,7 @@ from haltless.core.throttle import (
     LoginThrottle,
     limits_of,
 )
+from haltless.server.clock import SystemClock
 from haltless.settings import Settings
 
 log = logging.getLogger("haltless.login")
@@ -114,7 +117,9 @@ class RedisLoginGuard:
         per_account: int = MAX_FAILURES_PER_ACCOUNT,
         per_address: int = MAX_FAILURES_PER_ADDRESS,
         window: float = WINDOW_SECONDS,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         # A hung Redis must not hold every login: one short attempt, then this process's own count (redis-py would
         # otherwise retry ten times, 2 s each).
         self._redis: Redis = Redis.from_url(
@@ -133,7 +138,12 @@ class RedisLoginGuard:
     async def reserve(self, attempt: LoginAttempt) -> float:
         limits = limits_of(attempt, per_account=self._per_account, per_address=self._per_address)
         keys = [self._name(limit.key) for limit in limits]
-        args: list[str | float] = [time.time(), self._window, attempt.ticket, *(limit.max_attempts for limit in limits)]
+        args: list[str | float] = [
+            self._clock.now_us() / 1_000_000,
+            self._window,
+            attempt.ticket,
+            *(limit.max_attempts for limit in limits),
+        ]
         try:
             wait = await self._reserve(keys=keys, args=args)
         except RedisError as exc:
@@ -153,10 +163,10 @@ class RedisLoginGuard:
         await self._redis.aclose()
 
 
-def create_login_guard(settings: Settings) -> LoginGuard:
+def create_login_guard(settings: Settings, clock: Clock | None = None) -> LoginGuard:
     """Redis when the processes share a Redis bus, memory otherwise."""
-    if settings.bus_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisLoginGuard(settings.bus_url, settings.bus_prefix)
+    if bus_kind(settings.bus_url) is BusKind.REDIS:
+        return RedisLoginGuard(settings.bus_url, settings.bus_prefix, clock=clock)
     return LocalLoginGuard()
 
 

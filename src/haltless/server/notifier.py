@@ -1,7 +1,8 @@
 """The notification dispatcher: records alert changes in the outbox, routes and groups them, delivers them.
 
-- `record_alert_changes(conn, ...)` runs inside the transaction of the alert change (today Monitor.persist): it
-  only inserts outbox rows, so ingest never waits for a delivery and a crash never loses one.
+- `record_alert_changes(conn, ...)` runs inside the transaction of the alert change (server/changes.py,
+  `persist_alert_transitions`): it only inserts outbox rows, so ingest never waits for a delivery and a crash
+  never loses one.
 - A background task runs cycles: route new changes through policies and silences into groups, turn due groups
   into notifications (core.notifications.plan_cycle), then claim due notifications and send them, retrying with
   backoff until HALTLESS_NOTIFICATION_MAX_AGE. Several processes: the routing step runs in one process at a

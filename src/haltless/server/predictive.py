@@ -1,10 +1,11 @@
 """Detectors of predictive rules (core/predictive.py) kept in step with the database.
 
-The monitor holds one `SeriesDetector` per (rule, machine) in memory. Before a batch is planned, `prepare`
-makes sure each detector the batch will feed has seen exactly the readings its rule state reflects: after a
-restart there is none yet, and with several server processes another process may have evaluated the series'
-latest readings. Such a detector is rebuilt from stored history (a bounded replay: `history_needed(rule)`
-readings), so a process never decides on stale detector state. Within one process this costs nothing.
+Each tenant's fleet (core/fleet.py) holds one `SeriesDetector` per (rule, machine) in memory. Before a batch is
+planned, `prepare` makes sure each detector the batch will feed has seen exactly the readings its rule state
+reflects: after a restart there is none yet, and with several server processes another process may have
+evaluated the series' latest readings. Such a detector is rebuilt from stored history (a bounded replay:
+`history_needed(rule)` readings), so a process never decides on stale detector state. Within one process this
+costs nothing.
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from haltless.core import tokens
 from haltless.core.accounts import revocation
+from haltless.core.clock import now_seconds
+from haltless.core.credentials import API_KEY_PREFIX
 from haltless.core.models import Principal, Role
-from haltless.core.secrets import API_KEY_PREFIX
 from haltless.errors import AuthenticationError, PermissionDenied
-from haltless.server.state import AppState, now_seconds, request_state
+from haltless.server.state import AppState, request_state
 
 # Declares the bearer scheme on every authenticated operation of /openapi.json (server/api_contract.py then
 # documents their 401 and 403). It never refuses: `authorize` reads the credential, or takes BodyGuard's.
@@ -41,7 +42,7 @@ async def principal_from_access_token(state: AppState, token: str) -> Principal:
     """Verify an access token and that its user may still use it (also used by the WebSocket); raises
     AuthenticationError."""
     try:
-        claims = state.access_tokens.verify(token, now=now_seconds())
+        claims = state.access_tokens.verify(token, now=now_seconds(state.clock))
     except tokens.TokenError as exc:
         raise AuthenticationError(str(exc)) from None
     # On every request, after the verifier's memory of tokens: a deleted, disabled or signed-out user's token is

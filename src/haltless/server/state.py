@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -10,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
 from haltless.bus import EventBus
+from haltless.core.clock import Clock
 from haltless.core.cursors import CursorCodec
 from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.api_key_lookup import ApiKeyLookup
+from haltless.server.changes import Changes
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
-from haltless.server.monitor import Monitor
 from haltless.server.notifier import Notifier
 from haltless.server.user_lookup import UserStatusLookup
 from haltless.settings import Settings
@@ -34,7 +34,8 @@ class AppState:
     api_keys: ApiKeyLookup
     users: UserStatusLookup  # whether access tokens' users may still use them
     pipeline: IngestPipeline
-    monitor: Monitor
+    changes: Changes  # the one way to change a tenant's machines, rules and alerts
+    clock: Clock  # the one clock; nothing in the server reads the time on the side
     login_guard: LoginGuard
     checkpointer: WalCheckpointer  # SQLite only; idle on PostgreSQL
     cursors: CursorCodec  # signs page cursors with a key derived from jwt_secret
@@ -51,11 +52,3 @@ async def request_state(request: Request) -> AppState:
     """The `State` dependency. Async on purpose: FastAPI runs a plain `def` dependency in its thread pool,
     a thread hop per request (~1% of a 500-reading ingest batch, bench M4) to read one attribute."""
     return app_state(request)
-
-
-def now_seconds() -> int:
-    return int(time.time())
-
-
-def now_micros() -> int:
-    return time.time_ns() // 1000

@@ -21,7 +21,7 @@ class UnitBook:
         self._units: dict[UnitKey, str] = {}
 
     async def check(self, conn: AsyncConnection, batch: Sequence[Reading], *, trust_memory: bool) -> UnitCheck:
-        """Split the batch by unit and register the new units in the caller's transaction."""
+        """Split the batch by unit; its `new_units` go into the plan, which registers them (server/changes.py)."""
         if not batch:
             return UnitCheck([])
         triples = triples_of(batch)
@@ -35,14 +35,12 @@ class UnitBook:
             # its own, the database refuses it, and the batch is retried against the database.
             known.update({key: found.get(key, "") for key in missing})
             self._remember(known)
-        check = check_units(batch, known, triples)
-        # A pair another writer registers meanwhile raises IntegrityError here; the caller's retry reads it.
-        await unit_store.register(conn, units=check.new_units)
-        return check
+        return check_units(batch, known, triples)
 
-    def committed(self, check: UnitCheck) -> None:
-        """The batch's transaction committed: its new units are stored."""
-        self._remember(check.new_units)
+    def committed(self, units: dict[UnitKey, str]) -> None:
+        """A change that registered `units` committed: they are stored (called by the unit of work only)."""
+        if units:
+            self._remember(units)
 
     def _remember(self, units: dict[UnitKey, str]) -> None:
         if len(self._units) + len(units) > MAX_REMEMBERED_UNITS:

@@ -25,7 +25,7 @@ from haltless.server.fastws import FRAME_SINK, FrameSink
 from haltless.server.hub import DashboardConnection
 from haltless.server.origins import origin_allowed
 from haltless.server.security import principal_from_access_token
-from haltless.server.state import AppState, app_state, now_micros
+from haltless.server.state import AppState, app_state
 
 log = logging.getLogger("haltless.ws")
 router = APIRouter()
@@ -114,7 +114,7 @@ async def _replay(
     websocket: WebSocket, state: AppState, tenant_id: str, resume_after: str, skip: _SkipReplayed
 ) -> None:
     """Heartbeat, then every retained event after `resume_after`, or `resync_required` when it is too old."""
-    await websocket.send_text(wire.heartbeat(now_micros()))
+    await websocket.send_text(wire.heartbeat(state.clock.now_us()))
     resume_key = parse_event_id(resume_after)
     replay = await state.bus.history(tenant_id, resume_after) if resume_key is not None else None
     if replay is None:
@@ -143,7 +143,7 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
         token_generation=principal.token_generation,
     )
     if resume_after is None:
-        connection.start_heartbeats()
+        connection.start_heartbeats(state.clock)
         state.hub.add(connection)
     else:
         # Join the live stream first (events queue in the outbox, nothing is written yet), then replay
@@ -155,7 +155,7 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
             state.hub.remove(connection)
             connection.stop()
             return
-        connection.start_heartbeats()
+        connection.start_heartbeats(state.clock)
     writer = asyncio.create_task(connection.run_writer())
     reader = asyncio.create_task(_drain_incoming(websocket))
     overflow = asyncio.create_task(connection.overflowed.wait())
@@ -214,7 +214,7 @@ async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink)
     # The protocol drops what the client sends from now on and reports the close to the connection.
     sink.discard_incoming()
     connection.on_finish(finished)
-    connection.start_heartbeats()
+    connection.start_heartbeats(state.clock)
     hub.add(connection)
     sink.detach()
 

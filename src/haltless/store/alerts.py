@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from haltless.core.alerts import OPEN_STATES
+from haltless.core.alerts import AlertState as AlertState  # re-exported: its home is core.alerts
+from haltless.core.alerts import StoredAlert as StoredAlert
 from haltless.core.rules import Condition, Rule, RuleKind, RuleState, Severity
 from haltless.store.tables import alert_rules, alerts, machines, readings, rule_states
-
-
-class AlertState:
-    """Lifecycle of an alert (stored as text)."""
-
-    ACTIVE = "active"  # open, nobody has looked at it yet
-    ACKNOWLEDGED = "acknowledged"  # open, a user has taken it on
-    RESOLVED = "resolved"  # closed: the value cleared, a user resolved it, or its rule changed
-    OPEN = (ACTIVE, ACKNOWLEDGED)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAlert:
-    id: str
-    tenant_id: str
-    rule_id: str | None
-    machine_id: str
-    metric_name: str
-    severity: Severity
-    message: str
-    metric_value: float
-    threshold_value: float
-    state: str
-    created_at: int
-    acknowledged_at: int | None
-    acknowledged_by: str | None
-    resolved_at: int | None
-    resolved_by: str | None
-    resolution: str | None
-    predicted_crossing_at: int | None = None  # forecast alerts: when the trend crosses the threshold
 
 
 def _rule(row: Any) -> Rule:
@@ -79,7 +51,7 @@ def _alert(row: Any) -> StoredAlert:
         r["message"],
         r["metric_value"],
         r["threshold_value"],
-        r["state"],
+        AlertState(r["state"]),
         r["created_at"],
         r["acknowledged_at"],
         r["acknowledged_by"],
@@ -174,7 +146,7 @@ async def update_prediction(conn: AsyncConnection, alert_id: str, *, message: st
     """An open forecast alert's prediction moved: its message and predicted crossing time follow."""
     await conn.execute(
         update(alerts)
-        .where(alerts.c.id == alert_id, alerts.c.state.in_(AlertState.OPEN))
+        .where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES))
         .values(message=message, predicted_crossing_at=predicted_crossing_at)
     )
 
@@ -182,7 +154,7 @@ async def update_prediction(conn: AsyncConnection, alert_id: str, *, message: st
 async def resolve_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: str | None, resolution: str) -> None:
     await conn.execute(
         update(alerts)
-        .where(alerts.c.id == alert_id, alerts.c.state.in_(AlertState.OPEN))
+        .where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES))
         .values(state=AlertState.RESOLVED, resolved_at=at, resolved_by=by, resolution=resolution)
     )
 
@@ -202,7 +174,7 @@ async def get_alert(conn: AsyncConnection, *, tenant_id: str, alert_id: str) -> 
 
 async def open_alerts(conn: AsyncConnection, machine_ids: set[str] | None = None) -> list[StoredAlert]:
     """Open alerts, of every machine or of the given ones."""
-    query = select(alerts).where(alerts.c.state.in_(AlertState.OPEN))
+    query = select(alerts).where(alerts.c.state.in_(OPEN_STATES))
     if machine_ids is not None:
         if not machine_ids:
             return []
@@ -312,7 +284,7 @@ async def delete_rule_states(conn: AsyncConnection, rule_id: str) -> None:
     await conn.execute(delete(rule_states).where(rule_states.c.rule_id == rule_id))
 
 
-async def set_machine_status(conn: AsyncConnection, changes: dict[str, str]) -> None:
+async def set_machine_status(conn: AsyncConnection, changes: Mapping[str, str]) -> None:
     for machine_id, status in changes.items():
         await conn.execute(update(machines).where(machines.c.id == machine_id).values(status=status))
 

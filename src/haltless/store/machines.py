@@ -12,6 +12,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import MachineStatus
+from haltless.core.readings import normalize_uuid
+from haltless.errors import NotFound
 from haltless.store.tables import machines
 
 
@@ -44,10 +46,18 @@ def _machine(row: Any) -> Machine:
 
 
 async def create(
-    conn: AsyncConnection, *, tenant_id: str, name: str, location: str | None, tags: list[str], now: int
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    name: str,
+    location: str | None,
+    tags: list[str],
+    now: int,
+    machine_id: str | None = None,
 ) -> Machine:
-    """A new machine; it starts `offline` until its first reading arrives."""
-    machine = Machine(str(uuid.uuid4()), tenant_id, name, location, tags, MachineStatus.OFFLINE, None, now)
+    """A new machine (`machine_id`, or a new id); it starts `offline` until its first reading arrives."""
+    machine_id = machine_id or new_id()
+    machine = Machine(machine_id, tenant_id, name, location, tags, MachineStatus.OFFLINE, None, now)
     await conn.execute(
         machines.insert().values(
             id=machine.id,
@@ -62,6 +72,19 @@ async def create(
         )
     )
     return machine
+
+
+async def of_tenant(conn: AsyncConnection, *, tenant_id: str, machine_id: str) -> Machine:
+    """The tenant's machine `machine_id` (any UUID spelling), or NotFound: another tenant's is as unknown as none."""
+    normalized = normalize_uuid(machine_id)
+    machine = await get(conn, tenant_id=tenant_id, machine_id=normalized) if normalized is not None else None
+    if machine is None:
+        raise NotFound("machine not found")
+    return machine
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 async def named(conn: AsyncConnection, *, tenant_id: str, name: str) -> Machine | None:

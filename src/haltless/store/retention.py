@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from haltless.core.clock import Clock
 from haltless.store.tables import readings
 
 log = logging.getLogger("haltless.retention")
@@ -40,8 +40,11 @@ async def prune_readings(
 class RetentionPruner:
     """A background task that prunes at start and then every `period` seconds until stopped."""
 
-    def __init__(self, engine: AsyncEngine, *, retention_days: float, period: float = PRUNE_PERIOD_SECONDS) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, *, retention_days: float, period: float = PRUNE_PERIOD_SECONDS
+    ) -> None:
         self._engine = engine
+        self._clock = clock
         self._retention_us = int(retention_days * 86_400 * 1_000_000)
         self._period = period
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +64,7 @@ class RetentionPruner:
 
     async def prune_now(self) -> int:
         """One pass: delete everything older than the retention window."""
-        cutoff = time.time_ns() // 1000 - self._retention_us
+        cutoff = self._clock.now_us() - self._retention_us
         return await prune_readings(self._engine, older_than_us=cutoff)
 
     async def _run(self) -> None:

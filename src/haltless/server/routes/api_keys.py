@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from haltless.core.credentials import new_api_key
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import new_api_key
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
 from haltless.server.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from haltless.server.security import Admin, State
-from haltless.server.state import now_micros
 from haltless.store import accounts
 from haltless.store.accounts import ApiKey
 
@@ -38,7 +37,7 @@ async def create_api_key(body: ApiKeyCreate, principal: Admin, state: State) -> 
             name=body.name,
             prefix=prefix,
             key_hash=key_hash,
-            now=now_micros(),
+            now=state.clock.now_us(),
         )
     return ApiKeyCreated(**_out(key).model_dump(), key=secret)
 
@@ -58,7 +57,7 @@ async def revoke_api_key(key_id: str, principal: Admin, state: State) -> Respons
         raise NotFound("API key not found")
     async with state.engine.begin() as conn:
         revoked = await accounts.revoke_api_key(
-            conn, tenant_id=principal.tenant_id, key_id=normalized, now=now_micros()
+            conn, tenant_id=principal.tenant_id, key_id=normalized, now=state.clock.now_us()
         )
     if not revoked:
         raise NotFound("API key not found")

@@ -9,15 +9,16 @@ from fastapi import APIRouter, Request, Response
 
 from haltless.core import tokens
 from haltless.core.accounts import UserChange, token_lifetime
+from haltless.core.clock import now_seconds
+from haltless.core.credentials import hash_password, verify_password
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import hash_password, verify_password
 from haltless.core.throttle import LoginAttempt
 from haltless.errors import AuthenticationError, Conflict, InvalidRequest, NotFound, PermissionDenied, TooManyRequests
 from haltless.server.login_guard import wait_seconds, waiting_time
 from haltless.server.schemas import LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
 from haltless.server.security import State, Viewer
 from haltless.server.session_sweep import user_changed_here
-from haltless.server.state import AppState, now_micros, now_seconds
+from haltless.server.state import AppState
 from haltless.store import accounts
 from haltless.store.accounts import RefreshUse, User
 
@@ -31,7 +32,7 @@ _SEND_REFRESH = 'this is an access token: log out with the refresh token ({"refr
 
 async def _issue_pair(state: AppState, user: User, family_id: str, session_expires_at: int) -> TokenPair:
     """A token pair of the session `family_id`, neither token outliving the session's absolute end."""
-    now = now_seconds()
+    now = now_seconds(state.clock)
     settings = state.settings
     access_ttl = token_lifetime(now, settings.access_token_ttl, session_expires_at)
     refresh_ttl = token_lifetime(now, settings.refresh_token_ttl, session_expires_at)
@@ -71,7 +72,7 @@ async def _issue_pair(state: AppState, user: User, family_id: str, session_expir
 
 async def _new_session(state: AppState, user: User) -> TokenPair:
     """The first token pair of a new session, which ends HALTLESS_SESSION_MAX_AGE from now."""
-    session_expires_at = now_seconds() + state.settings.session_max_age
+    session_expires_at = now_seconds(state.clock) + state.settings.session_max_age
     return await _issue_pair(state, user, family_id=str(uuid.uuid4()), session_expires_at=session_expires_at)
 
 
@@ -126,10 +127,12 @@ async def refresh(body: RefreshRequest, state: State) -> TokenPair:
 
     The new tokens never outlive the session, which ends HALTLESS_SESSION_MAX_AGE after its login."""
     try:
-        claims = tokens.verify(state.jwt_secret, body.refresh_token, expected_type="refresh", now=now_seconds())
+        claims = tokens.verify(
+            state.jwt_secret, body.refresh_token, expected_type="refresh", now=now_seconds(state.clock)
+        )
     except tokens.TokenError as exc:
         raise AuthenticationError(str(exc)) from None
-    now = now_seconds()
+    now = now_seconds(state.clock)
     async with state.engine.begin() as conn:
         outcome, session_expires_at = await accounts.use_refresh_token(conn, jti=claims.jti, now=now)
         user = await accounts.user_by_id(conn, claims.subject)
@@ -157,7 +160,9 @@ async def logout(body: RefreshRequest, state: State) -> Response:
     anything that is not a token of this server gets 401.
     """
     try:
-        claims = tokens.verify(state.jwt_secret, body.refresh_token, expected_type="refresh", now=now_seconds())
+        claims = tokens.verify(
+            state.jwt_secret, body.refresh_token, expected_type="refresh", now=now_seconds(state.clock)
+        )
     except tokens.TokenExpired as exc:
         if exc.token_type == "refresh":
             return Response(status_code=204)
@@ -168,7 +173,7 @@ async def logout(body: RefreshRequest, state: State) -> Response:
         raise AuthenticationError(str(exc)) from None
     assert claims.family_id is not None
     async with state.engine.begin() as conn:
-        await accounts.revoke_family(conn, family_id=claims.family_id, now=now_seconds())
+        await accounts.revoke_family(conn, family_id=claims.family_id, now=now_seconds(state.clock))
     return Response(status_code=204)
 
 
@@ -206,7 +211,7 @@ async def change_password(body: PasswordChange, request: Request, principal: Vie
             tenant_id=user.tenant_id,
             user_id=user.id,
             change=UserChange(password_hash=password_hash),
-            now=now_micros(),
+            now=state.clock.now_us(),
         )
     user_changed_here(state.hub, state.users, changed.id, changed.status)
     return await _new_session(state, changed)
@@ -222,7 +227,7 @@ async def sign_out_everywhere(principal: Viewer, state: State) -> Response:
             tenant_id=principal.tenant_id,
             user_id=principal.subject_id,
             change=UserChange(revoke_sessions=True),
-            now=now_micros(),
+            now=state.clock.now_us(),
         )
     user_changed_here(state.hub, state.users, changed.id, changed.status)
     return Response(status_code=204)

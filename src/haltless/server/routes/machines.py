@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from haltless.core.models import Role
+from haltless.core.models import MachineStatus, Role
 from haltless.core.names import shown
-from haltless.core.readings import normalize_uuid
+from haltless.core.plan import NewMachine
+from haltless.core.planners import machines as machine_planner
 from haltless.core.timefmt import format_micros
-from haltless.errors import Conflict, NotFound, PermissionDenied
+from haltless.errors import Conflict, PermissionDenied
 from haltless.server.fleet import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
 from haltless.server.schemas import (
     LatestReading,
@@ -22,7 +23,7 @@ from haltless.server.schemas import (
     MachineUpdate,
 )
 from haltless.server.security import Admin, Operator, State, Viewer
-from haltless.server.state import AppState, now_micros
+from haltless.server.state import AppState
 from haltless.store import machines, readings
 from haltless.store.machines import Machine
 
@@ -46,14 +47,8 @@ def _out(machine: Machine) -> MachineOut:
 
 
 async def _get(state: AppState, tenant_id: str, machine_id: str) -> Machine:
-    normalized = normalize_uuid(machine_id)
-    machine = None
-    if normalized is not None:
-        async with state.engine.connect() as conn:
-            machine = await machines.get(conn, tenant_id=tenant_id, machine_id=normalized)
-    if machine is None:
-        raise NotFound("machine not found")
-    return machine
+    async with state.engine.connect() as conn:
+        return await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)
 
 
 def _name_taken(name: str) -> Conflict:
@@ -70,21 +65,16 @@ async def _refuse_taken_name(conn: AsyncConnection, tenant_id: str, name: str, m
 async def create_machine(body: MachineCreate, principal: Admin, state: State) -> MachineOut:
     """Register a machine; it is `offline` until its first reading. Names are unique per tenant (409)."""
     try:
-        async with state.engine.begin() as conn:
-            await _refuse_taken_name(conn, principal.tenant_id, body.name, None)
-            machine = await machines.create(
-                conn,
-                tenant_id=principal.tenant_id,
-                name=body.name,
-                location=body.location,
-                tags=body.tags,
-                now=now_micros(),
-            )
+        async with state.changes.for_tenant(principal.tenant_id, (), refresh=False) as tx:
+            await _refuse_taken_name(tx.conn, principal.tenant_id, body.name, None)
+            new = NewMachine(machines.new_id(), principal.tenant_id, body.name, body.location, body.tags, tx.now_us)
+            tx.apply(machine_planner.plan_add(tx.fleet, new))
     except IntegrityError:
-        # Another request took the name between the check and the insert.
+        # Another request took the name between the check and the insert (another process: no shared lock).
         raise _name_taken(body.name) from None
-    state.monitor.machine_added(machine.id, machine.tenant_id)
-    return _out(machine)
+    return _out(
+        Machine(new.id, new.tenant_id, new.name, new.location, new.tags, MachineStatus.OFFLINE, None, new.created_at)
+    )
 
 
 @router.get("", response_model=FleetPage, response_model_exclude_unset=True)
@@ -120,7 +110,6 @@ async def get_machine(machine_id: str, principal: Viewer, state: State) -> Machi
 @router.patch("/{machine_id}", response_model=MachineOut)
 async def update_machine(machine_id: str, body: MachineUpdate, principal: Operator, state: State) -> MachineOut:
     """Change name, location or tags (admin), or enter/leave maintenance (operator); omitted fields stay."""
-    machine = await _get(state, principal.tenant_id, machine_id)
     values: dict[str, Any] = body.model_dump(exclude_unset=True)
     maintenance = values.pop("maintenance", None)
     if values and principal.role is not None and not principal.role.allows(Role.ADMIN):
@@ -129,26 +118,26 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
         del values["name"]
     if "tags" in values and values["tags"] is None:
         values["tags"] = []
-    if values:
-        try:
-            async with state.engine.begin() as conn:
-                if "name" in values:
-                    await _refuse_taken_name(conn, principal.tenant_id, values["name"], machine.id)
-                await machines.update_fields(conn, tenant_id=principal.tenant_id, machine_id=machine.id, values=values)
-        except IntegrityError:
-            raise _name_taken(values["name"]) from None
-    if maintenance is not None:
-        await state.monitor.set_maintenance(principal.tenant_id, machine.id, maintenance)
+    try:
+        async with state.changes.for_tenant(principal.tenant_id, refresh=False) as tx:
+            machine = await machines.of_tenant(tx.conn, tenant_id=principal.tenant_id, machine_id=machine_id)
+            if "name" in values:
+                await _refuse_taken_name(tx.conn, principal.tenant_id, values["name"], machine.id)
+            await tx.refresh([machine.id])
+            tx.apply(machine_planner.plan_edit(tx.fleet, machine.id, values, maintenance, tx.now_us))
+    except IntegrityError:
+        if "name" not in values:
+            raise
+        raise _name_taken(values["name"]) from None
     return _out(await _get(state, principal.tenant_id, machine.id))
 
 
 @router.delete("/{machine_id}", status_code=204, response_class=Response)
 async def delete_machine(machine_id: str, principal: Admin, state: State) -> Response:
     """Delete a machine and all of its readings."""
-    machine = await _get(state, principal.tenant_id, machine_id)
-    async with state.engine.begin() as conn:
-        await machines.remove(conn, tenant_id=principal.tenant_id, machine_id=machine.id)
-    state.monitor.machine_removed(machine.id)
+    async with state.changes.for_tenant(principal.tenant_id, refresh=False) as tx:
+        machine = await machines.of_tenant(tx.conn, tenant_id=principal.tenant_id, machine_id=machine_id)
+        tx.apply(machine_planner.plan_remove(tx.fleet, machine.id, tx.now_us))
     return Response(status_code=204)
 
 

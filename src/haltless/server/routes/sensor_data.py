@@ -15,7 +15,7 @@ from haltless.errors import HaltlessError
 from haltless.server.errors import error_response, http_error_response, unexpected_error_response
 from haltless.server.schemas import IngestResponse
 from haltless.server.security import INGEST_ROLE, Ingester, State, authorize
-from haltless.server.state import AppState, app_state, now_micros
+from haltless.server.state import AppState, app_state
 
 INGEST_PATH = "/api/v1/sensor-data"
 router = APIRouter(prefix=INGEST_PATH, tags=["sensor data"])
@@ -72,7 +72,7 @@ async def ingest(request: Request, principal: Ingester, state: State) -> Respons
 
 async def ingest_response(request: Request, principal: Principal, state: AppState) -> Response:
     """The work of `POST /api/v1/sensor-data` once the caller is known, for the route and the fast path."""
-    received = now_micros()
+    received = state.clock.now_us()
     # Bounded by BodyGuard (MAX_INGEST_BODY_BYTES), which also authenticated the caller before this read.
     body = await request.body()
     result = await state.pipeline.ingest_body(principal.tenant_id, body, received)

@@ -22,7 +22,6 @@ from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest
 from haltless.server.routes.sensor_history import End, MachineId, Start, _check_machine
 from haltless.server.security import State, Viewer
-from haltless.server.state import now_micros
 from haltless.store import alerts as alert_store
 from haltless.store import readings as reading_store
 
@@ -126,7 +125,7 @@ async def read_derived(
         limit=1,
         cursor=None,
         cursors=state.cursors,
-        now_us=now_micros(),
+        now_us=state.clock.now_us(),
     )
     if len(query.metric_names) != 1:
         raise InvalidRequest("metric_name: exactly one metric")

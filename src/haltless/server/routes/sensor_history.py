@@ -29,9 +29,8 @@ from haltless.core.history import (
 from haltless.core.models import Principal
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
-from haltless.errors import NotFound
 from haltless.server.security import State, Viewer
-from haltless.server.state import AppState, now_micros
+from haltless.server.state import AppState
 from haltless.store import history, machines
 
 router = APIRouter(prefix="/api/v1/sensor-data", tags=["sensor data"])
@@ -78,14 +77,8 @@ MaxPoints = Annotated[
 
 
 async def _check_machine(state: AppState, tenant_id: str, machine_id: str) -> str:
-    normalized = normalize_uuid(machine_id)
-    found = None
-    if normalized is not None:
-        async with state.engine.connect() as conn:
-            found = await machines.get(conn, tenant_id=tenant_id, machine_id=normalized)
-    if found is None:
-        raise NotFound("machine not found")
-    return found.id
+    async with state.engine.connect() as conn:
+        return (await machines.of_tenant(conn, tenant_id=tenant_id, machine_id=machine_id)).id
 
 
 def _raw_item(point: RawPoint) -> dict[str, Any]:
@@ -130,7 +123,7 @@ async def _resolve(
         limit=limit,
         cursor=cursor,
         cursors=state.cursors,
-        now_us=now_micros(),
+        now_us=state.clock.now_us(),
         export=export,
     )
     await _check_machine(state, principal.tenant_id, machine_id)

@@ -15,14 +15,13 @@ import asyncio
 from fastapi import APIRouter, Response
 
 from haltless.core.accounts import UserChange, check_change_of_self
+from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
-from haltless.core.secrets import hash_password
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
 from haltless.server.schemas import UserCreate, UserOut, UserUpdate
 from haltless.server.security import Admin, State
 from haltless.server.session_sweep import user_changed_here
-from haltless.server.state import now_micros
 from haltless.store import accounts
 from haltless.store.accounts import User
 
@@ -58,7 +57,7 @@ async def create_user(body: UserCreate, principal: Admin, state: State) -> UserO
             email=body.email,
             password_hash=password_hash,
             role=body.role,
-            now=now_micros(),
+            now=state.clock.now_us(),
         )
     return _out(user)
 
@@ -83,7 +82,7 @@ async def get_user(user_id: str, principal: Admin, state: State) -> UserOut:
 async def _change(state: State, principal: Admin, user_id: str, change: UserChange) -> User:
     async with state.engine.begin() as conn:
         changed, _ = await accounts.change_user(
-            conn, tenant_id=principal.tenant_id, user_id=_user_id(user_id), change=change, now=now_micros()
+            conn, tenant_id=principal.tenant_id, user_id=_user_id(user_id), change=change, now=state.clock.now_us()
         )
     user_changed_here(state.hub, state.users, changed.id, changed.status)
     return changed

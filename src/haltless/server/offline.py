@@ -1,0 +1,56 @@
+"""The offline watcher: a background task that turns machines offline when their readings stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from haltless.core.planners.offline import due_offline, plan_offline
+from haltless.server.changes import Changes, group_by_tenant
+from haltless.store import alerts as alert_store
+
+log = logging.getLogger("haltless.offline")
+
+
+class OfflineWatcher:
+    """Every `tick` seconds: the machines whose last reading arrived HALTLESS_OFFLINE_AFTER ago go offline."""
+
+    def __init__(self, changes: Changes, *, tick: float) -> None:
+        self._changes = changes
+        self._tick = tick
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="haltless-offline")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick)
+            try:
+                await self.check()
+            except Exception:  # a database hiccup must not stop offline detection for good
+                log.exception("offline check failed; retrying")
+
+    async def check(self) -> None:
+        """One pass: every machine due at the clock's `now` goes offline (one change per tenant)."""
+        changes = self._changes
+        now_us = changes.clock.now_us()
+        if changes.shared:
+            # Another process may have the newer readings: the database says who is due.
+            async with changes.engine.connect() as conn:
+                pairs = await alert_store.machines_due_offline(conn, deadline=now_us - changes.offline_after_us)
+            due = group_by_tenant(pairs)
+        else:
+            due = {fleet.tenant_id: ids for fleet in changes.fleets() if (ids := due_offline(fleet, now_us))}
+        for tenant_id, machine_ids in due.items():
+            async with changes.for_tenant(tenant_id, machine_ids) as tx:
+                tx.apply(plan_offline(tx.fleet, machine_ids, tx.now_us))
