@@ -213,7 +213,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     install_error_handlers(app)
     # Routes are matched in this order, one after the other: ingestion, the busiest, comes first
-    # (matching it behind the other ~40 routes cost ~4% of a 500-reading batch, bench M4).
+    # (matching it behind the other routes was a measured cost per batch: docs/benchmarks.md, "Hot-path choices").
     for router in (
         sensor_data.router,
         auth.router,
