@@ -59,6 +59,7 @@ class StoredAlert:
     resolved_by: str | None
     resolution: str | None
     predicted_crossing_at: int | None = None  # forecast alerts: when the trend crosses the threshold
+    flapping: bool = False  # opened while its rule was flapping (core/flapping.py)
 
     @property
     def is_open(self) -> bool:
