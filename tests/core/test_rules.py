@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haltless.core.rules import (
+    COMPARISONS,
     AlertCleared,
     AlertOpened,
-    COMPARISONS,
     Condition,
     Rule,
     RuleState,

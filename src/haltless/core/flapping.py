@@ -1,7 +1,7 @@
 """Flap detection, pure: a (rule, machine) whose alerts fire and clear too often gets one `flapping` alert.
 
 Semantics (docs/alerts.md, "Flapping"), in measurement time like the rest of the rule engine:
-- A rule with `flap_threshold = K` remembers when its last K alerts on a machine opened.
+- A rule with `flap_threshold = K` remembers when its last K + 1 alerts on a machine opened.
 - When an alert opens and K alerts already opened within the `flap_window_seconds` (W) before it, this alert
   opens *flapping*: it fired and cleared more than K times in W.
 - A flapping alert does not clear on the next clearing reading. It stays open while the value keeps crossing
@@ -62,7 +62,7 @@ def decide(
     if isinstance(transition, AlertOpened):
         recent = tuple(fire for fire in before.flap_fires if ts - fire < window)
         flapping = len(recent) >= rule.flap_threshold
-        fires = (*recent, ts)[-max(rule.flap_threshold, 1) :]
+        fires = (*recent, ts)[-(rule.flap_threshold + 1) :]
         return Decision(replace(after, flap_fires=fires, flapping=flapping, calm_since=None), transition, flapping)
     if after.flap_fires is not before.flap_fires:
         after = replace(after, flap_fires=before.flap_fires, flapping=False, calm_since=None)

@@ -292,6 +292,7 @@ def plan_cycle(
     by_policy = {policy.id: policy for policy in policies}
     silenced_ids = set(silenced_alerts)
     entries = list(waiting)
+    superseded: set[tuple[str, str]] = set()  # (policy, alert) whose changes a flapping alert stands for
     for change in changes:
         if change.kind is not Kind.FIRING:
             plan.untracked.add(change.alert.alert_id)
@@ -308,8 +309,10 @@ def plan_cycle(
         if not routed:
             plan.unrouted.append(change.event_id)
         for policy in routed:
+            if (policy.id, change.alert.alert_id) in superseded:
+                continue  # a later change of an alert a flap stands for (its resolved, recorded after the flap)
             if change.kind is Kind.FIRING and change.alert.flapping:
-                _supersede(plan, entries, known, change, policy.id)
+                superseded |= {(policy.id, a) for a in _supersede(plan, entries, known, change, policy.id)}
             entry = Waiting(change.event_id, policy.id, group_key(policy, change), change.at)
             plan.waiting.append(entry)
             entries.append(entry)
@@ -345,13 +348,14 @@ def plan_cycle(
 
 def _supersede(
     plan: CyclePlan, entries: list[Waiting], known: Mapping[int, AlertChange], flap: AlertChange, policy_id: str
-) -> None:
+) -> set[str]:
     """A flapping alert's firing stands for its flap (core/flapping.py): the earlier alerts of the same rule and
     machine whose firing this policy has not sent yet are dropped from its groups, their resolved changes too.
-    One notification for the flap, not one per fire and clear; what was sent already stays sent."""
+    One notification for the flap, not one per fire and clear; what was sent already stays sent. Returns the
+    alerts dropped."""
     rule_id, machine_id = flap.alert.rule_id, flap.alert.machine_id
     if rule_id is None:
-        return
+        return set()
     unsent = set()
     for entry in entries:
         change = known.get(entry.event_id)
@@ -364,7 +368,7 @@ def _supersede(
         ):
             unsent.add(change.alert.alert_id)
     if not unsent:
-        return
+        return unsent
     dropped = [
         e
         for e in entries
@@ -378,6 +382,7 @@ def _supersede(
         else:
             plan.sent.append(entry)
     plan.new_tracks = [t for t in plan.new_tracks if not (t.policy_id == policy_id and t.alert.alert_id in unsent)]
+    return unsent
 
 
 def _follow_up(

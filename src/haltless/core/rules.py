@@ -147,7 +147,7 @@ class RuleState:
     armed: bool = True
     open_alert_id: str | None = None
     # Flap detection (core/flapping.py): when the rule's recent alerts opened (µs, measurement time, the newest
-    # `flap_threshold`), whether the open alert is flapping, and since when the value has stayed clear.
+    # `flap_threshold` + 1), whether the open alert is flapping, and since when the value has stayed clear.
     flap_fires: tuple[int, ...] = ()
     flapping: bool = False
     calm_since: int | None = None
