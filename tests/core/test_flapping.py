@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from haltless.core.flapping import decide
+from haltless.core.notifications import Kind
 from haltless.core.rules import AlertCleared, AlertOpened, Condition, Rule, RuleState, Severity, evaluate
+from tests.core.test_notifications import T0, Outbox, _alert, _policy
 
 S = 1_000_000
 
@@ -162,3 +164,46 @@ def test_an_hour_flipping_around_the_threshold_is_one_flapping_alert() -> None:
     assert events[-1] == ("clear", 3599 + 600, False)
     assert not state.flapping
     assert state.flap_fires  # the memory of recent alerts stays
+
+
+# ---- the dispatcher: a flapping alert's firing stands for its flap (core.notifications.plan_cycle) ----------------
+
+
+def _flap(outbox: Outbox, start: int, alerts: int) -> None:
+    """`alerts` plain alerts opening and clearing a second apart, then a flapping one; recorded as the outbox does
+    (a change's openings before its resolutions)."""
+    for n in range(alerts):
+        outbox.record(Kind.FIRING, _alert(n), start + 2 * n * S)
+        outbox.record(Kind.RESOLVED, replace(_alert(n), state="resolved"), start + (2 * n + 1) * S)
+    outbox.record(Kind.FIRING, replace(_alert(alerts), state="flapping", flapping=True), start + 2 * alerts * S)
+    outbox.record(Kind.RESOLVED, replace(_alert(99, machine="other"), state="resolved"), start + 2 * alerts * S)
+
+
+def test_a_flap_inside_group_wait_is_one_notification_of_the_flapping_alert() -> None:
+    outbox = Outbox([_policy(group_wait=30.0)])
+    _flap(outbox, T0, 3)
+    outbox.cycle(T0 + 6 * S)
+    outbox.run_until(T0 + 120 * S)
+    sent = [(n.channel_id, n.kind, [a.alert_id for a in n.alerts]) for n in outbox.sent]
+    # The flap is one firing notification per channel; another machine's change travels as usual.
+    assert sorted(sent) == [
+        ("hook", Kind.FIRING, ["a3"]),
+        ("hook", Kind.RESOLVED, ["a99"]),
+        ("mail", Kind.FIRING, ["a3"]),
+        ("mail", Kind.RESOLVED, ["a99"]),
+    ]
+    assert outbox.waiting == []
+
+
+def test_what_was_sent_before_the_flap_stays_sent_and_its_resolution_follows() -> None:
+    outbox = Outbox([_policy(group_wait=0.0, group_interval=300.0, channel_ids=("hook",))])
+    outbox.record(Kind.FIRING, _alert(0), T0)
+    outbox.cycle(T0)  # a0's firing is sent at once
+    outbox.record(Kind.RESOLVED, replace(_alert(0), state="resolved"), T0 + S)
+    for n in (1, 2):
+        outbox.record(Kind.FIRING, _alert(n), T0 + 2 * n * S)
+        outbox.record(Kind.RESOLVED, replace(_alert(n), state="resolved"), T0 + (2 * n + 1) * S)
+    outbox.record(Kind.FIRING, replace(_alert(3), state="flapping", flapping=True), T0 + 6 * S)
+    outbox.run_until(T0 + 400 * S)
+    sent = [(n.kind, [a.alert_id for a in n.alerts]) for n in outbox.sent]
+    assert sent == [(Kind.FIRING, ["a0"]), (Kind.RESOLVED, ["a0"]), (Kind.FIRING, ["a3"])]
