@@ -68,7 +68,9 @@ def _due(rule: Rule, state: RuleState, now_us: int, not_before: int) -> bool:
 
 def due_no_data(fleet: Fleet, now_us: int, not_before: int) -> list[tuple[str, str]]:
     """The (rule, machine) pairs of the fleet whose metric has been silent for the rule's `for_seconds`."""
-    due = []
+    due: list[tuple[str, str]] = []
+    if not any(rule.condition is Condition.NO_DATA for rule in fleet.rules.values()):
+        return due  # the usual fleet: nothing to look at twice a second
     for key, state in fleet.states.items():
         if state.seen_at is None:
             continue
