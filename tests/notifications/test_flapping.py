@@ -10,7 +10,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event, start_server
 from tests.notifications.conftest import ManualClock, WebhookReceiver, run_cycle
 
 THRESHOLD = 100.0
@@ -128,3 +128,51 @@ async def test_flap_settings_are_validated(server: RunningServer, tenant: Tenant
     response = await tenant.http.post("/api/v1/alert-rules", json={**base, field: 0})
     assert response.status_code == 422
     assert field in response.text
+
+
+async def test_a_flap_survives_a_restart(server: RunningServer, tenant: Tenant) -> None:
+    """The flap detector's memory is stored with the rule's state: after a restart the flapping alert stays open
+    while the value keeps crossing, and clears after a calm window, with no new alert."""
+    rule = await tenant.http.post(
+        "/api/v1/alert-rules",
+        json={"name": "Hot", "metric_name": "temperature", "condition": ">", "threshold": THRESHOLD},
+    )
+    assert rule.status_code == 201, rule.text
+    machine = await tenant.add_machine("Extruder")
+    start = datetime.now(UTC) - timedelta(hours=1)
+
+    async def send(seconds: range, value: float | None = None) -> None:
+        batch = [
+            {
+                "machine_id": machine,
+                "metric_name": "temperature",
+                "value": _value(n) if value is None else value,
+                "unit": "celsius",
+                "timestamp": (start + timedelta(seconds=n)).isoformat(),
+            }
+            for n in seconds
+        ]
+        response = await tenant.ingest(batch)
+        assert response.status_code == 202, response.text
+
+    async def alerts() -> list[tuple[str, bool]]:
+        items = (await tenant.http.get("/api/v1/alerts")).json()["items"]
+        return [(a["state"], a["flapping"]) for a in items]
+
+    await send(range(10))
+    assert await alerts() == [("active", True)] + [("resolved", False)] * 3
+    server.stop()
+    again = start_server(server.settings, port=server.port)
+    try:
+        await send(range(10, 30))
+        assert await alerts() == [("active", True)] + [("resolved", False)] * 3
+        # The last crossing reading (t = 29 s) cleared: calm since then, across another restart.
+        await send(range(30, 31), THRESHOLD * 0.99)
+        again.stop()
+        again = start_server(server.settings, port=server.port)
+        await send(range(628, 629), THRESHOLD * 0.99)
+        assert await alerts() == [("active", True)] + [("resolved", False)] * 3
+        await send(range(629, 630), THRESHOLD * 0.99)  # a whole window (600 s) without a breach
+        assert await alerts() == [("resolved", True)] + [("resolved", False)] * 3
+    finally:
+        again.stop()
