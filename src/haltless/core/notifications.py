@@ -170,6 +170,8 @@ class Policy:
     # Seconds after which an alert still unacknowledged goes to `escalation_channel_ids` (`escalated`); None: never.
     escalate_after: float | None = None
     escalation_channel_ids: tuple[str, ...] = ()
+    # The severity an escalated alert is raised to (`info`, `warning`, `critical`; never lowered); None: unchanged.
+    escalation_severity: str | None = None
 
     @property
     def follows_up(self) -> bool:
@@ -279,6 +281,7 @@ def plan_cycle(
     now: int,
     new_id: Callable[[], str],
     tracks: Sequence[Track] = (),
+    shelved: Mapping[str, int] | None = None,
 ) -> CyclePlan:
     """Route new changes (or silence them) into groups, send each group that is due, then send reminders and
     escalations of the firing alerts policies follow up (`tracks`) that nobody acknowledged.
@@ -286,7 +289,8 @@ def plan_cycle(
     `changes` are newly recorded (not yet routed); `waiting` are the entries still in their groups, whose changes
     `known` holds (with the new ones); `silenced_alerts` are alerts whose firing was silenced: their later
     changes are silenced too. A group is due `group_wait` after its first entry, or `group_interval` after its
-    previous send when that was recent.
+    previous send when that was recent. `shelved`: alert id -> until when (µs) for alerts shelved at `now`; their
+    reminders and escalation wait until the shelf ends, then resume.
     """
     plan = CyclePlan()
     by_policy = {policy.id: policy for policy in policies}
@@ -342,7 +346,7 @@ def plan_cycle(
         if first.kind is Kind.FIRING and owner.follows_up:
             for alert in alerts:
                 plan.tracks_sent[(owner.id, alert.alert_id)] = now
-    _follow_up(plan, [*tracks, *plan.new_tracks], by_policy, now, new_id)
+    _follow_up(plan, [*tracks, *plan.new_tracks], by_policy, now, new_id, shelved or {})
     return plan
 
 
@@ -386,14 +390,24 @@ def _supersede(
 
 
 def _follow_up(
-    plan: CyclePlan, tracks: Sequence[Track], by_policy: Mapping[str, Policy], now: int, new_id: Callable[[], str]
+    plan: CyclePlan,
+    tracks: Sequence[Track],
+    by_policy: Mapping[str, Policy],
+    now: int,
+    new_id: Callable[[], str],
+    shelved: Mapping[str, int],
 ) -> None:
-    """Reminders and escalations that are due, one notification per policy and channel."""
+    """Reminders and escalations that are due, one notification per policy and channel; a shelved alert's wait
+    until its shelf ends (then what fell due meanwhile goes out at once)."""
     reminders: dict[str, list[Track]] = defaultdict(list)
     escalations: dict[str, list[Track]] = defaultdict(list)
     for track in tracks:
         policy = by_policy.get(track.policy_id)
         if policy is None or track.alert.alert_id in plan.untracked:
+            continue
+        shelf_end = shelved.get(track.alert.alert_id)
+        if shelf_end is not None and shelf_end > now:
+            plan.due_at(shelf_end)
             continue
         key = (track.policy_id, track.alert.alert_id)
         if policy.escalate_after is not None and policy.escalation_channel_ids and not track.escalated:

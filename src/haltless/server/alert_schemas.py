@@ -148,6 +148,44 @@ class AlertOut(BaseModel):
     # Extensions: the emails of those users (null when unknown here, or the user was deleted); in lists.
     acknowledged_by_email: str | None = None
     resolved_by_email: str | None = None
+    acknowledge_comment: str | None = Field(default=None, description="what the acknowledging user said")
+    shelved_until: str | None = Field(
+        default=None, description="shelved (no reminders or escalation) until then; null: not shelved"
+    )
+
+
+# A comment on an alert transition: one line of text (no control characters), as people type it.
+Comment = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    at_most(1000),
+    CleanText,
+    NonBlankSchema,
+]
+# The longest shelf: a week; longer is almost always a unit mistake (and a silence is the tool for it).
+MAX_SHELVE_SECONDS = 7 * 86_400
+
+
+class AlertActionIn(StrictBody):
+    """The optional body of acknowledge, resolve and unshelve."""
+
+    comment: Comment | None = Field(default=None, description="why; kept in the alert's history")
+
+
+class AlertShelveIn(StrictBody):
+    duration_seconds: float = Field(gt=0, le=MAX_SHELVE_SECONDS, description="how long; at most a week")
+    comment: Comment | None = Field(default=None, description="why; kept in the alert's history")
+
+
+class AlertHistoryEntryOut(BaseModel):
+    kind: str = Field(
+        description="opened, acknowledged, resolved, shelved, unshelved, escalated or severity_raised (more may come)"
+    )
+    actor: str = Field(description='a user id, or "system"')
+    actor_email: str | None = Field(description="the user's email; null for the system or a deleted user")
+    at: str
+    comment: str | None
+    details: dict[str, object] = Field(description="kind-specific: resolution, from/to severity, until, policy_id")
 
 
 class AlertPage(BaseModel):

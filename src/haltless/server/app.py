@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
+from haltless.server.lifecycle import apply_escalations
 from haltless.server.login_guard import create_login_guard
 from haltless.server.maintenance_windows import WindowScheduler
 from haltless.server.no_data import NoDataWatcher
@@ -144,6 +146,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await changes.load()
         notifier = Notifier(engine, settings, clock=clock.now_us)
         changes.notifier = notifier
+        notifier.on_escalated = functools.partial(apply_escalations, changes)
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         offline = OfflineWatcher(changes, tick=min(0.5, settings.offline_after / 4))
         offline.start()
@@ -224,7 +227,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     install_error_handlers(app)
     # Routes are matched in this order, one after the other: ingestion, the busiest, comes first
-    # (matching it behind the other ~40 routes cost ~4% of a 500-reading batch, bench M4).
+    # (matching it behind the other routes was a measured cost per batch: docs/benchmarks.md, "Hot-path choices").
     for router in (
         sensor_data.router,
         auth.router,

@@ -54,5 +54,5 @@ def app_state(connection: HTTPConnection) -> AppState:
 
 async def request_state(request: Request) -> AppState:
     """The `State` dependency. Async on purpose: FastAPI runs a plain `def` dependency in its thread pool,
-    a thread hop per request (~1% of a 500-reading ingest batch, bench M4) to read one attribute."""
+    a thread hop per request (measured on ingest: docs/benchmarks.md, "Hot-path choices") to read one attribute."""
     return app_state(request)

@@ -61,6 +61,8 @@ def _alert(row: Any) -> StoredAlert:
         r["resolved_by"],
         r["resolution"],
         r["predicted_crossing_at"],
+        r["acknowledge_comment"],
+        r["shelved_until"],
         bool(r["flapping"]),
     )
 
@@ -165,12 +167,39 @@ async def resolve_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: st
     )
 
 
-async def acknowledge_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: str) -> None:
+async def acknowledge_alert(
+    conn: AsyncConnection, alert_id: str, *, at: int, by: str, comment: str | None = None
+) -> None:
     await conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.state == AlertState.ACTIVE)
-        .values(state=AlertState.ACKNOWLEDGED, acknowledged_at=at, acknowledged_by=by)
+        .values(state=AlertState.ACKNOWLEDGED, acknowledged_at=at, acknowledged_by=by, acknowledge_comment=comment)
     )
+
+
+async def shelve_alert(conn: AsyncConnection, alert_id: str, *, until: int | None) -> None:
+    """Shelve an open alert until `until` (µs), or take it off the shelf (None)."""
+    await conn.execute(
+        update(alerts).where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES)).values(shelved_until=until)
+    )
+
+
+async def set_severity(conn: AsyncConnection, alert_id: str, severity: str) -> None:
+    """An escalation raised an open alert's severity."""
+    await conn.execute(
+        update(alerts).where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES)).values(severity=severity)
+    )
+
+
+async def shelved_until(conn: AsyncConnection, alert_ids: Iterable[str], now: int) -> dict[str, int]:
+    """Of these alerts, the ones shelved at `now`: alert id -> until when (µs)."""
+    wanted = sorted(set(alert_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(alerts.c.id, alerts.c.shelved_until).where(alerts.c.id.in_(wanted), alerts.c.shelved_until > now)
+    )
+    return {row.id: row.shelved_until for row in rows}
 
 
 async def get_alert(conn: AsyncConnection, *, tenant_id: str, alert_id: str) -> StoredAlert | None:

@@ -179,6 +179,7 @@ def _policy(row: Any) -> StoredPolicy:
         repeat_interval=row.repeat_interval,
         escalate_after=row.escalate_after,
         escalation_channel_ids=tuple(row.escalation_channel_ids),
+        escalation_severity=row.escalation_severity,
     )
     return StoredPolicy(policy, row.name, row.created_at, row.updated_at)
 
@@ -197,6 +198,7 @@ def _policy_values(stored: StoredPolicy) -> dict[str, Any]:
         "repeat_interval": policy.repeat_interval,
         "escalate_after": policy.escalate_after,
         "escalation_channel_ids": list(policy.escalation_channel_ids),
+        "escalation_severity": policy.escalation_severity,
         "updated_at": stored.updated_at,
     }
 

@@ -178,6 +178,9 @@ alerts = Table(
     Column("resolution", String(32), nullable=True),
     # Forecast alerts: when the trend is predicted to cross the threshold (migration 0008).
     Column("predicted_crossing_at", BigInteger, nullable=True),
+    # The acknowledging user's comment, and until when reminders and escalation wait (µs) (migration 0009).
+    Column("acknowledge_comment", String(1000), nullable=True),
+    Column("shelved_until", BigInteger, nullable=True),
     # The alert opened while its rule was flapping (migration 0010; core/flapping.py).
     Column("flapping", Boolean, nullable=False, server_default=false()),
     Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
@@ -186,6 +189,22 @@ alerts = Table(
 
 # The rule engine's memory per (rule, machine): survives restarts so a pending `for_seconds`
 # breach is neither forgotten nor restarted, and an open alert is never opened twice.
+# The audit trail of every alert transition (migration 0009; docs/alerts.md#history), oldest first by id.
+# `actor`: a user id, or "system". `details`: kind-specific (resolution, severity from/to, shelved until...).
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_id", String(36), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("actor", String(36), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("comment", String(1000), nullable=True),
+    Column("details", JSON, nullable=True),
+    Index("ix_alert_history_alert_id_id", "alert_id", "id"),
+)
+
 rule_states = Table(
     "rule_states",
     metadata,
@@ -235,6 +254,8 @@ notification_policies = Table(
     Column("repeat_interval", Float, nullable=True),
     Column("escalate_after", Float, nullable=True),
     Column("escalation_channel_ids", JSON, nullable=False),
+    # The severity an escalated alert is raised to; NULL: unchanged (migration 0009).
+    Column("escalation_severity", String(16), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )

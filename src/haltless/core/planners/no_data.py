@@ -119,7 +119,7 @@ def plan_no_data(
             resolution=None,
         )
         plan.states[key] = replace(state, open_alert_id=alert.id)
-        draft.record(TransitionKind.OPENED, alert, SYSTEM, now_us)
+        draft.record(TransitionKind.OPENED, alert, SYSTEM, now_us, details={"severity": alert.severity.value})
         health.active[alert.id] = alert.severity
         plan.events.append(
             wire.alert(

@@ -9,7 +9,7 @@
   put a machine into maintenance (NULL: a user did, or it is not in maintenance).
 
 Revision ID: 0010
-Revises: 0008 (relinked onto 0009 at merge)
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
