@@ -146,6 +146,21 @@ def test_admin_adds_tests_edits_and_deletes_channels(
     last = receiver.requests[-1]
     assert "text" in json.loads(last.body)
     assert signed_by(SECRET, last.headers, last.body)
+    # A new secret, generated in the form: the next test is signed with it.
+    row.get_by_role("button", name=re.compile("^Edit")).click()
+    editor.get_by_role("button", name="Generate a secret").click()
+    generated = editor.get_by_label("Signing secret", exact=True).input_value()
+    assert len(generated) == 32 and generated != SECRET
+    editor.get_by_role("button", name="Save channel").click()
+    expect(editor).to_have_count(0)
+    assert generated not in page.locator("#view").inner_text()
+    sent = len(receiver.requests)
+    row.get_by_role("button", name=re.compile("^Send test")).click()
+    expect(outcome).to_contain_text("delivered")
+    wait_for(lambda: len(receiver.requests) > sent, "the test notification")
+    newest = receiver.requests[-1]
+    assert signed_by(generated, newest.headers, newest.body)
+    assert not signed_by(SECRET, newest.headers, newest.body)
 
     # An email channel: every SMTP setting arrives; the password is only "set".
     mail = unique("Night shift")
@@ -246,10 +261,12 @@ def test_admin_routes_groups_repeats_and_escalates_with_a_policy(demo: Demo, pag
     editor.get_by_label("Remind every (min)", exact=True).fill("")
     editor.get_by_label("Group by", exact=True).select_option("none")
     editor.locator("#edit-policy-channels").get_by_label(second["name"]).check()
+    editor.get_by_label("Default policy").check()
     editor.get_by_role("button", name="Save policy").click()
     expect(row.locator(".policy-repeat")).to_have_text("never")
+    expect(row).to_have_attribute("data-default", "true")
     edited = demo.api("GET", f"/notification-policies/{policy['id']}").json()
-    assert (edited["repeat_interval"], edited["group_by"]) == (None, "none")
+    assert (edited["repeat_interval"], edited["group_by"], edited["is_default"]) == (None, "none", True)
     assert edited["channel_ids"] == [first["id"], second["id"]]
     assert (edited["matchers"], edited["escalate_after"]) == (policy["matchers"], 900.0)
 
