@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from haltless.client import (
+    UNSET,
     AlertRule,
     AnomalyPoint,
     AnomalySeries,
@@ -19,6 +20,7 @@ from haltless.client import (
     Reading,
     ValidationError,
 )
+from haltless.client import _endpoints as api
 from tests.conftest import PASSWORD, RunningServer, Tenant
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -145,3 +147,38 @@ def test_a_forecast_rule_alerts_before_the_crossing_and_serves_its_forecast(
         assert "sensitivity: not a parameter of forecast rules" in str(refused.value.detail)
         with pytest.raises(ValidationError):
             client.derived_forecast(machine.id, "temperature", threshold=90.0)  # no condition nor horizon
+
+
+def test_each_kind_sends_only_its_own_fields_and_derived_queries_drop_what_is_not_given() -> None:
+    """The I/O-free requests both clients send: a field another kind takes is never sent, not even as null."""
+    anomaly = api.create_alert_rule(
+        "Odd", "temperature", "anomaly", {"sensitivity": "high"}, None, "warning", 0.0, 0.1, True, None
+    )
+    assert (anomaly.method, anomaly.path) == ("POST", "/api/v1/alert-rules")
+    assert anomaly.json["kind"] == "anomaly" and anomaly.json["sensitivity"] == "high"
+    assert not {"condition", "threshold", "horizon_seconds", "window_readings"} & set(anomaly.json)
+    fields = {"condition": ">", "threshold": 90.0, "horizon_seconds": 600.0, "window_readings": None}
+    forecast = api.create_alert_rule("Hot", "temperature", "forecast", fields, None, "info", 0.0, 0.0, True, None)
+    assert "window_readings" not in forecast.json and forecast.json["horizon_seconds"] == 600.0
+    update = api.update_alert_rule("r1", {"window_readings": None, "sensitivity": UNSET})
+    assert update.json == {"window_readings": None}  # None resets it; UNSET leaves it out
+
+    derived = api.derived_forecast("m1", "temperature", at(0), None, None, ">", 90.0, 600.0, None)
+    params = derived.request_kwargs("token")["params"]
+    assert params == {
+        "machine_id": "m1",
+        "metric_name": "temperature",
+        "kind": "forecast",
+        "start": "2026-01-05T00:00:00Z",
+        "condition": ">",
+        "threshold": 90.0,
+        "horizon_seconds": 600.0,
+    }
+    scores = api.derived_anomaly("m1", "temperature", None, None, "r1", None, 50)
+    assert scores.request_kwargs(None)["params"] == {
+        "machine_id": "m1",
+        "metric_name": "temperature",
+        "kind": "anomaly",
+        "rule_id": "r1",
+        "limit": 50,
+    }
