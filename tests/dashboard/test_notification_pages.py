@@ -203,13 +203,20 @@ def test_admin_adds_tests_edits_and_deletes_channels(
 
 
 def test_admin_routes_groups_repeats_and_escalates_with_a_policy(demo: Demo, page_factory: Callable[..., Page]) -> None:
-    first = webhook_channel(demo, unique("Hall A hook"), "https://hooks.example.com/a")
-    second = webhook_channel(demo, unique("Escalation hook"), "https://hooks.example.com/b")
-    lathe = machine_id(demo, "Lathe 01")
+    for leftover in demo.api("GET", "/notification-channels").json():
+        demo.api("DELETE", f"/notification-channels/{leftover['id']}").raise_for_status()
     page = page_factory()
     as_role(page, demo, "admin")
     page.get_by_role("link", name="Policies").click()
     expect(page.get_by_role("heading", name="Notification policies")).to_be_visible()
+    # Without channels the form says to add one first, and links there.
+    expect(page.locator("#new-policy-no-channels").get_by_role("link", name="add a channel")).to_be_visible()
+    first = webhook_channel(demo, unique("Hall A hook"), "https://hooks.example.com/a")
+    second = webhook_channel(demo, unique("Escalation hook"), "https://hooks.example.com/b")
+    lathe = machine_id(demo, "Lathe 01")
+    page.reload()
+    expect(page.locator("#new-policy-channels").get_by_label(first["name"])).to_be_visible()
+    expect(page.locator("#new-policy-no-channels")).to_have_count(0)
     no_null_text(page)
     name = unique("Critical presses")
     form = page.locator("#new-policy-form")

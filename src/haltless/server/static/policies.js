@@ -148,6 +148,9 @@ export class PoliciesView {
       "form",
       { class: "card rule-form", id: `${prefix}-form`, novalidate: true },
       h("h2", {}, policy ? `Edit ${policy.name}` : "New policy"),
+      this.channels.length
+        ? null
+        : h("p", { class: "warning", id: `${prefix}-no-channels` }, "A policy sends to channels: ", h("a", { href: "#/channels" }, "add a channel"), " first."),
       h(
         "div",
         { class: "form-grid" },
