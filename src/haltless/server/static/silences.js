@@ -56,7 +56,7 @@ export class SilencesView {
       ...GROUPS.map(([state, title]) =>
         h(
           "section",
-          { "aria-labelledby": `silences-${state}-title` },
+          { class: "silence-group", "aria-labelledby": `silences-${state}-title` },
           h("h2", { id: `silences-${state}-title` }, title),
           table(`silences-${state}`, ["Matches", "Starts", "Ends", "Comment", "Created by", "Alerts held"], this.bodies[state], operator),
         ),
