@@ -45,13 +45,13 @@ from haltless.core.notifications import (
     chat_body,
     html_text,
     next_attempt,
-    parse_retry_after,
     plain_text,
     plan_cycle,
     signature,
     summary,
     webhook_body,
 )
+from haltless.core.retry_after import parse_retry_after
 from haltless.core.timefmt import format_micros
 from haltless.settings import Settings
 from haltless.store import notifications as store
