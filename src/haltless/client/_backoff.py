@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from haltless.core import backoff
+from haltless.core.backoff import Backoff as _Policy
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff(backoff.Backoff):
+class Backoff(_Policy):
     """How a stream waits between reconnect attempts.
 
     Retry n (1-based) waits `min(maximum, initial * multiplier ** (n - 1))`, shortened at random by up to

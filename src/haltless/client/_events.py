@@ -88,13 +88,18 @@ class ResyncRequired(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class MachineStatus(Event):
+class MachineStatusChanged(Event):
     """A machine's health status changed."""
 
     machine_id: str = ""
     old_status: str = ""
     new_status: str = ""
     timestamp: datetime | None = None
+
+
+# The event's earlier name, kept so code written against it still runs; it read like the server's status enum
+# (haltless.core.models.MachineStatus), which it is not. New code says MachineStatusChanged.
+MachineStatus = MachineStatusChanged
 
 
 def _float(value: Any) -> float | None:
@@ -163,7 +168,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
                 acknowledged_at=_time(data.get("acknowledged_at")),
             )
         if kind == "machine_status":
-            return MachineStatus(
+            return MachineStatusChanged(
                 kind,
                 data,
                 event_id,
