@@ -37,8 +37,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from haltless.bus import PUBLISH_TIMEOUT, EventSink, GapListener, deliver
 from haltless.core.backoff import Backoff
-from haltless.core.event_ids import parse_event_id, resync_required, with_event_id
+from haltless.core.event_ids import parse_event_id, with_event_id
 from haltless.core.remote_clock import ClockEstimate, measured, remote_deadline, tighter
+from haltless.core.wire import resync_required
 
 log = logging.getLogger("haltless.bus")
 
