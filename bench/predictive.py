@@ -6,50 +6,23 @@ process evaluated the series' last batch)."""
 from __future__ import annotations
 
 import itertools
-import random
 import time
 from collections.abc import Callable
-from typing import Any
 
+from bench import series
 from haltless.core import predictive
 from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.planners.readings import plan_readings
 from haltless.core.readings import Reading
-from haltless.core.rules import Condition, Rule, RuleKind, RuleState, Severity, evaluate
+from haltless.core.rules import Rule, RuleKind, RuleState, evaluate
 from haltless.store.alerts import new_id
 
 READINGS = 24_000
 BATCH = 12
 PERIOD_US = 1_000_000
 REBUILDS = 20
-
-
-def _rule(kind: RuleKind, **extra: Any) -> Rule:
-    fields: dict[str, Any] = {
-        "id": "r",
-        "tenant_id": "t",
-        "name": "n",
-        "metric_name": "temperature",
-        "machine_id": None,
-        "condition": Condition.GT,
-        "threshold": 90.0,
-        "severity": Severity.WARNING,
-        "for_seconds": 0.0,
-        "hysteresis": 0.0,
-        "enabled": True,
-        "message": None,
-        "kind": kind,
-    }
-    fields.update(extra)
-    return Rule(**fields)
-
-
-def _series() -> list[float]:
-    rng = random.Random(1)
-    # Noise with a slow wave and a slow drift: the detectors do their usual work, a few alerts open and close.
-    return [60.0 + 2.0 * ((i % 3600) / 3600) + rng.gauss(0.0, 0.5) for i in range(READINGS)]
 
 
 def _per_reading(
@@ -64,7 +37,7 @@ def _per_reading(
 
 
 def _threshold(values: list[float]) -> float:
-    rule = _rule(RuleKind.THRESHOLD)
+    rule = series.rule(RuleKind.THRESHOLD)
     ids = (str(n) for n in itertools.count())
     state = [RuleState()]
 
@@ -117,22 +90,20 @@ PLAN_WARMUP_BATCHES = 70  # past the anomaly detectors' warm-up (300 readings)
 def _plan_cost(extra: Rule | None) -> float:
     """CPU per reading of planning 500-reading batches (core.planners.readings, no database) with a threshold rule
     that never fires on every series, and `extra` on every series too."""
-    fleet = Fleet("t", 60_000_000)
+    fleet = Fleet(series.TENANT, 60_000_000)
     machines = [f"machine-{i:03d}" for i in range(MACHINES)]
     for machine_id in machines:
-        fleet.health[machine_id] = MachineHealth(machine_id, "t", MachineStatus.OFFLINE)
-    fleet.add_rule(_rule(RuleKind.THRESHOLD, threshold=1000.0))
+        fleet.health[machine_id] = MachineHealth(machine_id, series.TENANT, MachineStatus.OFFLINE)
+    fleet.add_rule(series.rule(RuleKind.THRESHOLD, threshold=1000.0))
     if extra is not None:
         fleet.add_rule(extra)
-    rng = random.Random(2)
+    values = iter(series.noise(PLAN_BATCHES * PER_SERIES * MACHINES, seed=2))
     ts, spent, counted = 0, 0.0, 0
     for number in range(PLAN_BATCHES):
         batch: list[Reading] = []
         for _ in range(PER_SERIES):
             ts += PERIOD_US
-            batch.extend(
-                Reading(0, m, "temperature", 60.0 + rng.gauss(0.0, 0.5), "celsius", ts, None) for m in machines
-            )
+            batch.extend(Reading(0, m, series.METRIC, next(values), "celsius", ts, None) for m in machines)
         began = time.process_time()
         fleet.apply(plan_readings(fleet, batch, ts, new_id))
         if number >= PLAN_WARMUP_BATCHES:
@@ -142,18 +113,18 @@ def _plan_cost(extra: Rule | None) -> float:
 
 
 def run() -> str:
-    values = _series()
-    anomaly = _rule(RuleKind.ANOMALY, sensitivity="medium")
-    forecast = _rule(RuleKind.FORECAST, horizon_seconds=3600.0)
-    forecast_1024 = _rule(RuleKind.FORECAST, horizon_seconds=3600.0, window_readings=1024)
+    values = series.wave(READINGS, seed=1)
+    anomaly = series.rule(RuleKind.ANOMALY, sensitivity="medium")
+    forecast = series.rule(RuleKind.FORECAST, horizon_seconds=3600.0)
+    forecast_1024 = series.rule(RuleKind.FORECAST, horizon_seconds=3600.0, window_readings=1024)
     rows = [
         ("threshold", _threshold(values), None),
         ("anomaly (medium)", _predictive(anomaly, values), _rebuild(anomaly, values)),
         ("forecast (window 128)", _predictive(forecast, values), _rebuild(forecast, values)),
         ("forecast (window 1024)", _predictive(forecast_1024, values), _rebuild(forecast_1024, values)),
     ]
-    anomaly_extra = _rule(RuleKind.ANOMALY, id="a", sensitivity="medium")
-    forecast_extra = _rule(RuleKind.FORECAST, id="f", horizon_seconds=3600.0)
+    anomaly_extra = series.rule(RuleKind.ANOMALY, id="a", sensitivity="medium")
+    forecast_extra = series.rule(RuleKind.FORECAST, id="f", horizon_seconds=3600.0)
     plans = [
         ("threshold rule only", _plan_cost(None)),
         ("+ anomaly rule", _plan_cost(anomaly_extra)),

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from haltless.core.cursors import INVALID_CURSOR
 from tests.conftest import RunningServer, Tenant, login
 
 T0 = "2026-03-02T10:00:00Z"
@@ -153,3 +154,14 @@ async def test_every_process_of_a_deployment_reads_the_others_cursors(server_fac
         response = await http.get("/api/v1/sensor-data", params={**params, "cursor": cursor})
         assert response.status_code == 422
         assert "invalid cursor" in response.json()["detail"]
+
+
+async def test_every_paged_endpoint_answers_a_bad_cursor_alike(tenant: Tenant) -> None:
+    """One codec (core/cursors.py), one answer: an empty or garbled cursor is the same 422 on every paged list."""
+    machine = await _machine_with_readings(tenant, 1)
+    history = {"machine_id": machine, "metric_name": "temp", "start": T0, "end": "2026-03-02T11:00:00Z"}
+    for path, params in (("/api/v1/sensor-data", history), ("/api/v1/alerts", {}), ("/api/v1/notifications", {})):
+        for cursor in ("", "garbage", "a.b"):
+            response = await tenant.http.get(path, params={**params, "cursor": cursor})
+            assert response.status_code == 422, (path, cursor, response.text)
+            assert response.json()["detail"] == INVALID_CURSOR, (path, cursor)

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from asyncua.ua.status_codes import StatusCodes
 
-from haltless.agent.buffer import BufferError
+from haltless.agent.buffer import BufferUnusable
 from haltless.agent.captured import CapturedReading
 from haltless.agent.config import OpcUaSourceConfig, load_config
 from haltless.agent.runner import Agent
@@ -345,10 +345,10 @@ async def test_a_broken_buffer_stops_the_source_instead_of_reconnecting(plc: Opc
     )
 
     async def emit(readings: Sequence[CapturedReading]) -> None:
-        raise BufferError("buffer.db: disk I/O error")
+        raise BufferUnusable("buffer.db: disk I/O error")
 
     source = OpcUaSource(config, MachineDirectory({}), AgentStats(), "sources[0]")
-    with pytest.raises(BufferError, match="disk I/O error"):
+    with pytest.raises(BufferUnusable, match="disk I/O error"):
         await asyncio.wait_for(source.run(emit), DEADLINE)  # the value the subscription starts with fails to buffer
 
 

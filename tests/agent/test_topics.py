@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from haltless.agent.backoff import Backoff, parse_retry_after
+from haltless.agent.backoff import Backoff
 from haltless.agent.sources.payloads import PayloadError, parse_payload
 from haltless.agent.sources.topics import TopicTemplate
 
@@ -58,13 +58,3 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         assert base / 2 <= delay <= base
     backoff.reset()
     assert backoff.next_delay() <= 1.0
-
-
-def test_retry_after_as_seconds_or_http_date() -> None:
-    from datetime import UTC, datetime
-
-    assert parse_retry_after("7") == 7.0
-    now = datetime(2026, 4, 4, 10, 30, 0, tzinfo=UTC)
-    assert parse_retry_after("Sat, 04 Apr 2026 10:30:30 GMT", now) == 30.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None

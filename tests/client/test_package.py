@@ -26,23 +26,37 @@ def test_client_modules_are_private() -> None:
     assert modules and all(name.startswith("_") for name in modules)
 
 
+# Pure policies the SDK shares with the server and the agent, one home each: standard library only (checked below).
+SHARED_CORE = ("haltless.core.backoff", "haltless.core.retry_after")
+
+
+def _imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
 def test_client_imports_nothing_of_the_server_side() -> None:
     """The SDK ships to plant engineers' machines: it may import haltless.client, the package root (which holds
-    nothing but the version, for the User-Agent) and third-party libraries only."""
-    offenders = []
-    for path in CLIENT.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [
-                f"{path.name}: {n}"
-                for n in names
-                if n.startswith("haltless") and n != "haltless" and not n.startswith("haltless.client")
-            ]
+    nothing but the version, for the User-Agent), the shared pure policies and third-party libraries only."""
+    offenders = [
+        f"{path.name}: {n}"
+        for path in CLIENT.glob("*.py")
+        for n in _imports(path)
+        if n.startswith("haltless") and n not in ("haltless", *SHARED_CORE) and not n.startswith("haltless.client")
+    ]
     assert offenders == []
+
+
+def test_the_shared_policies_use_the_standard_library_only() -> None:
+    for module in SHARED_CORE:
+        path = CLIENT.parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        outside = [n for n in _imports(path) if n.split(".")[0] not in sys.stdlib_module_names | {"__future__"}]
+        assert outside == [], module
 
 
 def test_importing_the_client_loads_no_server_code() -> None:
@@ -64,3 +78,8 @@ def test_every_exception_is_in_the_one_documented_tree() -> None:
     for error in errors:
         assert issubclass(error, haltless.client.HaltlessClientError)
         assert error.__name__ in doc, error.__name__
+
+
+def test_the_machine_status_event_keeps_its_earlier_name() -> None:
+    """Renamed so it no longer reads like the server's status enum (haltless.core.models.MachineStatus)."""
+    assert haltless.client.MachineStatus is haltless.client.MachineStatusChanged

@@ -18,7 +18,7 @@ from haltless.client import (
     Backoff,
     Connected,
     Event,
-    MachineStatus,
+    MachineStatusChanged,
     Reading,
     Reconnecting,
     ResyncRequired,
@@ -72,7 +72,7 @@ async def test_dropped_connection_resumes_with_exactly_the_missed_events(server:
             assert not stream.connected  # all of it was published while the stream was away
 
             await recorder.next_of(Connected)
-            await recorder.next_of(MachineStatus)  # the last event 4.0 causes: healthy → critical
+            await recorder.next_of(MachineStatusChanged)  # the last event 4.0 causes: healthy → critical
             # One more drop and resume with nothing missed in between must not repeat anything.
             await recorder.next_of(Reconnecting)
             await recorder.next_of(Connected)

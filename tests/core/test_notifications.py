@@ -308,9 +308,9 @@ def test_retries_back_off_with_jitter_honour_retry_after_and_stop_at_max_age() -
         next_attempt(attempts=n, now=T0, created_at=T0, max_age=86_400, jitter=0.0, retry_after=None)
         for n in (1, 2, 3, 10)
     ]
-    assert [(d - T0) / S for d in delays if d is not None] == [2.5, 5.0, 10.0, 150.0]
-    full = next_attempt(attempts=1, now=T0, created_at=T0, max_age=86_400, jitter=0.999, retry_after=None)
-    assert full is not None and (full - T0) / S < 5.0
+    assert [(d - T0) / S for d in delays if d is not None] == [5.0, 10.0, 20.0, 300.0]
+    shortest = next_attempt(attempts=1, now=T0, created_at=T0, max_age=86_400, jitter=0.999, retry_after=None)
+    assert shortest is not None and 2.5 < (shortest - T0) / S < 2.51
     waited = next_attempt(attempts=1, now=T0, created_at=T0, max_age=86_400, jitter=0.0, retry_after=120)
     assert waited == T0 + 120 * S
     assert next_attempt(attempts=5, now=T0 + 590 * S, created_at=T0, max_age=600, jitter=0.0, retry_after=None) is None

@@ -7,42 +7,23 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from bench import series
+
 from haltless.core import predictive
 from haltless.core.anomaly import WARMUP_READINGS
 from haltless.core.predictive import PredictiveOpened, PredictiveUpdated, SeriesDetector
-from haltless.core.rules import AlertCleared, Condition, Rule, RuleKind, RuleState, Severity, resolved_by_user
+from haltless.core.rules import AlertCleared, Condition, Rule, RuleKind, RuleState, resolved_by_user
 
 PERIOD_US = 10_000_000  # a reading every 10 s
 STEP_AT = 1200
 
 
 def _rule(kind: RuleKind, **overrides: Any) -> Rule:
-    values: dict[str, Any] = {
-        "id": "rule",
-        "tenant_id": "tenant",
-        "name": "watch",
-        "metric_name": "bearing_temperature",
-        "machine_id": None,
-        "condition": Condition.GT,
-        "threshold": 90.0,
-        "severity": Severity.WARNING,
-        "for_seconds": 0.0,
-        "hysteresis": 0.0,
-        "enabled": True,
-        "message": None,
-        "kind": kind,
-    }
-    if kind is RuleKind.ANOMALY:
-        values["sensitivity"] = "medium"
-    if kind is RuleKind.FORECAST:
-        values["horizon_seconds"] = 3600.0
-    values.update(overrides)
-    return Rule(**values)
+    return series.rule(kind, **overrides)
 
 
 def _noise(count: int = 1500, seed: int = 2) -> list[float]:
-    rng = random.Random(seed)
-    return [60.0 + rng.gauss(0.0, 0.5) for _ in range(count)]
+    return series.noise(count, seed)
 
 
 def _ids() -> Iterator[str]:
@@ -208,8 +189,7 @@ def test_settling_batches_decides_exactly_like_reading_by_reading() -> None:
 
 
 def _drift(count: int = 800, per_hour: float = 18.0, seed: int = 3) -> list[float]:
-    rng = random.Random(seed)
-    return [60.0 + rng.gauss(0.0, 0.5) + i * PERIOD_US / 3.6e9 * per_hour for i in range(count)]
+    return series.drift(count, per_hour=per_hour, period_us=PERIOD_US, seed=seed)
 
 
 def test_a_drift_is_announced_within_the_horizon_before_it_crosses() -> None:

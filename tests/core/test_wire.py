@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haltless.core import wire
+from haltless.core.event_ids import event_key_of
 from haltless.core.readings import Reading
 from haltless.core.timefmt import format_micros
 
@@ -64,3 +65,10 @@ def test_sensor_update_escapes_what_json_must() -> None:
     assert orjson.loads(encoded)["unit"] == 'deg "C"\\\n\x00é'
     assert orjson.loads(encoded)["value"] == 1e-05
     assert encoded == _reference("m", "t", 1e-05, 'deg "C"\\\n\x00é', 0)
+
+
+def test_control_messages_carry_no_event_id() -> None:
+    """heartbeat and resync_required are encoded here with the events, and are never resumed from."""
+    assert orjson.loads(wire.resync_required('lost "some"')) == {"type": "resync_required", "reason": 'lost "some"'}
+    assert orjson.loads(wire.heartbeat(0)) == {"type": "heartbeat", "server_time": format_micros(0)}
+    assert event_key_of(wire.resync_required("x")) is None and event_key_of(wire.heartbeat(0)) is None

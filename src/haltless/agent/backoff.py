@@ -1,48 +1,35 @@
-"""Retry delays: exponential backoff with jitter, and the server's `Retry-After` when it sends one."""
+"""Retry delays of the agent's loops: the shared backoff policy (core/backoff.py) and a count of failures."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
-# A server asking for more than this is more likely misconfigured than overloaded; keep trying.
-MAX_RETRY_AFTER_SECONDS = 600.0
+from haltless.core import backoff
+
+# Half of each delay is fixed, the other half random: spreads a fleet of agents apart after an outage.
+_EQUAL_JITTER = 0.5
 
 
 @dataclass(slots=True)
 class Backoff:
-    """Delays double from `initial` up to `maximum`; the jitter spreads a fleet of agents apart after an outage."""
+    """Delays double from `initial` up to `maximum`; `reset` after a success starts small again."""
 
     initial: float
     maximum: float
     rng: random.Random = field(default_factory=random.Random)
     attempt: int = 0
+    _policy: backoff.Backoff = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # An initial delay above the maximum means every delay is the maximum (the config allows either order).
+        self._policy = backoff.Backoff(min(self.initial, self.maximum), self.maximum, jitter=_EQUAL_JITTER)
 
     def next_delay(self) -> float:
-        """The delay before the next attempt ("equal jitter": half fixed, half random)."""
-        base = min(self.maximum, self.initial * 2.0 ** min(self.attempt, 62))
+        """The delay before the next attempt."""
         self.attempt += 1
-        return base / 2 + self.rng.uniform(0, base / 2)
+        return self._policy.delay(self.attempt, self.rng.random)
 
     def reset(self) -> None:
         """After a success the next failure starts small again."""
         self.attempt = 0
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date); None if absent or bad."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return min(float(text), MAX_RETRY_AFTER_SECONDS)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
-class BufferError(Exception):
+class BufferUnusable(Exception):
     """The buffer file cannot be used (locked by another agent, unreadable, not a buffer)."""
 
 
@@ -66,7 +66,7 @@ class ReadingBuffer:
 
     @classmethod
     async def open(cls, path: Path, max_rows: int, overflow: OverflowPolicy) -> ReadingBuffer:
-        """Open (creating if needed) the buffer file; BufferError when another agent holds it."""
+        """Open (creating if needed) the buffer file; BufferUnusable when another agent holds it."""
         buffer = cls(path, max_rows, overflow)
         try:
             await buffer._call(buffer._open_sync)
@@ -135,7 +135,7 @@ class ReadingBuffer:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock_file.close()
-            raise BufferError(f"{self.path} is in use by another agent process") from None
+            raise BufferUnusable(f"{self.path} is in use by another agent process") from None
         self._lock_file = lock_file
         try:
             conn = sqlite3.connect(self.path, isolation_level=None)
@@ -145,12 +145,12 @@ class ReadingBuffer:
             conn.executescript(_SCHEMA)
             (self._count,) = conn.execute("SELECT COUNT(*) FROM readings").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise BufferError(f"{self.path}: cannot use it as a buffer ({exc})") from None
+            raise BufferUnusable(f"{self.path}: cannot use it as a buffer ({exc})") from None
         self._conn = conn
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise BufferError("the buffer is closed")
+            raise BufferUnusable("the buffer is closed")
         return self._conn
 
     def _append_sync(self, readings: Sequence[CapturedReading]) -> None:

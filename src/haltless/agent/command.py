@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from haltless.agent.buffer import BufferError
+from haltless.agent.buffer import BufferUnusable
 from haltless.agent.config import AgentConfig, ConfigError, load_config
 from haltless.agent.runner import Agent, summary_json
 from haltless.agent.sources import SourceConfigError, SourceError
@@ -42,7 +42,7 @@ def run_command(config_path: Path, *, once: bool, environ: Mapping[str, str] | N
     except SourceConfigError as exc:
         print(f"error: {config_path}: invalid configuration\n{_indented(str(exc))}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    except (BufferError, SourceError, UplinkRefused) as exc:
+    except (BufferUnusable, SourceError, UplinkRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOT_DELIVERED
     except KeyboardInterrupt:

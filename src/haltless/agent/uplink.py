@@ -15,18 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
-from haltless.agent.backoff import Backoff, parse_retry_after
+from haltless.agent.backoff import Backoff
 from haltless.agent.buffer import BufferedReading, ReadingBuffer
 from haltless.agent.config import UplinkConfig
 from haltless.agent.stats import AgentStats
+from haltless.core.retry_after import parse_retry_after
 
 INGEST_PATH = "/api/v1/sensor-data"
 log = logging.getLogger("haltless.agent")
+
+# A server asking for more than this is more likely misconfigured than overloaded; keep trying.
+MAX_RETRY_AFTER_SECONDS = 600.0
 
 
 class UplinkRefused(Exception):
@@ -116,7 +121,8 @@ class Uplink:
         if status in (400, 422):
             await self._reject(batch, detail)
             return None
-        return _Retry(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
+        asked = parse_retry_after(response.headers.get("retry-after"), time.time_ns() // 1000)
+        return _Retry(f"HTTP {status}: {detail}", None if asked is None else min(asked, MAX_RETRY_AFTER_SECONDS))
 
     async def _settle(self, batch: list[BufferedReading], response: httpx.Response) -> _Retry | None:
         try:

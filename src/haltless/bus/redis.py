@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,8 +36,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from haltless.bus import PUBLISH_TIMEOUT, EventSink, GapListener, deliver
-from haltless.core.event_ids import parse_event_id, resync_required, with_event_id
+from haltless.core.backoff import Backoff
+from haltless.core.event_ids import parse_event_id, with_event_id
 from haltless.core.remote_clock import ClockEstimate, measured, remote_deadline, tighter
+from haltless.core.wire import resync_required
 
 log = logging.getLogger("haltless.bus")
 
@@ -94,9 +95,9 @@ def _now_us() -> int:
     return time.monotonic_ns() // 1000
 
 
-def _backoff(failures: int) -> float:
-    """Capped exponential backoff with jitter: never a busy loop while Redis is down."""
-    return min(_RECONNECT_MAX, 0.1 * 2.0**failures) * random.uniform(0.5, 1.0)
+# Capped exponential backoff with jitter: never a busy loop while Redis is down. Retry n waits 0.2 * 2 ** (n - 1)
+# seconds up to _RECONNECT_MAX, half of it at random.
+RECONNECT_BACKOFF = Backoff(initial=0.2, maximum=_RECONNECT_MAX, jitter=0.5)
 
 
 class RedisBus:
@@ -228,7 +229,7 @@ class RedisBus:
         failures = 0 if immediately else 1
         while True:
             if failures:
-                await asyncio.sleep(_backoff(failures))
+                await asyncio.sleep(RECONNECT_BACKOFF.delay(failures))
             try:
                 await self._read_clock()
                 await self._write_owed_markers()
@@ -309,7 +310,7 @@ class RedisBus:
                     self._gap(None, "event bus connection lost")
                 self.connected = False
                 failures += 1
-                await asyncio.sleep(_backoff(failures))
+                await asyncio.sleep(RECONNECT_BACKOFF.delay(failures))
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,17 +1,14 @@
-"""Reconnect delays: exponential backoff with jitter. Pure: the random source comes in as an argument."""
+"""Reconnect delays of the stream: the shared backoff policy (core/backoff.py) and when a connection was healthy."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
-# Past this many doublings every delay is the cap anyway; stopping here keeps `multiplier ** n` finite.
-_MAX_EXPONENT = 64
+from haltless.core.backoff import Backoff as _Policy
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(_Policy):
     """How a stream waits between reconnect attempts.
 
     Retry n (1-based) waits `min(maximum, initial * multiplier ** (n - 1))`, shortened at random by up to
@@ -20,21 +17,4 @@ class Backoff:
     `healthy_after` seconds.
     """
 
-    initial: float = 1.0
-    maximum: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
     healthy_after: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.initial < 0 or self.maximum < self.initial or self.multiplier < 1 or not 0 <= self.jitter <= 1:
-            raise ValueError("Backoff needs 0 <= initial <= maximum, multiplier >= 1 and 0 <= jitter <= 1")
-
-    def ceiling(self, attempt: int) -> float:
-        """The delay before retry `attempt` without jitter."""
-        exponent = min(max(attempt - 1, 0), _MAX_EXPONENT)
-        return min(self.maximum, self.initial * self.multiplier**exponent)
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """The delay before retry `attempt`, jitter applied."""
-        return self.ceiling(attempt) * (1.0 - self.jitter * rand())

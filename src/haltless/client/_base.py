@@ -6,6 +6,7 @@ response into a typed value or the right exception. Nothing here touches a socke
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -17,6 +18,7 @@ import orjson
 from haltless import __version__
 from haltless.client._exceptions import APIError, AuthenticationError, ConnectError, SessionExpired, api_error
 from haltless.client._models import Reading
+from haltless.core.retry_after import parse_retry_after
 
 T = TypeVar("T")
 
@@ -72,13 +74,7 @@ def error_from_response(response: httpx.Response) -> APIError:
         detail = response.text[:500] or response.reason_phrase
     if not isinstance(detail, str):
         detail = orjson.dumps(detail).decode() if detail is not None else response.reason_phrase
-    retry_after: float | None = None
-    header = response.headers.get("retry-after")
-    if header is not None:
-        try:
-            retry_after = float(header)
-        except ValueError:
-            retry_after = None
+    retry_after = parse_retry_after(response.headers.get("retry-after"), time.time_ns() // 1000)
     request = response.request
     return api_error(
         response.status_code, detail, retry_after=retry_after, method=request.method, url=str(request.url.path)

@@ -124,13 +124,18 @@ class ResyncRequired(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class MachineStatus(Event):
+class MachineStatusChanged(Event):
     """A machine's health status changed."""
 
     machine_id: str = ""
     old_status: str = ""
     new_status: str = ""
     timestamp: datetime | None = None
+
+
+# The event's earlier name, kept so code written against it still runs; it read like the server's status enum
+# (haltless.core.models.MachineStatus), which it is not. New code says MachineStatusChanged.
+MachineStatus = MachineStatusChanged
 
 
 def _float(value: Any) -> float | None:
@@ -238,7 +243,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
                 escalated_at=_time(data.get("escalated_at")),
             )
         if kind == "machine_status":
-            return MachineStatus(
+            return MachineStatusChanged(
                 kind,
                 data,
                 event_id,

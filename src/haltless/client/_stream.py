@@ -65,7 +65,7 @@ class _Dropped(Exception):
 class DashboardStream:
     """Async iterator over the tenant's live events, with automatic reconnection.
 
-    - Yields SensorUpdate, Alert, MachineStatus and, for types it does not know, Event; Heartbeat only with
+    - Yields SensorUpdate, Alert, MachineStatusChanged and, for types it does not know, Event; Heartbeat only with
       `heartbeats=True`; Connected / Reconnecting / GaveUp only with `status_events=True` (`on_status` always
       gets them).
     - Filters on the client: `machine_ids` keeps events of those machines (events without a machine pass),

@@ -22,7 +22,7 @@ from haltless.client._events import (
     Event,
     GaveUp,
     Heartbeat,
-    MachineStatus,
+    MachineStatusChanged,
     Reconnecting,
     ResyncRequired,
     SensorUpdate,
@@ -123,7 +123,7 @@ async def _line(event: Event | StreamStatus, names: _Names) -> str:
         )
     if isinstance(event, ResyncRequired):
         return f"[dim]{_clock(None)}[/]  [yellow]↻ events may have been missed[/]: {escape(event.reason)}"
-    if isinstance(event, MachineStatus):
+    if isinstance(event, MachineStatusChanged):
         name = escape(await names.name(event.machine_id))
         return (
             f"[dim]{_clock(event.timestamp)}[/]  ■ [bold]{name}[/] "

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
-
 EventKey = tuple[int, int]
 _MARKER = ',"event_id":"'
 
@@ -45,8 +43,3 @@ def event_key_of(event: str) -> EventKey | None:
     if at < 0:
         return None
     return parse_event_id(event[at + len(_MARKER) : -2])
-
-
-def resync_required(reason: str) -> str:
-    """Control message: events may have been missed; reload state over REST (no event_id)."""
-    return orjson.dumps({"type": "resync_required", "reason": reason}).decode()

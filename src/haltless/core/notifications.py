@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
+from haltless.core.backoff import Backoff
 from haltless.core.timefmt import format_micros
 
 MICROS = 1_000_000
@@ -454,8 +455,9 @@ def group_due(policy: Policy, first_at: int, last_sent: int | None) -> int:
 
 # ---- retries -------------------------------------------------------------------------------------------------
 
-RETRY_BASE_SECONDS = 5.0
-RETRY_CAP_SECONDS = 300.0
+# Retry n waits 5 s doubling up to 5 min, between half and all of it (the jitter spreads retries of many
+# notifications).
+RETRY_BACKOFF = Backoff(initial=5.0, maximum=300.0, jitter=0.5)
 # A receiver's Retry-After is honoured up to this; beyond it the next try is at the cap's pace.
 RETRY_AFTER_CAP_SECONDS = 3600.0
 
@@ -463,30 +465,18 @@ RETRY_AFTER_CAP_SECONDS = 3600.0
 def next_attempt(
     *, attempts: int, now: int, created_at: int, max_age: float, jitter: float, retry_after: float | None
 ) -> int | None:
-    """When to try again after the `attempts`-th failed try (exponential backoff with jitter, at least the
-    receiver's Retry-After); None when that would be past `max_age` seconds after the notification was made.
+    """When to try again after the `attempts`-th failed try (RETRY_BACKOFF, at least the receiver's
+    Retry-After); None when that would be past `max_age` seconds after the notification was made.
 
-    `jitter` in [0, 1) spreads retries of many notifications: the delay is half the backoff plus up to half.
+    `jitter` is the random draw in [0, 1) for RETRY_BACKOFF: 0 waits the whole backoff, near 1 half of it.
     """
-    backoff = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    delay = backoff / 2 + backoff / 2 * jitter
+    delay = RETRY_BACKOFF.jittered(attempts, jitter)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP_SECONDS))
     at = now + int(delay * MICROS)
     if at > created_at + int(max_age * MICROS):
         return None
     return at
-
-
-def parse_retry_after(value: str | None, now: int) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds; an HTTP date is not trusted and ignored)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 # ---- what receivers get ---------------------------------------------------------------------------------------

@@ -46,6 +46,11 @@ def heartbeat(now_micros: int) -> str:
     return orjson.dumps({"type": "heartbeat", "server_time": format_micros(now_micros)}).decode()
 
 
+def resync_required(reason: str) -> str:
+    """Control message: events may have been missed; reload state over REST (it carries no event_id)."""
+    return orjson.dumps({"type": "resync_required", "reason": reason}).decode()
+
+
 @functools.lru_cache(maxsize=4096)
 def _json_string(text: str) -> str:
     # A fleet has few machine ids, metric names and units: each is escaped by orjson once, then looked up.

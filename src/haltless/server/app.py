@@ -24,6 +24,7 @@ from haltless.core.tokens import AccessTokenVerifier
 from haltless.server.api_contract import install_api_contract
 from haltless.server.api_docs import install_api_docs
 from haltless.server.api_key_lookup import ApiKeyLookup
+from haltless.server.background import every
 from haltless.server.body_guard import BodyGuard
 from haltless.server.changes import Changes
 from haltless.server.clock import SystemClock
@@ -181,8 +182,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         pruner = (
             RetentionPruner(engine, clock, retention_days=settings.retention_days) if settings.retention_days else None
         )
-        if pruner is not None:
-            pruner.start()
+        retention = every(pruner.period, pruner.prune_pass, name="retention pass", at_start=True) if pruner else None
         checkpointer.start()
         sweeper.start()
         notifier.start()
@@ -192,8 +192,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await notifier.stop()
             await sweeper.stop()
             await checkpointer.stop()
-            if pruner is not None:
-                await pruner.stop()
+            if retention is not None:
+                await retention.stop()
             await offline.stop()
             await no_data.stop()
             await windows.stop()

@@ -277,8 +277,6 @@ async def persist_alert_transitions(conn: AsyncConnection, plan: Plan, notifier:
             resolved=ids[TransitionKind.RESOLVED],
             acknowledged=ids[TransitionKind.ACKNOWLEDGED],
         )
-        if ids[TransitionKind.SHELVED] or ids[TransitionKind.UNSHELVED]:
-            notifier.wake()  # reminders and escalation of these alerts wait, or resume
 
 
 _FRESH = RuleState()

@@ -19,14 +19,34 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from enum import IntEnum
 from typing import Protocol
 
 from haltless.core import wire
 from haltless.core.clock import Clock
-from haltless.core.event_ids import resync_required
+from haltless.core.wire import CloseCode
 from haltless.server.frames import text_frame, text_frames
 
 SendText = Callable[[str], Awaitable[None]]
+
+
+class ConnectionState(IntEnum):
+    """Where a dashboard connection is; every state but OPEN is final and says how the socket is closed.
+
+    OPEN is 0 so that `if connection.state:` reads "no longer open" at the cost of a bool check: the hot path
+    asks it for every socket of every batch.
+    """
+
+    OPEN = 0
+    # Stopped by the hub (shutdown) or by its handler: closed with 1001, or not at all when the client left.
+    STOPPED = 1
+    # `close_with(code, reason)`: the user's session was revoked (4004).
+    CLOSING = 2
+    # The client fell behind the byte budget: closed with 4008.
+    OVERFLOWED = 3
+
+
+SLOW_CONSUMER_REASON = "too slow: send buffer overflowed"
 
 
 class FrameWriter(Protocol):
@@ -49,6 +69,7 @@ class DashboardConnection:
 
     __slots__ = (
         "_buffered",
+        "_close_with",
         "_finished",
         "_heartbeat_handle",
         "_heartbeat_interval",
@@ -57,10 +78,8 @@ class DashboardConnection:
         "_outbox",
         "_send",
         "_wakeup",
-        "close_code",
-        "dead",
         "frames",
-        "overflowed",
+        "state",
         "subject_id",
         "tenant_id",
         "token_generation",
@@ -82,8 +101,9 @@ class DashboardConnection:
         # user is disabled, deleted or signed out, `DashboardHub.close_subject` closes the socket.
         self.subject_id = subject_id
         self.token_generation = token_generation
-        # Set by `close_with`: the close code and reason the socket handler sends (else 1001 or 4008).
-        self.close_code: tuple[int, str] | None = None
+        self.state = ConnectionState.OPEN
+        # Set by `close_with`: the close code and reason the socket handler sends.
+        self._close_with: tuple[int, str] = (CloseCode.GOING_AWAY, "")
         # With a frame writer, events skip the outbox and the writer task: see write_frames.
         self.frames = frames
         self._send = send
@@ -95,9 +115,6 @@ class DashboardConnection:
         self._wakeup = asyncio.Event() if frames is None else _NO_WAKEUP
         self._loop = asyncio.get_running_loop()
         self._heartbeat_handle: asyncio.TimerHandle | None = None
-        self.dead = False
-        # Set when the outbox overflowed; the socket handler then closes with SLOW_CONSUMER.
-        self.overflowed = asyncio.Event()
         # Done when the socket is finished for us: overflowed, stopped, or (fast path) closed by the peer.
         self._finished: asyncio.Future[None] = self._loop.create_future()
         if frames is not None:
@@ -115,9 +132,21 @@ class DashboardConnection:
         """Wait until the socket overflowed, was stopped, or (fast path) was closed by the client."""
         await self._finished
 
+    def close_frame(self) -> tuple[int, str] | None:
+        """The close code and reason the socket's handler sends now that it is finished; None while OPEN (the
+        client left, or sending failed: there is nobody to tell)."""
+        state = self.state
+        if state is ConnectionState.OPEN:
+            return None
+        if state is ConnectionState.OVERFLOWED:
+            return CloseCode.SLOW_CONSUMER, SLOW_CONSUMER_REASON
+        if state is ConnectionState.CLOSING:
+            return self._close_with
+        return CloseCode.GOING_AWAY, ""
+
     def push(self, events: Sequence[str], size: int) -> None:
         """Queue a batch of encoded events (`size` characters in all) without awaiting."""
-        if self.dead:
+        if self.state:  # no longer OPEN
             return
         if self.frames is not None:
             self.write_frames(text_frames(events))
@@ -131,7 +160,7 @@ class DashboardConnection:
 
     def write_frames(self, frames: bytes) -> None:
         """Fast path: write a batch's pre-built frames (shared by all sockets) to this socket's transport."""
-        if self.dead:
+        if self.state:  # no longer OPEN
             return
         writer = self.frames
         assert writer is not None
@@ -142,18 +171,14 @@ class DashboardConnection:
         writer.write(frames)
 
     def _overflow(self) -> None:
-        self.dead = True
-        self._outbox.clear()
-        self._buffered = 0
-        self.overflowed.set()
-        self._finish()
+        self._end(ConnectionState.OVERFLOWED)
 
     def start_heartbeats(self, clock: Clock) -> None:
         """Queue a heartbeat now, and then one every interval (stamped by `clock`)."""
         self._heartbeat(clock)
 
     def _heartbeat(self, clock: Clock) -> None:
-        if self.dead:
+        if self.state:  # no longer OPEN
             return
         beat = wire.heartbeat(clock.now_us())
         if self.frames is not None:
@@ -170,25 +195,29 @@ class DashboardConnection:
         outbox = self._outbox
         send = self._send
         wakeup = self._wakeup
-        while not self.dead:
+        while not self.state:
             await wakeup.wait()
             wakeup.clear()
-            while outbox and not self.dead:
+            while outbox and not self.state:
                 for event in outbox.popleft():
-                    if self.dead:
+                    if self.state:
                         return
                     self._buffered -= len(event)
                     await send(event)
 
     def close_with(self, code: int, reason: str) -> None:
         """Stop, and have the socket's handler close it with `code` and `reason`."""
-        if not self.dead:
-            self.close_code = (code, reason)
-            self.stop()
+        if not self.state:
+            self._close_with = (code, reason)
+            self._end(ConnectionState.CLOSING)
 
     def stop(self) -> None:
-        """Stop heartbeats and drop whatever is queued."""
-        self.dead = True
+        """Stop heartbeats and drop whatever is queued (a connection already ended keeps its state)."""
+        self._end(ConnectionState.STOPPED)
+
+    def _end(self, state: ConnectionState) -> None:
+        if not self.state:
+            self.state = state
         if self._heartbeat_handle is not None:
             self._heartbeat_handle.cancel()
             self._heartbeat_handle = None
@@ -247,7 +276,7 @@ class DashboardHub:
         A failed publish concerns one tenant; only a lost bus subscription concerns them all. Telling the
         others would make every dashboard of the process reload for nothing.
         """
-        message = resync_required(reason)
+        message = wire.resync_required(reason)
         groups = list(self._by_tenant.values()) if tenant_id is None else [self._by_tenant.get(tenant_id, set())]
         for members in groups:
             for connection in members:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -45,7 +44,6 @@ from haltless.core.notifications import (
     chat_body,
     html_text,
     next_attempt,
-    parse_retry_after,
     plain_text,
     plan_cycle,
     signature,
@@ -53,7 +51,9 @@ from haltless.core.notifications import (
     webhook_body,
 )
 from haltless.core.plan import SYSTEM, TransitionKind
+from haltless.core.retry_after import parse_retry_after
 from haltless.core.timefmt import format_micros
+from haltless.server.background import Background, every
 from haltless.settings import Settings
 from haltless.store import alert_history
 from haltless.store import alerts as alert_store
@@ -264,9 +264,8 @@ class Notifier:
         self.jitter: Callable[[], float] = random.random
         self._webhooks = WebhookSender(settings)
         self._email = EmailSender(settings)
-        self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._cycles: Background | None = None
         # Cycles started and finished: a test that moved the clock waits for a cycle started after that.
         self.cycles_started = 0
         self.cycles_finished = 0
@@ -301,42 +300,30 @@ class Notifier:
     # ---- the background task ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Run cycles: at once, then every HALTLESS_NOTIFICATION_POLL_INTERVAL, when woken, or when due."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._task = asyncio.create_task(self._run())
+        poll = self._settings.notification_poll_interval
+        self._cycles = every(poll, self._cycle, name="notification cycle", at_start=True)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._cycles is not None:
+            await self._cycles.stop()
         await self._webhooks.close()
 
     def wake(self) -> None:
         """Run a cycle soon (call from the dispatcher's event loop)."""
-        if self._wake is not None:
-            self._wake.set()
+        if self._cycles is not None:
+            self._cycles.wake()
 
     def wake_threadsafe(self) -> None:
         """`wake` from another thread (tests that drive the clock)."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.wake)
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        poll = self._settings.notification_poll_interval
-        while True:
-            self._wake.clear()
-            due = None
-            try:
-                due = await self.run_cycle()
-            except Exception:  # a database hiccup must not stop notifications for good
-                log.exception("notification cycle failed; retrying")
-            timeout = poll
-            if due is not None:
-                timeout = min(poll, max(0.0, (due - self.clock()) / 1_000_000))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+    async def _cycle(self) -> float | None:
+        """One cycle; the seconds until something becomes due, when known (a failed cycle is retried by `every`)."""
+        due = await self.run_cycle()
+        return None if due is None else (due - self.clock()) / 1_000_000
 
     async def run_cycle(self) -> int | None:
         """Route, group and deliver what is due now; returns when something next becomes due (µs) if known."""

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from haltless.core.planners.offline import due_offline, plan_offline
+from haltless.server.background import Background, every
 from haltless.server.changes import Changes, group_by_tenant
 from haltless.store import alerts as alert_store
-
-log = logging.getLogger("haltless.offline")
 
 
 class OfflineWatcher:
@@ -19,26 +14,16 @@ class OfflineWatcher:
     def __init__(self, changes: Changes, *, tick: float) -> None:
         self._changes = changes
         self._tick = tick
-        self._task: asyncio.Task[None] | None = None
+        self._loop: Background | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="haltless-offline")
+        if self._loop is None:
+            self._loop = every(self._tick, self.check, name="offline check")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick)
-            try:
-                await self.check()
-            except Exception:  # a database hiccup must not stop offline detection for good
-                log.exception("offline check failed; retrying")
+        if self._loop is not None:
+            await self._loop.stop()
+            self._loop = None
 
     async def check(self) -> None:
         """One pass: every machine due at the clock's `now` goes offline (one change per tenant)."""

@@ -16,12 +16,11 @@ and it refreshes the per-request memory of the same users (server/user_lookup.py
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from haltless.core.accounts import UserStatus, revocation
 from haltless.core.wire import CloseCode
+from haltless.server.background import Background, every
 from haltless.server.hub import DashboardHub
 from haltless.server.user_lookup import UserStatusLookup
 
@@ -59,7 +58,7 @@ class RevokedSessionSweeper:
         self._hub = hub
         self._users = users
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._loop: Background | None = None
 
     async def sweep(self) -> int:
         """One pass; returns how many sockets it closed."""
@@ -73,24 +72,15 @@ class RevokedSessionSweeper:
             closed += close_revoked_sockets(self._hub, subject_id, statuses.get(subject_id), lowest_generation)
         return closed
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                closed = await self.sweep()
-            except Exception:
-                # A database hiccup must not end the sweeping; the next tick tries again.
-                log.exception("revoked-session sweep failed")
-                continue
-            if closed:
-                log.info("closed %d dashboard socket(s) of revoked sessions", closed)
+    async def _pass(self) -> None:
+        if closed := await self.sweep():
+            log.info("closed %d dashboard socket(s) of revoked sessions", closed)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="revoked-session-sweep")
+        # A database hiccup must not end the sweeping: `every` logs it and the next tick tries again.
+        self._loop = every(self._interval, self._pass, name="revoked-session sweep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._loop is not None:
+            await self._loop.stop()
+            self._loop = None

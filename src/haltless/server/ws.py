@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketState
 
 from haltless.core import wire
 from haltless.core.auth_message import AuthRefusal, parse_first_message
-from haltless.core.event_ids import EventKey, event_key_of, parse_event_id, resync_required
+from haltless.core.event_ids import EventKey, event_key_of, parse_event_id
 from haltless.core.models import Principal
 from haltless.core.wire import CloseCode
 from haltless.errors import AuthenticationError
@@ -120,10 +120,10 @@ async def _replay(
         replay = await state.bus.history(tenant_id, resume_after) if resume_key is not None else None
     except Exception:  # e.g. Redis is down: the client can still reload over REST and stay live
         log.warning("event history of tenant %s could not be read for a resume; asking to resync", tenant_id)
-        await websocket.send_text(resync_required("event history could not be read; reload state"))
+        await websocket.send_text(wire.resync_required("event history could not be read; reload state"))
         return
     if replay is None:
-        await websocket.send_text(resync_required("resume point is no longer retained; reload state"))
+        await websocket.send_text(wire.resync_required("resume point is no longer retained; reload state"))
         return
     for event in replay:
         await websocket.send_text(event)
@@ -164,27 +164,22 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
         connection.start_heartbeats(state.clock)
     writer = asyncio.create_task(connection.run_writer())
     reader = asyncio.create_task(_drain_incoming(websocket))
-    overflow = asyncio.create_task(connection.overflowed.wait())
+    ended = asyncio.ensure_future(connection.finished())
     try:
-        done, _ = await asyncio.wait({writer, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({writer, reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        # Read before stop(): the client left or sending failed (nothing to send), or it ended here.
+        close = _closing(connection)
     finally:
         state.hub.remove(connection)
         connection.stop()
-        for task in (writer, overflow):
+        for task in (writer, ended):
             task.cancel()
-    if overflow in done:
-        log.warning("dashboard socket of tenant %s fell behind; closing with 4008", tenant_id)
+    if close is not None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SLOW_CLOSE_TIMEOUT):
-                await _close(websocket, CloseCode.SLOW_CONSUMER, "too slow: send buffer overflowed")
-    elif writer in done and writer.exception() is None:
-        # Stopped by the hub: shut down (1001), or the user's session was revoked (close_with, 4004).
-        code, reason = connection.close_code or (CloseCode.GOING_AWAY, "")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SLOW_CLOSE_TIMEOUT):
-                await _close(websocket, code, reason)
+                await _close(websocket, *close)
     reader.cancel()
-    await asyncio.gather(writer, reader, overflow, return_exceptions=True)
+    await asyncio.gather(writer, reader, ended, return_exceptions=True)
 
 
 async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink) -> None:
@@ -206,16 +201,11 @@ async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink)
     )
 
     def finished() -> None:
+        close = _closing(connection)  # None: the client closed the socket
         hub.remove(connection)
         connection.stop()
-        if connection.overflowed.is_set():
-            log.warning("dashboard socket of tenant %s fell behind; closing with 4008", tenant_id)
-            sink.close(CloseCode.SLOW_CONSUMER, "too slow: send buffer overflowed", SLOW_CLOSE_TIMEOUT)
-        else:
-            # Stopped by the hub: shut down (1001), or the user's session was revoked (close_with, 4004); when
-            # the client already left, this does nothing.
-            code, reason = connection.close_code or (CloseCode.GOING_AWAY, "")
-            sink.close(code, reason, SLOW_CLOSE_TIMEOUT)
+        if close is not None:
+            sink.close(*close, SLOW_CLOSE_TIMEOUT)
 
     # The protocol drops what the client sends from now on and reports the close to the connection.
     sink.discard_incoming()
@@ -223,6 +213,14 @@ async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink)
     connection.start_heartbeats(state.clock)
     hub.add(connection)
     sink.detach()
+
+
+def _closing(connection: DashboardConnection) -> tuple[int, str] | None:
+    """How a finished socket is closed (the connection's state decides; docs/websocket.md has the codes)."""
+    close = connection.close_frame()
+    if close is not None and close[0] == CloseCode.SLOW_CONSUMER:
+        log.warning("dashboard socket of tenant %s fell behind; closing with 4008", connection.tenant_id)
+    return close
 
 
 async def _no_send(_text: str) -> None:

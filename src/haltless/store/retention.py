@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import delete, select
@@ -38,7 +37,8 @@ async def prune_readings(
 
 
 class RetentionPruner:
-    """A background task that prunes at start and then every `period` seconds until stopped."""
+    """Retention passes: the server runs `prune_pass` at start and then every `period` seconds
+    (server/background.py; a failed pass, e.g. the database briefly locked, is retried next period)."""
 
     def __init__(
         self, engine: AsyncEngine, clock: Clock, *, retention_days: float, period: float = PRUNE_PERIOD_SECONDS
@@ -46,34 +46,14 @@ class RetentionPruner:
         self._engine = engine
         self._clock = clock
         self._retention_us = int(retention_days * 86_400 * 1_000_000)
-        self._period = period
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Begin pruning in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="haltless-retention")
-
-    async def stop(self) -> None:
-        """Cancel the task and wait for it (a batch in flight rolls back)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self.period = period
 
     async def prune_now(self) -> int:
         """One pass: delete everything older than the retention window."""
         cutoff = self._clock.now_us() - self._retention_us
         return await prune_readings(self._engine, older_than_us=cutoff)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                deleted = await self.prune_now()
-                if deleted:
-                    log.info("retention removed %d readings", deleted)
-            except Exception:
-                # A failed pass (e.g. the database is briefly locked) is retried next period, never fatal.
-                log.exception("retention pass failed")
-            await asyncio.sleep(self._period)
+    async def prune_pass(self) -> None:
+        """`prune_now`, saying what it removed."""
+        if deleted := await self.prune_now():
+            log.info("retention removed %d readings", deleted)

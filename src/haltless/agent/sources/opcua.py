@@ -25,7 +25,7 @@ from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaStatusCodeError
 
 from haltless.agent.backoff import Backoff
-from haltless.agent.buffer import BufferError
+from haltless.agent.buffer import BufferUnusable
 from haltless.agent.captured import CapturedReading, now_micros
 from haltless.agent.config import OpcUaConnection, OpcUaNode, OpcUaSourceConfig
 from haltless.agent.sources import Emit, SourceConfigError, SourceError
@@ -200,7 +200,7 @@ class OpcUaSource:
         while True:
             try:
                 await self._session(emit, backoff)
-            except (SourceError, BufferError):  # retrying cannot help: the config, the server's refusal, the disk
+            except (SourceError, BufferUnusable):  # retrying cannot help: the config, the server's refusal, the disk
                 raise
             except Exception as exc:  # whatever the network or the server did: the remedy is a new session
                 self.subscribed.clear()

@@ -329,7 +329,7 @@ async def list_alerts(
     start: CreatedFrom = None,
     end: CreatedBefore = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(min_length=1, description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> AlertPage:
     """Alerts of the tenant, newest first; pass `next_cursor` back as `cursor` for the next page."""
     wanted = _alert_filter(alert_state, machine_id, severity, rule_id, start, end)
