@@ -478,6 +478,7 @@ class AnomalyDetector:
         number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
         floor = math.floor
         new_level = _new_level
+        new_scored = tuple.__new__
         append = out.append
         for stamp, item in zip(stamps, values, strict=True):
             value = float(item)
@@ -550,7 +551,8 @@ class AnomalyDetector:
             else:
                 background -= background * BACKGROUND_RATE
             anomalous = score >= threshold and number - last_fire > REST_READINGS
-            append(Scored(stamp, value, score, expected, low, high, False, anomalous))
+            # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level call (~0.15 µs a reading).
+            append(new_scored(Scored, (stamp, value, score, expected, low, high, False, anomalous)))
             if anomalous or (count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS)):
                 raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
                 raw.low_cell, raw.high_cell = low_cell, high_cell

@@ -49,19 +49,29 @@ if TYPE_CHECKING:
 class Change:
     """One change in progress (`tx`): its connection (in a transaction), the tenant's fleet, and `now`."""
 
-    __slots__ = ("_changes", "conn", "fleet", "now_us", "plan")
+    __slots__ = ("_changes", "_locked", "conn", "fleet", "now_us", "plan")
 
     def __init__(self, changes: Changes, conn: AsyncConnection, fleet: Fleet, now_us: int) -> None:
         self._changes = changes
+        self._locked = False
         self.conn = conn
         self.fleet = fleet
         self.now_us = now_us
         self.plan: Plan | None = None
 
+    async def before_reads(self) -> None:
+        """Take the database's write lock (SQLite: BEGIN IMMEDIATE) unless this change holds it already: what it
+        reads then cannot change before it writes. A change entered with `lock_reads=False` calls this before
+        its first query; its first write takes the lock by itself."""
+        if not self._locked:
+            await begin_write(self.conn)
+            self._locked = True
+
     async def refresh(self, machine_ids: Iterable[str] | None) -> None:
         """Reload the tenant's rules and the state of `machine_ids` (None: all its machines) before planning;
         only in shared mode, where another process may have changed them."""
         if self._changes.shared:
+            await self.before_reads()
             await self._changes.reload(self.conn, self.fleet, machine_ids)
 
     async def prepare_detectors(self, batch: Sequence[Reading]) -> None:
@@ -75,7 +85,7 @@ class Change:
             for rule in fleet.index.get(metric_name, ()):
                 if rule.kind is not RuleKind.THRESHOLD and rule.applies_to(machine_id):
                     due.append((rule, machine_id, first_ts))
-        await predictive_detectors.prepare(self.conn, fleet.detectors, fleet.states, due)
+        await predictive_detectors.prepare(self.conn, fleet.detectors, fleet.states, due, self.before_reads)
 
     def apply(self, plan: Plan) -> None:
         """The plan this change makes: persisted, committed, applied and published when the block ends."""
@@ -153,10 +163,17 @@ class Changes:
 
     @contextlib.asynccontextmanager
     async def for_tenant(
-        self, tenant_id: str, machine_ids: Iterable[str] | None = None, *, refresh: bool = True
+        self,
+        tenant_id: str,
+        machine_ids: Iterable[str] | None = None,
+        *,
+        refresh: bool = True,
+        lock_reads: bool = True,
     ) -> AsyncIterator[Change]:
         """A change of the tenant's state (see the module docstring). `machine_ids`: what the plan reads (None:
-        every machine of the tenant); `refresh=False` when the block calls `tx.refresh` itself once it knows."""
+        every machine of the tenant); `refresh=False` when the block calls `tx.refresh` itself once it knows;
+        `lock_reads=False` when the block calls `tx.before_reads()` before any query it makes (ingest: most
+        batches read nothing, and BEGIN IMMEDIATE is a round trip to SQLite's thread of its own)."""
         lock = self._global_lock
         if not self._single_writer:
             lock = self._tenant_locks.setdefault(tenant_id, asyncio.Lock())
@@ -169,7 +186,8 @@ class Changes:
             try:
                 tx = Change(self, conn, self.fleet(tenant_id), self.clock.now_us())
                 async with conn.begin():
-                    await begin_write(conn)
+                    if lock_reads:
+                        await tx.before_reads()
                     if refresh:
                         await tx.refresh(machine_ids)
                     yield tx

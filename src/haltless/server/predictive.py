@@ -10,7 +10,7 @@ costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,12 +55,16 @@ async def prepare(
     detectors: dict[DetectorKey, SeriesDetector],
     states: Mapping[DetectorKey, RuleState],
     due: Iterable[tuple[Rule, str, int]],
+    before_reads: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Rebuild the detectors of `due` (rule, machine, earliest reading of the batch) that are out of step."""
+    """Rebuild the detectors of `due` (rule, machine, earliest reading of the batch) that are out of step;
+    `before_reads` is awaited before the first query (the change's write lock, server/changes.py)."""
     for rule, machine_id, first_ts in due:
         key = (rule.id, machine_id)
         state = states.get(key, _FRESH)
         if not predictive.in_sync(detectors.get(key), state):
+            if before_reads is not None:
+                await before_reads()
             detectors[key] = await rebuild(conn, rule, machine_id, state, first_ts)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,8 +20,16 @@ class UnitBook:
     def __init__(self) -> None:
         self._units: dict[UnitKey, str] = {}
 
-    async def check(self, conn: AsyncConnection, batch: Sequence[Reading], *, trust_memory: bool) -> UnitCheck:
-        """Split the batch by unit; its `new_units` go into the plan, which registers them (server/changes.py)."""
+    async def check(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[Reading],
+        *,
+        trust_memory: bool,
+        before_reads: Callable[[], Awaitable[None]] | None = None,
+    ) -> UnitCheck:
+        """Split the batch by unit; its `new_units` go into the plan, which registers them (server/changes.py).
+        `before_reads` is awaited before a query (the change's write lock)."""
         if not batch:
             return UnitCheck([])
         triples = triples_of(batch)
@@ -29,6 +37,8 @@ class UnitBook:
         known = {key: self._units[key] for key in keys if key in self._units} if trust_memory else {}
         missing = keys - known.keys()
         if missing:
+            if before_reads is not None:
+                await before_reads()
             found = await unit_store.known_units(conn, keys=missing)
             # A pair with no unit yet is remembered as "" too, so a fleet that sends no units costs no query per
             # batch. Should another process register one meanwhile, a reading in another unit tries to register

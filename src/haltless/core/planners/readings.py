@@ -102,6 +102,7 @@ def _settle_quiet(
         # `ordered` is sorted by measurement time (a stable sort), so the newest is the series' last.
         lowest, highest, newest = min(values), max(values), members[-1].ts
         settled = {}
+        stamps: list[int] | None = None
         for rule in applicable:
             key = (rule.id, machine_id)
             if rule.condition is Condition.NO_DATA:
@@ -113,9 +114,9 @@ def _settle_quiet(
                 state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest)
             else:  # a predictive rule's detector takes the series' batch here, once
                 detector = draft.detector(rule, key)
-                state = predictive.settle(
-                    rule, detector, draft.state(key), [r.ts for r in members], [r.value for r in members]
-                )
+                if stamps is None:
+                    stamps = [reading.ts for reading in members]
+                state = predictive.settle(rule, detector, draft.state(key), stamps, values)
             if state is not None:
                 settled[key] = state
         # A settled rule is done with these readings (a predictive one's detector has seen them): only the
