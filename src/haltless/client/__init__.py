@@ -51,6 +51,7 @@ from haltless.client._exceptions import (
     ValidationError,
 )
 from haltless.client._models import (
+    AlertHistoryEntry,
     AlertPage,
     AlertRecord,
     AlertRule,
@@ -75,6 +76,7 @@ __all__ = [
     "Alert",
     "AlertAcknowledged",
     "AlertEscalated",
+    "AlertHistoryEntry",
     "AlertPage",
     "AlertRecord",
     "AlertResolved",
