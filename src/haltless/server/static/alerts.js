@@ -42,6 +42,8 @@ const KIND_LABELS = {
   unshelved: "Unshelved",
   escalated: "Escalated",
   severity_raised: "Severity raised",
+  notified: "Notified",
+  silenced: "Silenced",
 };
 
 const DONE = { acknowledge: "Alert acknowledged", resolve: "Alert resolved", shelve: "Alert shelved", unshelve: "Alert unshelved" };
@@ -83,6 +85,11 @@ function historyEntry(store, entry) {
   if (details.resolution) facts.push(details.resolution);
   if (details.until) facts.push(`until ${formatTime(details.until)}`);
   if (details.from && details.to) facts.push(`${details.from} → ${details.to}`);
+  if (details.notification) {
+    const count = details.channel_ids?.length ?? 0;
+    facts.push(`${details.notification} to ${count} channel${count === 1 ? "" : "s"}`);
+  }
+  if (entry.kind === "silenced") facts.push(details.silence_id ? "held by a silence" : "held by a deleted silence");
   return h(
     "li",
     { class: "history-entry", dataset: { kind: entry.kind } },
