@@ -207,3 +207,24 @@ async def test_a_silenced_change_and_each_notification_are_in_the_history(
         ("opened", {"severity": "warning"}),
         ("notified", {"notification": "firing", "channel_ids": [hook]}),
     ]
+
+
+async def test_auditing_skips_an_alert_deleted_with_its_machine(
+    server: RunningServer, tenant: Tenant, app_clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """The dispatcher's tables outlive a deleted machine's alerts: their history entries are left out, and the
+    cycle (its routing, its other alerts' entries) goes through."""
+    hook = await _webhook(tenant, receiver)
+    await _policy(tenant, [hook], group_wait=30)
+    await _warning_rule(tenant)
+    gone, kept = await tenant.add_machine("Saw 1"), await tenant.add_machine("Saw 2")
+    await tenant.ingest([_reading(gone, 99.0), _reading(kept, 99.0)])
+    alerts = {a["machine_id"]: a["id"] for a in (await tenant.http.get("/api/v1/alerts")).json()["items"]}
+    await run_cycle(server)
+    assert (await tenant.http.delete(f"/api/v1/machines/{gone}")).status_code == 204
+    app_clock.advance(30)
+    await run_cycle(server)
+    listed = (await tenant.http.get("/api/v1/notifications")).json()["items"]
+    assert [n["kind"] for n in listed] == ["firing"]
+    kept_history = (await tenant.http.get(f"/api/v1/alerts/{alerts[kept]}/history")).json()
+    assert [e["kind"] for e in kept_history] == ["opened", "notified"]
