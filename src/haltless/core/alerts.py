@@ -61,6 +61,7 @@ class StoredAlert:
     predicted_crossing_at: int | None = None  # forecast alerts: when the trend crosses the threshold
     acknowledge_comment: str | None = None  # what the acknowledging user said
     shelved_until: int | None = None  # µs: reminders and escalation wait until then (None: not shelved)
+    flapping: bool = False  # opened while its rule was flapping (core/flapping.py)
 
     @property
     def is_open(self) -> bool:

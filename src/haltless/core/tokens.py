@@ -139,8 +139,8 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
 
 class AccessTokenVerifier:
     """`verify` for access tokens, remembering the ones that passed: a client sends the same token with every
-    request until it expires, and checking its signature and claims again each time cost ~4% of a
-    500-reading ingest batch on the event loop (bench M4).
+    request until it expires, and checking its signature and claims again each time was a measured cost of every
+    ingest batch on the event loop (docs/benchmarks.md, "Hot-path choices").
 
     Sound because verification depends only on the token and the secret: a remembered token gives the claims
     it gave the first time, and expiry is checked against `now` on every use. Whether the user behind the token

@@ -181,6 +181,10 @@ class Changes:
                     self.units.committed(plan.units)
                     if plan.events:
                         await self._bus.publish(tenant_id, plan.events)
+                    if plan.alert_transitions and self.notifier is not None:
+                        # After the commit: woken earlier, the dispatcher looked before the outbox rows were
+                        # visible and slept until its next poll.
+                        self.notifier.wake()
             finally:
                 if key is not None:
                     if conn.in_transaction():

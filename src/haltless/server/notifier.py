@@ -297,7 +297,7 @@ class Notifier:
                 if found is not None:
                     rows.append((found[0], kind, found[1], at))
         await store.insert_events(conn, rows)
-        self.wake()
+        # No wake here: the rows are not committed yet. The unit of work wakes the dispatcher after its commit.
 
     # ---- the background task ------------------------------------------------------------------------------------
 

@@ -367,9 +367,10 @@ async def alert_facts(conn: AsyncConnection, alert_ids: Sequence[str]) -> dict[s
                 created_at=row.created_at,
                 machine_name=row.machine_name,
                 metric_name=row.metric_name,
-                state=row.state,
+                state="flapping" if row.flapping and row.state == "active" else row.state,
                 rule_id=row.rule_id,
                 tags=tuple(row.machine_tags or ()),
+                flapping=bool(row.flapping),
             ),
         )
         for row in rows

@@ -8,16 +8,20 @@ from operator import attrgetter
 
 from haltless.core import predictive, wire
 from haltless.core.alerts import AlertState, Resolution, StoredAlert
+from haltless.core.flapping import decide as flap_decide
+from haltless.core.flapping import flapping_event
 from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
+from haltless.core.planners import no_data
 from haltless.core.planners.draft import Draft
 from haltless.core.readings import Reading
 from haltless.core.rules import (
     MAX_ALERT_MESSAGE_LENGTH,
     AlertCleared,
     AlertOpened,
+    Condition,
     Rule,
     RuleKind,
     evaluate,
@@ -100,6 +104,11 @@ def _settle_quiet(
         settled = {}
         for rule in applicable:
             key = (rule.id, machine_id)
+            if rule.condition is Condition.NO_DATA:
+                # Any reading feeds a no_data rule; one with an open alert resolves it, reading by reading below.
+                if draft.state(key).open_alert_id is None:
+                    settled[key] = no_data.seen(draft.state(key), plan.at, newest)[0]
+                continue
             if rule.kind is RuleKind.THRESHOLD:
                 state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest)
             else:  # a predictive rule's detector takes the series' batch here, once
@@ -124,11 +133,33 @@ def _evaluate(draft: Draft, rule: Rule, health: MachineHealth, reading: Reading,
     if rule.kind is not RuleKind.THRESHOLD:
         return _evaluate_predictive(draft, rule, health, reading, new_id)
     key = (rule.id, reading.machine_id)
-    state, transition = evaluate(rule, draft.state(key), reading.value, reading.ts, new_id)
+    if rule.condition is Condition.NO_DATA:
+        return no_data.resolve_seen(draft, rule, key, draft.plan.at, reading.ts)
+    before = draft.state(key)
+    state, transition = evaluate(rule, before, reading.value, reading.ts, new_id)
+    flapping = False
+    if rule.flap_threshold is not None or before.flap_fires or before.flapping:
+        decision = flap_decide(rule, before, state, transition, rule.breaches(reading.value), reading.ts)
+        state, transition, flapping = decision.state, decision.transition, decision.flapping
     draft.plan.states[key] = state
     if isinstance(transition, AlertOpened):
         message = rule.render_message(reading.value)
-        _opened_alert(draft, rule, health, transition.alert_id, message, reading.value, rule.threshold, reading.ts)
+        _opened_alert(
+            draft,
+            rule,
+            health,
+            transition.alert_id,
+            message,
+            reading.value,
+            rule.threshold,
+            reading.ts,
+            flapping=flapping,
+        )
+        if flapping:
+            fires = state.flap_fires
+            draft.plan.events.append(
+                flapping_event(transition.alert_id, health.machine_id, rule.id, len(fires), fires[0])
+            )
     elif isinstance(transition, AlertCleared):
         draft.resolve(health, transition.alert_id, rule.severity.value, transition.ts, SYSTEM, Resolution.CLEARED)
     return transition is not None
@@ -144,6 +175,8 @@ def _opened_alert(
     threshold: float,
     at: int,
     predicted_crossing_at: int | None = None,
+    *,
+    flapping: bool = False,
 ) -> None:
     """A rule opened an alert on the machine at measurement time `at`: record it, count it, announce it."""
     alert = StoredAlert(
@@ -164,6 +197,7 @@ def _opened_alert(
         resolved_by=None,
         resolution=None,
         predicted_crossing_at=predicted_crossing_at,
+        flapping=flapping,
     )
     draft.record(TransitionKind.OPENED, alert, SYSTEM, at, details={"severity": alert.severity.value})
     health.active[alert.id] = alert.severity

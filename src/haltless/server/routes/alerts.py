@@ -17,7 +17,7 @@ from haltless.core.fleet import Fleet
 from haltless.core.models import Principal
 from haltless.core.plan import Plan
 from haltless.core.planners import alerts as alert_planner
-from haltless.core.planners import lifecycle
+from haltless.core.planners import lifecycle, no_data
 from haltless.core.planners import rules as rule_planner
 from haltless.core.predictive import KIND_FIELDS, kind_error
 from haltless.core.readings import normalize_uuid
@@ -56,7 +56,7 @@ def _rule_out(rule: Rule, created_at: int, updated_at: int) -> AlertRuleOut:
         kind=rule.kind,
         # An anomaly rule stores `score >= the sensitivity's threshold` there; it is not the client's to see.
         condition=None if rule.kind is RuleKind.ANOMALY else rule.condition,
-        threshold=None if rule.kind is RuleKind.ANOMALY else rule.threshold,
+        threshold=None if rule.kind is RuleKind.ANOMALY or rule.condition is Condition.NO_DATA else rule.threshold,
         sensitivity=Sensitivity(rule.sensitivity) if rule.sensitivity else None,
         horizon_seconds=rule.horizon_seconds,
         window_readings=rule.window_readings,
@@ -65,6 +65,8 @@ def _rule_out(rule: Rule, created_at: int, updated_at: int) -> AlertRuleOut:
         hysteresis=rule.hysteresis,
         enabled=rule.enabled,
         message=rule.message,
+        flap_threshold=rule.flap_threshold,
+        flap_window_seconds=rule.flap_window_seconds,
         created_at=format_micros(created_at),
         updated_at=format_micros(updated_at),
     )
@@ -94,6 +96,7 @@ def _alert_out(alert: StoredAlert) -> AlertOut:
         predicted_crossing_at=_time(alert.predicted_crossing_at),
         acknowledge_comment=alert.acknowledge_comment,
         shelved_until=_time(alert.shelved_until),
+        flapping=alert.flapping,
     )
 
 
@@ -130,9 +133,10 @@ def _with_kind(rule: Rule) -> Rule:
 async def create_rule(body: AlertRuleCreate, principal: Admin, state: State) -> AlertRuleOut:
     """Create a rule; it applies to readings that arrive from now on (anomaly and forecast rules learn from the
     stored history of their metric)."""
-    error = kind_error(
-        body.kind, {name: getattr(body, name) for name in KIND_FIELDS}, creating=True, hysteresis=body.hysteresis
-    )
+    error = no_data.rule_error(body.kind, body.condition, body.threshold is not None, body.for_seconds)
+    if error is None and body.condition is not Condition.NO_DATA:
+        fields = {name: getattr(body, name) for name in KIND_FIELDS}
+        error = kind_error(body.kind, fields, creating=True, hysteresis=body.hysteresis)
     if error:
         raise InvalidRequest(error)
     async with state.changes.for_tenant(principal.tenant_id, (), refresh=False) as tx:
@@ -154,6 +158,8 @@ async def create_rule(body: AlertRuleCreate, principal: Admin, state: State) -> 
                 sensitivity=body.sensitivity.value if body.sensitivity else None,
                 horizon_seconds=body.horizon_seconds,
                 window_readings=body.window_readings,
+                flap_threshold=body.flap_threshold,
+                flap_window_seconds=body.flap_window_seconds,
             )
         )
         tx.apply(rule_planner.plan_create(tx.fleet, rule, tx.now_us))
@@ -208,7 +214,12 @@ async def update_rule(rule_id: str, body: AlertRuleUpdate, principal: Admin, sta
                 raise InvalidRequest(f"{required}: may not be null")
         if "machine_id" in changes:
             changes["machine_id"] = await _machine_of_tenant(tx.conn, principal.tenant_id, changes["machine_id"])
+        if "flap_window_seconds" in changes and changes["flap_window_seconds"] is None:
+            raise InvalidRequest("flap_window_seconds: may not be null")
         new = _with_kind(replace(old, **changes))
+        error = no_data.update_error(old, new, changes.get("threshold") is not None)
+        if error:
+            raise InvalidRequest(error)
         tx.apply(rule_planner.plan_update(tx.fleet, old, new, tx.now_us))
     return _rule_out(new, created_at, tx.now_us)
 
