@@ -103,10 +103,14 @@ async def test_value_changes_reach_the_dashboard_at_their_source_time(
         await ws.send(tenant.access_token)
         assert (await next_event(ws, skip_heartbeats=False))["type"] == "heartbeat"
         agent, _ = await _start_agent(config, running_agents)
+        # The subscription starts with the value the node holds; wait for it before writing, or a loaded
+        # machine's first notification may already carry the first change instead.
+        initial = await next_event(ws, only="sensor_update", timeout=DEADLINE)
+        assert initial["value"] == 20.0, initial
         changes = [1000.0 + step for step in range(100)]
         for step, value in enumerate(changes):
             await plc.write("Press1.Temperature", value, START + datetime.timedelta(milliseconds=step))
-        seen: dict[float, dict[str, object]] = {}
+        seen: dict[float, dict[str, object]] = {20.0: initial}
         while not set(changes) <= set(seen):
             event = await next_event(ws, only="sensor_update", timeout=DEADLINE)
             assert isinstance(event["value"], float)

@@ -92,7 +92,7 @@ def test_shelving_needs_an_open_alert() -> None:
     alert = _open_alert(fleet)
     with pytest.raises(NotFound):
         plan_shelve(fleet, None, "u1", 1, SECOND, None)
-    _plan, closed = plan_resolve(fleet, alert, "u1", 2)
+    _, closed = plan_resolve(fleet, alert, "u1", 2)
     with pytest.raises(Conflict):
         plan_shelve(fleet, closed, "u1", 3, SECOND, None)
     with pytest.raises(Conflict):

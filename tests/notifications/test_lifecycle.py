@@ -120,7 +120,13 @@ async def test_a_shelved_alert_waits_for_its_shelf_then_escalates_and_is_raised(
     escalated = await next_event(ws, only="alert_escalated")
     assert (escalated["alert_id"], escalated["severity"]) == (shelved, "critical")
 
-    history = (await tenant.http.get(f"/api/v1/alerts/{shelved}/history")).json()
+    full = (await tenant.http.get(f"/api/v1/alerts/{shelved}/history")).json()
+    assert [(e["kind"], e["details"].get("notification")) for e in full if e["kind"] == "notified"] == [
+        ("notified", "firing"),
+        ("notified", "reminder"),
+    ]
+    assert all(e["details"]["channel_ids"] == [hook] for e in full if e["kind"] == "notified")
+    history = [e for e in full if e["kind"] != "notified"]
     assert [(e["kind"], e["actor"]) for e in history] == [
         ("opened", "system"),
         ("shelved", history[1]["actor"]),
@@ -174,3 +180,51 @@ async def test_escalation_severity_needs_escalation(
     ok = await _policy(tenant, [hook], escalate_after=60, escalation_channel_ids=[hook], escalation_severity="warning")
     cleared = await tenant.http.patch(f"/api/v1/notification-policies/{ok['id']}", json={"escalation_severity": None})
     assert cleared.status_code == 200 and cleared.json()["escalation_severity"] is None
+
+
+async def test_a_silenced_change_and_each_notification_are_in_the_history(
+    server: RunningServer, tenant: Tenant, receiver: WebhookReceiver
+) -> None:
+    hook = await _webhook(tenant, receiver)
+    await _policy(tenant, [hook], group_wait=0)
+    await _warning_rule(tenant)
+    quiet, loud = await tenant.add_machine("Mixer 1"), await tenant.add_machine("Mixer 2")
+    silence = await tenant.http.post(
+        "/api/v1/silences",
+        json={"matchers": {"machine_ids": [quiet]}, "ends_at": "2999-01-01T00:00:00Z", "comment": "rebuild"},
+    )
+    assert silence.status_code == 201, silence.text
+    await tenant.ingest([_reading(quiet, 99.0), _reading(loud, 99.0)])
+    await run_cycle(server)
+    alerts = {a["machine_id"]: a["id"] for a in (await tenant.http.get("/api/v1/alerts")).json()["items"]}
+    quiet_history = (await tenant.http.get(f"/api/v1/alerts/{alerts[quiet]}/history")).json()
+    assert [(e["kind"], e["actor"], e["details"]) for e in quiet_history] == [
+        ("opened", "system", {"severity": "warning"}),
+        ("silenced", "system", {"change": "firing", "silence_id": silence.json()["id"]}),
+    ]
+    loud_history = (await tenant.http.get(f"/api/v1/alerts/{alerts[loud]}/history")).json()
+    assert [(e["kind"], e["details"]) for e in loud_history] == [
+        ("opened", {"severity": "warning"}),
+        ("notified", {"notification": "firing", "channel_ids": [hook]}),
+    ]
+
+
+async def test_auditing_skips_an_alert_deleted_with_its_machine(
+    server: RunningServer, tenant: Tenant, app_clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """The dispatcher's tables outlive a deleted machine's alerts: their history entries are left out, and the
+    cycle (its routing, its other alerts' entries) goes through."""
+    hook = await _webhook(tenant, receiver)
+    await _policy(tenant, [hook], group_wait=30)
+    await _warning_rule(tenant)
+    gone, kept = await tenant.add_machine("Saw 1"), await tenant.add_machine("Saw 2")
+    await tenant.ingest([_reading(gone, 99.0), _reading(kept, 99.0)])
+    alerts = {a["machine_id"]: a["id"] for a in (await tenant.http.get("/api/v1/alerts")).json()["items"]}
+    await run_cycle(server)
+    assert (await tenant.http.delete(f"/api/v1/machines/{gone}")).status_code == 204
+    app_clock.advance(30)
+    await run_cycle(server)
+    listed = (await tenant.http.get("/api/v1/notifications")).json()["items"]
+    assert [n["kind"] for n in listed] == ["firing"]
+    kept_history = (await tenant.http.get(f"/api/v1/alerts/{alerts[kept]}/history")).json()
+    assert [e["kind"] for e in kept_history] == ["opened", "notified"]

@@ -52,6 +52,7 @@ from haltless.client._exceptions import (
     ValidationError,
 )
 from haltless.client._models import (
+    AlertHistoryEntry,
     AlertPage,
     AlertRecord,
     AlertRule,
@@ -80,6 +81,7 @@ __all__ = [
     "Alert",
     "AlertAcknowledged",
     "AlertEscalated",
+    "AlertHistoryEntry",
     "AlertPage",
     "AlertRecord",
     "AlertResolved",

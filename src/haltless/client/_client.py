@@ -33,6 +33,7 @@ from haltless.client._base import (
 from haltless.client._endpoints import UNSET, Unset
 from haltless.client._exceptions import AuthenticationError, SessionExpired
 from haltless.client._models import (
+    AlertHistoryEntry,
     AlertPage,
     AlertRecord,
     AlertRule,
@@ -482,13 +483,26 @@ class HaltlessClient(_ClientBase):
         """One alert; NotFound if it is not in your tenant."""
         return self._send(api.get_alert(alert_id))
 
-    def acknowledge_alert(self, alert_id: str) -> AlertRecord:
-        """Mark an open alert as taken care of (operator); again is a no-op; Conflict when it is resolved."""
-        return self._send(api.acknowledge_alert(alert_id))
+    def acknowledge_alert(self, alert_id: str, comment: str | None = None) -> AlertRecord:
+        """Mark an open alert as taken care of (operator), with an optional comment kept in its history; again
+        is a no-op; Conflict when it is resolved."""
+        return self._send(api.acknowledge_alert(alert_id, comment))
 
-    def resolve_alert(self, alert_id: str) -> AlertRecord:
+    def resolve_alert(self, alert_id: str, comment: str | None = None) -> AlertRecord:
         """Close an alert by hand (operator, `resolution="manual"`); Conflict when it is already resolved."""
-        return self._send(api.resolve_alert(alert_id))
+        return self._send(api.resolve_alert(alert_id, comment))
+
+    def shelve_alert(self, alert_id: str, duration_seconds: float, comment: str | None = None) -> AlertRecord:
+        """Shelve an open alert (operator): no reminders or escalation for `duration_seconds` (at most a week)."""
+        return self._send(api.shelve_alert(alert_id, duration_seconds, comment))
+
+    def unshelve_alert(self, alert_id: str, comment: str | None = None) -> AlertRecord:
+        """Take an alert off the shelf now (operator); reminders and escalation resume."""
+        return self._send(api.unshelve_alert(alert_id, comment))
+
+    def alert_history(self, alert_id: str) -> list[AlertHistoryEntry]:
+        """Every transition of an alert, oldest first, with actor, time and comment."""
+        return self._send(api.alert_history(alert_id))
 
 
 class AsyncHaltlessClient(_ClientBase):
@@ -879,13 +893,26 @@ class AsyncHaltlessClient(_ClientBase):
         """One alert; NotFound if it is not in your tenant."""
         return await self._send(api.get_alert(alert_id))
 
-    async def acknowledge_alert(self, alert_id: str) -> AlertRecord:
-        """Mark an open alert as taken care of (operator); again is a no-op; Conflict when it is resolved."""
-        return await self._send(api.acknowledge_alert(alert_id))
+    async def acknowledge_alert(self, alert_id: str, comment: str | None = None) -> AlertRecord:
+        """Mark an open alert as taken care of (operator), with an optional comment kept in its history; again
+        is a no-op; Conflict when it is resolved."""
+        return await self._send(api.acknowledge_alert(alert_id, comment))
 
-    async def resolve_alert(self, alert_id: str) -> AlertRecord:
+    async def resolve_alert(self, alert_id: str, comment: str | None = None) -> AlertRecord:
         """Close an alert by hand (operator, `resolution="manual"`); Conflict when it is already resolved."""
-        return await self._send(api.resolve_alert(alert_id))
+        return await self._send(api.resolve_alert(alert_id, comment))
+
+    async def shelve_alert(self, alert_id: str, duration_seconds: float, comment: str | None = None) -> AlertRecord:
+        """Shelve an open alert (operator): no reminders or escalation for `duration_seconds` (at most a week)."""
+        return await self._send(api.shelve_alert(alert_id, duration_seconds, comment))
+
+    async def unshelve_alert(self, alert_id: str, comment: str | None = None) -> AlertRecord:
+        """Take an alert off the shelf now (operator); reminders and escalation resume."""
+        return await self._send(api.unshelve_alert(alert_id, comment))
+
+    async def alert_history(self, alert_id: str) -> list[AlertHistoryEntry]:
+        """Every transition of an alert, oldest first, with actor, time and comment."""
+        return await self._send(api.alert_history(alert_id))
 
     # --- live stream ---------------------------------------------------------------------------------------
 

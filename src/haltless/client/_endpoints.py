@@ -9,6 +9,7 @@ from typing import Any
 
 from haltless.client._base import API_PREFIX, Call, IngestBatch
 from haltless.client._models import (
+    AlertHistoryEntry,
     AlertPage,
     AlertRecord,
     AlertRule,
@@ -20,6 +21,7 @@ from haltless.client._models import (
     MachineLatest,
     MachinePage,
     Me,
+    alert_history_from_json,
     alert_rules_from_json,
     format_time,
 )
@@ -241,9 +243,29 @@ def get_alert(alert_id: str) -> Call[AlertRecord]:
     return Call("GET", f"{_ALERTS}/{alert_id}", AlertRecord.from_json)
 
 
-def acknowledge_alert(alert_id: str) -> Call[AlertRecord]:
-    return Call("POST", f"{_ALERTS}/{alert_id}/acknowledge", AlertRecord.from_json)
+def _comment(comment: str | None) -> dict[str, Any] | None:
+    # No comment: no body at all, the request every server version takes.
+    return None if comment is None else {"comment": comment}
 
 
-def resolve_alert(alert_id: str) -> Call[AlertRecord]:
-    return Call("POST", f"{_ALERTS}/{alert_id}/resolve", AlertRecord.from_json)
+def acknowledge_alert(alert_id: str, comment: str | None = None) -> Call[AlertRecord]:
+    return Call("POST", f"{_ALERTS}/{alert_id}/acknowledge", AlertRecord.from_json, json=_comment(comment))
+
+
+def resolve_alert(alert_id: str, comment: str | None = None) -> Call[AlertRecord]:
+    return Call("POST", f"{_ALERTS}/{alert_id}/resolve", AlertRecord.from_json, json=_comment(comment))
+
+
+def shelve_alert(alert_id: str, duration_seconds: float, comment: str | None = None) -> Call[AlertRecord]:
+    body: dict[str, Any] = {"duration_seconds": duration_seconds}
+    if comment is not None:
+        body["comment"] = comment
+    return Call("POST", f"{_ALERTS}/{alert_id}/shelve", AlertRecord.from_json, json=body)
+
+
+def unshelve_alert(alert_id: str, comment: str | None = None) -> Call[AlertRecord]:
+    return Call("POST", f"{_ALERTS}/{alert_id}/unshelve", AlertRecord.from_json, json=_comment(comment))
+
+
+def alert_history(alert_id: str) -> Call[list[AlertHistoryEntry]]:
+    return Call("GET", f"{_ALERTS}/{alert_id}/history", alert_history_from_json)

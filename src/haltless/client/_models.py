@@ -333,6 +333,8 @@ class AlertRecord:
     resolved_by: str | None
     resolution: str | None  # cleared, manual, rule_changed, rule_disabled, rule_deleted
     predicted_crossing_at: datetime | None = None  # forecast alerts: when the trend is predicted to cross
+    acknowledge_comment: str | None = None  # what the acknowledging user said
+    shelved_until: datetime | None = None  # no reminders or escalation until then
 
     @property
     def is_open(self) -> bool:
@@ -357,7 +359,37 @@ class AlertRecord:
             resolved_by=data.get("resolved_by"),
             resolution=data.get("resolution"),
             predicted_crossing_at=parse_optional_time(data.get("predicted_crossing_at")),
+            acknowledge_comment=data.get("acknowledge_comment"),
+            shelved_until=parse_optional_time(data.get("shelved_until")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertHistoryEntry:
+    """One transition of an alert (`GET /alerts/{id}/history`): opened, acknowledged, resolved, shelved, unshelved,
+    escalated, severity_raised (more may come); `actor` is a user id or "system"."""
+
+    kind: str
+    actor: str
+    actor_email: str | None
+    at: datetime
+    comment: str | None
+    details: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertHistoryEntry:
+        return cls(
+            kind=str(data["kind"]),
+            actor=str(data["actor"]),
+            actor_email=data.get("actor_email"),
+            at=parse_time(data["at"]),
+            comment=data.get("comment"),
+            details=dict(data.get("details") or {}),
+        )
+
+
+def alert_history_from_json(data: Any) -> list[AlertHistoryEntry]:
+    return [AlertHistoryEntry.from_json(item) for item in data]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from ipaddress import ip_address
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiosmtplib
@@ -436,7 +437,7 @@ class Notifier:
                     escalated=plan.tracks_escalated,
                     untracked=plan.untracked,
                 )
-                escalations.extend(await self._audit_escalations(conn, plan, policies[tenant_id], now))
+                escalations.extend(await self._audit(conn, plan, known, policies[tenant_id], now))
             await store.save_cycle(
                 conn,
                 routed=[c.event_id for c in changes if c.event_id not in not_routed],
@@ -451,33 +452,54 @@ class Notifier:
             )
             return next_due, escalations
 
-    async def _audit_escalations(
-        self, conn: AsyncConnection, plan: CyclePlan, policies: Sequence[Policy], now: int
+    async def _audit(
+        self,
+        conn: AsyncConnection,
+        plan: CyclePlan,
+        known: Mapping[int, AlertChange],
+        policies: Sequence[Policy],
+        now: int,
     ) -> list[Escalation]:
-        """The escalations a cycle planned, audited in its transaction (alert history, actor `system`)."""
-        if not plan.tracks_escalated:
-            return []
-        by_id = {policy.id: policy for policy in policies}
-        escalated = {
-            alert.alert_id: alert for n in plan.notifications if n.kind is Kind.ESCALATED for alert in n.alerts
-        }
+        """Write what a cycle did to each alert into its history (actor `system`), in the cycle's transaction:
+        `silenced` changes, `notified` (which channels a firing, resolved, acknowledged or reminder notification
+        went to) and `escalated`. Returns the escalations, for what follows them once committed."""
         entries: list[alert_history.Entry] = []
+        system = SYSTEM
+        for event_id, silence_id in plan.silenced:
+            change = known[event_id]
+            # "silenced" as the id: the silence that held the alert's firing was deleted since.
+            silenced: dict[str, Any] = {"change": change.kind.value}
+            silenced["silence_id"] = silence_id if silence_id != "silenced" else None
+            alert_id = change.alert.alert_id
+            entries.append(alert_history.Entry(change.tenant_id, alert_id, "silenced", system, now, None, silenced))
+        channels: dict[tuple[str, Kind, str], list[str]] = defaultdict(list)  # (tenant, kind, alert) -> channels
+        for notification in plan.notifications:
+            if notification.kind in (Kind.ESCALATED, Kind.TEST):
+                continue
+            for alert in notification.alerts:
+                channels[(notification.tenant_id, notification.kind, alert.alert_id)].append(notification.channel_id)
+        for (tenant_id, sent_kind, alert_id), channel_ids in channels.items():
+            notified: dict[str, Any] = {"notification": sent_kind.value, "channel_ids": channel_ids}
+            entries.append(alert_history.Entry(tenant_id, alert_id, "notified", system, now, None, notified))
+        by_id = {policy.id: policy for policy in policies}
+        escalated = {alert.alert_id for n in plan.notifications if n.kind is Kind.ESCALATED for alert in n.alerts}
         out: list[Escalation] = []
         for policy_id, alert_id in plan.tracks_escalated:
             policy = by_id[policy_id]
-            alert = escalated.get(alert_id)
-            if alert is None:
+            if alert_id not in escalated:
                 continue
-            channels = len(policy.escalation_channel_ids)
+            count = len(policy.escalation_channel_ids)
             comment = (
-                f"unacknowledged for {policy.escalate_after or 0:g} s: sent to {channels} escalation "
-                f"channel{'s' if channels != 1 else ''}"
+                f"unacknowledged for {policy.escalate_after or 0:g} s: sent to {count} escalation "
+                f"channel{'s' if count != 1 else ''}"
             )
-            details = {"policy_id": policy_id, "channel_ids": list(policy.escalation_channel_ids)}
-            kind = TransitionKind.ESCALATED.value
-            entries.append(alert_history.Entry(policy.tenant_id, alert_id, kind, SYSTEM, now, comment, details))
+            details: dict[str, Any] = {"policy_id": policy_id, "channel_ids": list(policy.escalation_channel_ids)}
+            escalated_kind = TransitionKind.ESCALATED.value
+            entries.append(
+                alert_history.Entry(policy.tenant_id, alert_id, escalated_kind, system, now, comment, details)
+            )
             out.append(Escalation(policy.tenant_id, alert_id, policy_id, policy.escalation_severity))
-        await alert_history.append(conn, entries)
+        await alert_history.append_existing(conn, entries)
         return out
 
     async def _deliver(self, now: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from haltless.store.tables import alert_history
+from haltless.store.tables import alert_history, alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,16 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry]) -> None:
             for e in entries
         ],
     )
+
+
+async def append_existing(conn: AsyncConnection, entries: Sequence[Entry]) -> None:
+    """`append`, leaving out entries of alerts deleted meanwhile (with their machine): the notification dispatcher
+    audits alerts it read from its own tables, which outlive them."""
+    wanted = sorted({entry.alert_id for entry in entries})
+    if not wanted:
+        return
+    existing = {row.id for row in await conn.execute(select(alerts.c.id).where(alerts.c.id.in_(wanted)))}
+    await append(conn, [entry for entry in entries if entry.alert_id in existing])
 
 
 async def of_alert(conn: AsyncConnection, *, tenant_id: str, alert_id: str) -> list[Entry]:

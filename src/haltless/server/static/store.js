@@ -140,6 +140,21 @@ export class Store {
             alert.state = "acknowledged";
             alert.acknowledged_at = event.acknowledged_at;
             alert.acknowledged_by = event.acknowledged_by;
+            alert.acknowledge_comment = event.comment ?? null;
+            alert.revision = (alert.revision ?? 0) + 1; // an open history panel reloads
+            change.alerts = true;
+          }
+          break;
+        }
+        case "alert_shelved":
+        case "alert_unshelved":
+        case "alert_escalated": {
+          const alert = this.alerts.get(event.alert_id);
+          if (alert) {
+            if (event.type === "alert_shelved") alert.shelved_until = event.shelved_until;
+            if (event.type === "alert_unshelved") alert.shelved_until = null;
+            if (event.type === "alert_escalated") alert.severity = event.severity;
+            alert.revision = (alert.revision ?? 0) + 1;
             change.alerts = true;
           }
           break;
