@@ -395,8 +395,9 @@ def watch(
         list[str] | None,
         typer.Option(
             "--type",
-            help="sensor_update, alert, alert_resolved, alert_acknowledged, machine_status or heartbeat; "
-            "repeatable (resync_required is always shown).",
+            help="sensor_update, alert, alert_resolved, alert_acknowledged, alert_updated, alert_shelved, "
+            "alert_unshelved, alert_escalated, alert_flapping, machine_status or heartbeat; repeatable "
+            "(resync_required is always shown).",
         ),
     ] = None,
     heartbeat_interval: Annotated[float, typer.Option(help="The server's heartbeat interval, seconds.")] = 15.0,

@@ -17,7 +17,10 @@ from haltless.client._client import AsyncHaltlessClient
 from haltless.client._events import (
     Alert,
     AlertAcknowledged,
+    AlertEscalated,
     AlertResolved,
+    AlertShelved,
+    AlertUnshelved,
     Connected,
     Event,
     GaveUp,
@@ -30,7 +33,19 @@ from haltless.client._events import (
 )
 from haltless.client._exceptions import HaltlessClientError
 
-EVENT_TYPES = ("sensor_update", "alert", "alert_resolved", "alert_acknowledged", "machine_status", "heartbeat")
+EVENT_TYPES = (
+    "sensor_update",
+    "alert",
+    "alert_resolved",
+    "alert_acknowledged",
+    "alert_updated",
+    "alert_shelved",
+    "alert_unshelved",
+    "alert_escalated",
+    "alert_flapping",
+    "machine_status",
+    "heartbeat",
+)
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 STATUS_STYLE = {
     "healthy": "green",
@@ -119,7 +134,23 @@ async def _line(event: Event | StreamStatus, names: _Names) -> str:
         name = escape(await names.name(event.machine_id))
         return (
             f"[dim]{_clock(event.acknowledged_at)}[/]  ✓ acknowledged [bold]{name}[/]:"
-            f" alert {escape(event.alert_id[:8])}"
+            f" alert {escape(event.alert_id[:8])}{_comment(event.comment)}"
+        )
+    if isinstance(event, AlertShelved):
+        name = escape(await names.name(event.machine_id))
+        return (
+            f"[dim]{_clock(event.shelved_at)}[/]  ⏸ shelved [bold]{name}[/]: alert {escape(event.alert_id[:8])}"
+            f" until {_clock(event.shelved_until)}{_comment(event.comment)}"
+        )
+    if isinstance(event, AlertUnshelved):
+        name = escape(await names.name(event.machine_id))
+        return f"[dim]{_clock(event.unshelved_at)}[/]  ▶ unshelved [bold]{name}[/]: alert {escape(event.alert_id[:8])}"
+    if isinstance(event, AlertEscalated):
+        style = SEVERITY_STYLE.get(event.severity, "white")
+        name = escape(await names.name(event.machine_id))
+        return (
+            f"[dim]{_clock(event.escalated_at)}[/]  [{style}]⇑ escalated[/] [bold]{name}[/]:"
+            f" alert {escape(event.alert_id[:8])}{_raised(event.previous_severity, event.severity)}"
         )
     if isinstance(event, ResyncRequired):
         return f"[dim]{_clock(None)}[/]  [yellow]↻ events may have been missed[/]: {escape(event.reason)}"
@@ -143,6 +174,14 @@ async def _line(event: Event | StreamStatus, names: _Names) -> str:
     if isinstance(event, Event):
         return f"[dim]{_clock(None)}  {escape(event.type)}: {escape(str(dict(event.raw)))}[/]"
     return escape(str(event))
+
+
+def _raised(previous: str, severity: str) -> str:
+    return f" {escape(previous)} → {escape(severity)}" if previous and previous != severity else ""
+
+
+def _comment(comment: str | None) -> str:
+    return f" [italic]“{escape(comment)}”[/]" if comment else ""
 
 
 def _is_uuid(value: str) -> bool:
