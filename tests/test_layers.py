@@ -1,21 +1,27 @@
-"""Architecture rules that keep the core pure."""
+"""Architecture rules, one per layer: what each package of `haltless` may import (see docs/architecture.md).
+
+Read from the source (static imports, at any depth in the module) so a forbidden import fails here even when no
+test runs the code path that makes it. Relative imports stay inside their package and are not checked.
+"""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import haltless
 
-CORE = Path(haltless.__file__).parent / "core"
-FORBIDDEN = (
-    "haltless.server",
-    "haltless.store",
-    "haltless.bus",
-    "haltless.client",
-    "haltless.agent",
+PACKAGE = Path(haltless.__file__).parent
+OUR_LAYERS = ("core", "store", "bus", "server", "client", "agent", "demo", "admin", "cli", "settings", "errors")
+IO_AND_FRAMEWORKS = (
     "asyncio",
     "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
     "fastapi",
     "starlette",
     "httpx",
@@ -24,17 +30,71 @@ FORBIDDEN = (
     "socket",
     "redis",
 )
+WEB_SERVER = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "aiosqlite", "alembic")
+
+# layer → (haltless layers it may import, third-party top-level modules it must not import)
+RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    # The pure core: state and input in, decisions out. No I/O, no clock, no outer layer.
+    "core": ({"errors"}, IO_AND_FRAMEWORKS),
+    # Persistence: tables and queries. Knows the core's types, nothing of HTTP or the bus.
+    "store": ({"core", "errors"}, ("fastapi", "starlette", "uvicorn", "websockets", "redis", "httpx")),
+    # The event bus: memory or Redis. Knows the core's event types only.
+    "bus": ({"core"}, ("fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "aiosqlite", "httpx")),
+    # The HTTP/WebSocket server: wires core, store and bus together; never the SDK, the agent or the CLI.
+    "server": ({"core", "store", "bus", "settings", "errors", "__init__"}, ()),
+    # The SDK: speaks only the public API, so it installs and imports without the server's stack.
+    "client": ({"__init__"}, WEB_SERVER),
+    # The edge agent: runs beside machines, talks to the server over HTTP only (and reuses the demo's simulator).
+    "agent": ({"core", "demo", "__init__"}, WEB_SERVER),
+    "settings": ({"bus"}, ()),
+}
 
 
-def test_core_imports_no_io_and_no_outer_layer() -> None:
+def _imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def _files(layer: str) -> list[Path]:
+    folder = PACKAGE / layer
+    return sorted(folder.rglob("*.py")) if folder.is_dir() else [PACKAGE / f"{layer}.py"]
+
+
+@pytest.mark.parametrize("layer", sorted(RULES))
+def test_layer_imports_only_what_it_may(layer: str) -> None:
+    allowed, forbidden = RULES[layer]
     offenders = []
-    for path in CORE.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN or n.startswith(FORBIDDEN)]
+    for path in _files(layer):
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] == "haltless":
+                target = parts[1] if len(parts) > 1 else "__init__"
+                if target != layer and target not in allowed:
+                    offenders.append(f"{path.relative_to(PACKAGE)}: {name}")
+            elif parts[0] in forbidden:
+                offenders.append(f"{path.relative_to(PACKAGE)}: {name}")
     assert offenders == []
+
+
+def test_every_layer_has_a_rule_or_is_an_entry_point() -> None:
+    """A new package under haltless/ must be given its rule here (entry points may import anything)."""
+    entry_points = {"cli", "admin", "demo", "errors", "__main__", "__init__"}
+    found = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or p.is_dir()}
+    found -= {"__pycache__", "static", "py"}
+    assert sorted(found - set(RULES) - entry_points) == []
+    assert set(OUR_LAYERS) >= set(RULES)
+
+
+def test_the_sdk_imports_without_the_server_stack() -> None:
+    """Run in a fresh interpreter: importing haltless.client (and the agent) loads none of the server's libraries."""
+    code = (
+        "import sys, haltless.client, haltless.agent.runner;"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(WEB_SERVER)!r})))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,7 +1,8 @@
 """The NAB v1.1 corpus on disk: series, label windows, scoring profiles and published results.
 
-The data is not part of the project: it is read from `<project root>/../shared/datasets/nab` (which is where it
-sits beside a worktree or a CI clone) unless `HALTLESS_NAB_DIR` names another folder.
+The data is not part of the project: it is read from `shared/datasets/nab` beside the project root (where it sits
+beside a worktree or a CI clone) or beside the nearest folder above it that has one (a clone one level deeper),
+unless `HALTLESS_NAB_DIR` names another folder.
 """
 
 from __future__ import annotations
@@ -18,24 +19,33 @@ import numpy.typing as npt
 
 ENV_VAR = "HALTLESS_NAB_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "nab"
+SHARED_PART = Path("shared") / "datasets" / "nab"
+DEFAULT_DIR = PROJECT_ROOT.parent / SHARED_PART
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+def _is_corpus(folder: Path) -> bool:
+    return (folder / "labels" / "combined_windows.json").is_file()
+
+
 def nab_dir() -> Path | None:
     """The corpus folder, or None when it is not there (callers skip with `missing_reason()`)."""
     configured = os.environ.get(ENV_VAR)
-    folder = Path(configured) if configured else DEFAULT_DIR
-    return folder if (folder / "labels" / "combined_windows.json").is_file() else None
+    if configured:
+        return Path(configured) if _is_corpus(Path(configured)) else None
+    for above in PROJECT_ROOT.parents:
+        if _is_corpus(above / SHARED_PART):
+            return above / SHARED_PART
+    return None
 
 
 def missing_reason() -> str:
     """Why the corpus cannot be found, for a skip message."""
     configured = os.environ.get(ENV_VAR)
-    where = configured if configured else str(DEFAULT_DIR)
+    where = configured if configured else f"{DEFAULT_DIR} or beside any folder above it"
     return f"NAB corpus not found at {where} (set {ENV_VAR} to the folder holding labels/ data/ config/ results/)"
 
 

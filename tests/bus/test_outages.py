@@ -157,3 +157,27 @@ async def test_a_failed_publish_resyncs_only_that_tenants_sockets(
     assert (update["type"], update["value"]) == ("sensor_update", 3.0)
     await hit_ws.close()
     await spared_ws.close()
+
+
+async def test_a_resume_while_redis_is_down_is_told_to_resync_and_stays_live(
+    server_factory: ServerFactory, tenant_factory: Any, private_redis: PrivateRedis
+) -> None:
+    """The history a resume needs cannot be read: the socket is told to resync (its client reloads over REST)
+    and stays subscribed."""
+    running = server_factory(bus_url=private_redis.url, ws_heartbeat_interval=30.0)
+    tenant: Tenant = await tenant_factory(running)
+    machine_id = await tenant.add_machine()
+    ws = await _open(running, tenant.access_token)
+    await tenant.ingest([_reading(machine_id, 1.0)])
+    last_seen = [await next_event(ws) for _ in range(2)][-1]["event_id"]
+    await ws.close()
+
+    private_redis.kill()
+    resumed = await _open(running, _resume(tenant, last_seen))
+    told = await next_event(resumed)
+    assert told["type"] == "resync_required", told
+
+    private_redis.start()
+    # Still subscribed: once the bus is back, live events reach this same socket.
+    await _ingest_until_streamed(tenant, machine_id, resumed)
+    await resumed.close()

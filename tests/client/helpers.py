@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from haltless.client import DashboardStream, Event, StreamStatus
+from tests.conftest import EVENT_TIMEOUT
 
 Item = Event | StreamStatus | BaseException
 
@@ -34,7 +35,7 @@ class StreamRecorder:
             self.items.append(exc)
             self._queue.put_nowait(exc)
 
-    async def next_matching(self, predicate: Callable[[Item], bool], timeout: float = 15.0) -> Item:
+    async def next_matching(self, predicate: Callable[[Item], bool], timeout: float = EVENT_TIMEOUT) -> Item:
         """The next item (skipping others) for which `predicate` holds; exceptions always end the wait."""
         async with asyncio.timeout(timeout):
             while True:
@@ -42,7 +43,7 @@ class StreamRecorder:
                 if isinstance(item, BaseException) or predicate(item):
                     return item
 
-    async def next_of(self, kind: type[Any], timeout: float = 15.0) -> Any:
+    async def next_of(self, kind: type[Any], timeout: float = EVENT_TIMEOUT) -> Any:
         item = await self.next_matching(lambda i: isinstance(i, kind), timeout)
         if isinstance(item, BaseException) and not isinstance(item, kind):
             raise AssertionError(f"the stream ended with {item!r}") from item

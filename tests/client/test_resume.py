@@ -180,8 +180,12 @@ async def test_alert_lifecycle_arrives_as_typed_events(server: RunningServer, te
     async with AsyncHaltlessClient(server.base_url, email=tenant.admin_email, password=PASSWORD) as client:
         me = await client.me()
         await client.create_alert_rule("Too hot", "temperature", ">", 85.0, severity="critical")
-        recorder = StreamRecorder(client.stream(types={"alert", "alert_acknowledged", "alert_resolved"}))
+        recorder = StreamRecorder(
+            client.stream(types={"alert", "alert_acknowledged", "alert_resolved"}, status_events=True)
+        )
         try:
+            # A stream without a resume point gets only what is published after it subscribed: wait for that first.
+            await recorder.next_of(Connected)
             await client.ingest([Reading(machine_id, "temperature", 87.3)])
             opened: Alert = await recorder.next_of(Alert)
             await client.acknowledge_alert(opened.alert_id)

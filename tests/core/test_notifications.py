@@ -67,6 +67,7 @@ class Outbox:
     last_sent: dict[tuple[str, str], int] = field(default_factory=dict)
     tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
     silenced_alerts: set[str] = field(default_factory=set)
+    shelved: dict[str, int] = field(default_factory=dict)  # alert id -> shelved until (µs)
     sent: list[PlannedNotification] = field(default_factory=list)
     next_due: int | None = None
     ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -89,6 +90,7 @@ class Outbox:
             now=now,
             new_id=lambda: f"n{len(self.sent)}-{now}",
             tracks=list(self.tracks.values()),
+            shelved={alert_id: until for alert_id, until in self.shelved.items() if until > now},
         )
         self.silenced_alerts |= {self.known[event_id].alert.alert_id for event_id, _ in plan.silenced}
         self.new = []
@@ -214,6 +216,38 @@ def test_an_unacknowledged_alert_escalates_exactly_at_n_minutes() -> None:
     escalated = [n for n in box.sent if n.kind is Kind.ESCALATED]
     assert [(n.channel_id, n.created_at, [a.alert_id for a in n.alerts]) for n in escalated] == [
         ("boss", T0 + 300 * S, ["a1"])
+    ]
+
+
+def test_a_shelved_alert_gets_no_reminder_or_escalation_until_its_shelf_ends() -> None:
+    """Shelved from the start until 1000 s: the reminder due at 600 s and the escalation due at 300 s both wait, then
+    go out exactly when the shelf ends; reminders go on at their pace after it. The unshelved alert is unaffected."""
+    box = Outbox(
+        [
+            _policy(
+                channel_ids=("hook",),
+                group_wait=0,
+                repeat_interval=600,
+                escalate_after=300,
+                escalation_channel_ids=("boss",),
+            )
+        ]
+    )
+    box.record(Kind.FIRING, _alert(1), T0)
+    box.record(Kind.FIRING, _alert(2), T0)
+    box.run_until(T0)
+    box.shelved["a1"] = T0 + 1000 * S
+    box.run_until(T0 + 999 * S)
+    held = [(n.kind, n.created_at, [a.alert_id for a in n.alerts]) for n in box.sent[1:]]
+    assert held == [(Kind.ESCALATED, T0 + 300 * S, ["a2"]), (Kind.REMINDER, T0 + 600 * S, ["a2"])]
+    assert box.next_due == T0 + 1000 * S  # the dispatcher wakes exactly when the shelf ends
+    box.run_until(T0 + 1000 * S)
+    after = [(n.kind, n.created_at, [a.alert_id for a in n.alerts]) for n in box.sent[3:]]
+    assert after == [(Kind.ESCALATED, T0 + 1000 * S, ["a1"]), (Kind.REMINDER, T0 + 1000 * S, ["a1"])]
+    box.run_until(T0 + 1600 * S)
+    assert [(n.kind, n.created_at, [a.alert_id for a in n.alerts]) for n in box.sent[5:]] == [
+        (Kind.REMINDER, T0 + 1200 * S, ["a2"]),
+        (Kind.REMINDER, T0 + 1600 * S, ["a1"]),
     ]
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haltless.core.rules import (
+    COMPARISONS,
     AlertCleared,
     AlertOpened,
     Condition,
@@ -93,7 +94,7 @@ steps = st.integers(min_value=0, max_value=5_000_000)  # 0 to 5 s between readin
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[Rule, list[tuple[float, int]]]:
     rule = make_rule(
-        draw(st.sampled_from(list(Condition))),
+        draw(st.sampled_from(COMPARISONS)),
         draw(values),
         draw(st.sampled_from([0.0, 1.0, 2.5, 7.0])),
         draw(st.sampled_from([0.0, 0.5, 5.0, 20.0])),
@@ -193,7 +194,7 @@ _states = st.builds(
 
 @settings(max_examples=400)
 @given(
-    condition=st.sampled_from(list(Condition)),
+    condition=st.sampled_from(COMPARISONS),
     threshold=st.integers(-5, 5).map(float),
     state=_states,
     readings=st.lists(st.tuples(st.integers(0, 120), st.integers(-8, 8).map(float)), min_size=1, max_size=12),

@@ -55,6 +55,8 @@ class Demo:
     data_dir: Path
     log_path: Path
     machines: int = 3
+    # Settings of this demo beyond DEMO_ENV (HALTLESS_* variables).
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -73,6 +75,7 @@ class Demo:
     def _start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HALTLESS_")}
         env.update(DEMO_ENV)
+        env.update(self.env)
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

@@ -25,6 +25,8 @@ def test_scripts_styles_and_vendored_chart_library_are_served(server: RunningSer
             ("/ui/app.js", "javascript"),
             ("/ui/live.js", "javascript"),
             ("/ui/style.css", "text/css"),
+            ("/ui/channels.js", "javascript"),
+            ("/ui/notifications.css", "text/css"),
             ("/ui/vendor/uPlot.iife.min.js", "javascript"),
             ("/ui/vendor/uPlot.min.css", "text/css"),
         ]:

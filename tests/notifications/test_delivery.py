@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tests.conftest import RunningServer, Tenant, start_server
+from tests.conftest import RunningServer, Tenant, start_server, wait_until
 from tests.notifications.conftest import (
     SMTP_PASSWORD,
     SMTP_USER,
@@ -489,3 +490,23 @@ async def test_smtp_allow_networks_keeps_relays_inside(
     tested = await tenant.http.post(f"/api/v1/notification-channels/{mail}/test")
     assert tested.json() == {"ok": False, "error": "refused: 127.0.0.1 is outside HALTLESS_SMTP_ALLOW_NETWORKS"}
     assert smtp_relay.messages == []
+
+
+async def test_an_alert_is_sent_when_its_change_commits_not_at_the_next_poll(
+    server_factory: Any, tenant_factory: Any, receiver: WebhookReceiver
+) -> None:
+    """The dispatcher is woken once the alert's transaction has committed: woken before, it found no outbox row
+    yet and slept until its next poll (an hour here), so a group_wait=0 alert waited for the poll, not for nothing."""
+    running = server_factory(webhook_allow_networks="127.0.0.0/8", notification_poll_interval=3600.0)
+    tenant: Tenant = await tenant_factory(running)
+    await _policy(tenant, [await _webhook(tenant, receiver)], group_by="machine", group_wait=0)
+    await _rule(tenant)
+    for sent in range(1, 4):
+        machine_id = await tenant.add_machine(f"Press {sent}")
+        response = await tenant.ingest([_reading(machine_id, 90.0)])
+        assert response.status_code == 202, response.text
+        await wait_until(partial(_delivered, receiver, sent), f"notification {sent} (the poll is an hour away)")
+
+
+def _delivered(receiver: WebhookReceiver, count: int) -> bool:
+    return len(receiver.delivered()) == count

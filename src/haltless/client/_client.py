@@ -36,6 +36,8 @@ from haltless.client._models import (
     AlertPage,
     AlertRecord,
     AlertRule,
+    AnomalySeries,
+    ForecastSeries,
     HistoryBucket,
     HistoryPage,
     HistoryPoint,
@@ -281,6 +283,42 @@ class HaltlessClient(_ClientBase):
                 return
             cursor = page.next_cursor
 
+    def derived_anomaly(
+        self,
+        machine_id: str,
+        metric_name: str,
+        *,
+        rule_id: str | None = None,
+        sensitivity: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> AnomalySeries:
+        """The anomaly score, expected value and band of each reading in [start, end) (default: the last hour),
+        as the anomaly rule `rule_id` (or one at `sensitivity`, default medium) judges them."""
+        call = api.derived_anomaly(machine_id, metric_name, start, end, rule_id, sensitivity, limit)
+        return self._send(call)
+
+    def derived_forecast(
+        self,
+        machine_id: str,
+        metric_name: str,
+        *,
+        rule_id: str | None = None,
+        condition: str | None = None,
+        threshold: float | None = None,
+        horizon_seconds: float | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> ForecastSeries:
+        """The forecasts of the forecast rule `rule_id` (or of `condition`, `threshold` and `horizon_seconds`)
+        as of the readings in [start, end); `.forecast` is the newest."""
+        call = api.derived_forecast(
+            machine_id, metric_name, start, end, rule_id, condition, threshold, horizon_seconds, limit
+        )
+        return self._send(call)
+
     # --- alert rules ---------------------------------------------------------------------------------------
 
     def list_alert_rules(self) -> list[AlertRule]:
@@ -305,9 +343,61 @@ class HaltlessClient(_ClientBase):
         enabled: bool = True,
         message: str | None = None,
     ) -> AlertRule:
-        """Create a rule (admin): `value <condition> threshold` on `metric_name`; `machine_id=None` watches all."""
+        """Create a threshold rule (admin): `value <condition> threshold` on `metric_name`; `machine_id=None`
+        watches all."""
+        fields = {"condition": condition, "threshold": threshold}
         call = api.create_alert_rule(
-            name, metric_name, condition, threshold, machine_id, severity, for_seconds, hysteresis, enabled, message
+            name, metric_name, "threshold", fields, machine_id, severity, for_seconds, hysteresis, enabled, message
+        )
+        return self._send(call)
+
+    def create_anomaly_rule(
+        self,
+        name: str,
+        metric_name: str,
+        *,
+        sensitivity: str = "medium",
+        machine_id: str | None = None,
+        severity: str = "warning",
+        for_seconds: float = 0.0,
+        hysteresis: float = 0.0,
+        enabled: bool = True,
+        message: str | None = None,
+    ) -> AlertRule:
+        """Create an anomaly rule (admin): unusual values of `metric_name` at `sensitivity` low, medium or high;
+        `hysteresis` is a margin on the anomaly score (below 0.25)."""
+        fields = {"sensitivity": sensitivity}
+        call = api.create_alert_rule(
+            name, metric_name, "anomaly", fields, machine_id, severity, for_seconds, hysteresis, enabled, message
+        )
+        return self._send(call)
+
+    def create_forecast_rule(
+        self,
+        name: str,
+        metric_name: str,
+        condition: str,
+        threshold: float,
+        horizon_seconds: float,
+        *,
+        window_readings: int | None = None,
+        machine_id: str | None = None,
+        severity: str = "warning",
+        for_seconds: float = 0.0,
+        hysteresis: float = 0.0,
+        enabled: bool = True,
+        message: str | None = None,
+    ) -> AlertRule:
+        """Create a forecast rule (admin): alert when the trend of `metric_name` (fitted over `window_readings`
+        recent readings) is predicted to pass `condition threshold` within `horizon_seconds`."""
+        fields = {
+            "condition": condition,
+            "threshold": threshold,
+            "horizon_seconds": horizon_seconds,
+            "window_readings": window_readings,
+        }
+        call = api.create_alert_rule(
+            name, metric_name, "forecast", fields, machine_id, severity, for_seconds, hysteresis, enabled, message
         )
         return self._send(call)
 
@@ -325,8 +415,13 @@ class HaltlessClient(_ClientBase):
         hysteresis: float | Unset = UNSET,
         enabled: bool | Unset = UNSET,
         message: str | Unset | None = UNSET,
+        sensitivity: str | Unset = UNSET,
+        horizon_seconds: float | Unset = UNSET,
+        window_readings: int | Unset | None = UNSET,
     ) -> AlertRule:
-        """Change the given fields (admin); `machine_id=None` widens to every machine, `message=None` clears it."""
+        """Change the given fields (admin); `machine_id=None` widens to every machine, `message=None` clears it,
+        `window_readings=None` goes back to the default window. The kind cannot change; a field of another kind
+        is refused (ValidationError)."""
         changes = dict(
             name=name,
             metric_name=metric_name,
@@ -338,6 +433,9 @@ class HaltlessClient(_ClientBase):
             hysteresis=hysteresis,
             enabled=enabled,
             message=message,
+            sensitivity=sensitivity,
+            horizon_seconds=horizon_seconds,
+            window_readings=window_readings,
         )
         return self._send(api.update_alert_rule(rule_id, changes))
 
@@ -581,6 +679,42 @@ class AsyncHaltlessClient(_ClientBase):
                 return
             cursor = page.next_cursor
 
+    async def derived_anomaly(
+        self,
+        machine_id: str,
+        metric_name: str,
+        *,
+        rule_id: str | None = None,
+        sensitivity: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> AnomalySeries:
+        """The anomaly score, expected value and band of each reading in [start, end) (default: the last hour),
+        as the anomaly rule `rule_id` (or one at `sensitivity`, default medium) judges them."""
+        call = api.derived_anomaly(machine_id, metric_name, start, end, rule_id, sensitivity, limit)
+        return await self._send(call)
+
+    async def derived_forecast(
+        self,
+        machine_id: str,
+        metric_name: str,
+        *,
+        rule_id: str | None = None,
+        condition: str | None = None,
+        threshold: float | None = None,
+        horizon_seconds: float | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> ForecastSeries:
+        """The forecasts of the forecast rule `rule_id` (or of `condition`, `threshold` and `horizon_seconds`)
+        as of the readings in [start, end); `.forecast` is the newest."""
+        call = api.derived_forecast(
+            machine_id, metric_name, start, end, rule_id, condition, threshold, horizon_seconds, limit
+        )
+        return await self._send(call)
+
     # --- alert rules ---------------------------------------------------------------------------------------
 
     async def list_alert_rules(self) -> list[AlertRule]:
@@ -605,9 +739,61 @@ class AsyncHaltlessClient(_ClientBase):
         enabled: bool = True,
         message: str | None = None,
     ) -> AlertRule:
-        """Create a rule (admin): `value <condition> threshold` on `metric_name`; `machine_id=None` watches all."""
+        """Create a threshold rule (admin): `value <condition> threshold` on `metric_name`; `machine_id=None`
+        watches all."""
+        fields = {"condition": condition, "threshold": threshold}
         call = api.create_alert_rule(
-            name, metric_name, condition, threshold, machine_id, severity, for_seconds, hysteresis, enabled, message
+            name, metric_name, "threshold", fields, machine_id, severity, for_seconds, hysteresis, enabled, message
+        )
+        return await self._send(call)
+
+    async def create_anomaly_rule(
+        self,
+        name: str,
+        metric_name: str,
+        *,
+        sensitivity: str = "medium",
+        machine_id: str | None = None,
+        severity: str = "warning",
+        for_seconds: float = 0.0,
+        hysteresis: float = 0.0,
+        enabled: bool = True,
+        message: str | None = None,
+    ) -> AlertRule:
+        """Create an anomaly rule (admin): unusual values of `metric_name` at `sensitivity` low, medium or high;
+        `hysteresis` is a margin on the anomaly score (below 0.25)."""
+        fields = {"sensitivity": sensitivity}
+        call = api.create_alert_rule(
+            name, metric_name, "anomaly", fields, machine_id, severity, for_seconds, hysteresis, enabled, message
+        )
+        return await self._send(call)
+
+    async def create_forecast_rule(
+        self,
+        name: str,
+        metric_name: str,
+        condition: str,
+        threshold: float,
+        horizon_seconds: float,
+        *,
+        window_readings: int | None = None,
+        machine_id: str | None = None,
+        severity: str = "warning",
+        for_seconds: float = 0.0,
+        hysteresis: float = 0.0,
+        enabled: bool = True,
+        message: str | None = None,
+    ) -> AlertRule:
+        """Create a forecast rule (admin): alert when the trend of `metric_name` (fitted over `window_readings`
+        recent readings) is predicted to pass `condition threshold` within `horizon_seconds`."""
+        fields = {
+            "condition": condition,
+            "threshold": threshold,
+            "horizon_seconds": horizon_seconds,
+            "window_readings": window_readings,
+        }
+        call = api.create_alert_rule(
+            name, metric_name, "forecast", fields, machine_id, severity, for_seconds, hysteresis, enabled, message
         )
         return await self._send(call)
 
@@ -625,8 +811,13 @@ class AsyncHaltlessClient(_ClientBase):
         hysteresis: float | Unset = UNSET,
         enabled: bool | Unset = UNSET,
         message: str | Unset | None = UNSET,
+        sensitivity: str | Unset = UNSET,
+        horizon_seconds: float | Unset = UNSET,
+        window_readings: int | Unset | None = UNSET,
     ) -> AlertRule:
-        """Change the given fields (admin); `machine_id=None` widens to every machine, `message=None` clears it."""
+        """Change the given fields (admin); `machine_id=None` widens to every machine, `message=None` clears it,
+        `window_readings=None` goes back to the default window. The kind cannot change; a field of another kind
+        is refused (ValidationError)."""
         changes = dict(
             name=name,
             metric_name=metric_name,
@@ -638,6 +829,9 @@ class AsyncHaltlessClient(_ClientBase):
             hysteresis=hysteresis,
             enabled=enabled,
             message=message,
+            sensitivity=sensitivity,
+            horizon_seconds=horizon_seconds,
+            window_readings=window_readings,
         )
         return await self._send(api.update_alert_rule(rule_id, changes))
 

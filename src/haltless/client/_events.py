@@ -69,12 +69,48 @@ class AlertResolved(Event):
 
 @dataclass(frozen=True, slots=True)
 class AlertAcknowledged(Event):
-    """A user acknowledged an open alert; `acknowledged_by` is their user id."""
+    """A user acknowledged an open alert; `acknowledged_by` is their user id, `comment` what they said (if any)."""
 
     alert_id: str = ""
     machine_id: str = ""
     acknowledged_by: str = ""
     acknowledged_at: datetime | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertShelved(Event):
+    """A user shelved an open alert: no reminders or escalation until `shelved_until`."""
+
+    alert_id: str = ""
+    machine_id: str = ""
+    shelved_by: str = ""
+    shelved_at: datetime | None = None
+    shelved_until: datetime | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertUnshelved(Event):
+    """A user took an alert off the shelf before its end."""
+
+    alert_id: str = ""
+    machine_id: str = ""
+    unshelved_by: str = ""
+    unshelved_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEscalated(Event):
+    """A notification policy escalated an unacknowledged alert; `severity` is higher than `previous_severity`
+    when the policy raised it."""
+
+    alert_id: str = ""
+    machine_id: str = ""
+    severity: str = ""
+    previous_severity: str = ""
+    policy_id: str = ""
+    escalated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +139,10 @@ def _float(value: Any) -> float | None:
 
 def _time(value: Any) -> datetime | None:
     return None if value is None else parse_time(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _event_id(data: Mapping[str, Any]) -> str | None:
@@ -161,6 +201,41 @@ def parse_event(data: Mapping[str, Any]) -> Event:
                 machine_id=str(data["machine_id"]),
                 acknowledged_by=str(data.get("acknowledged_by") or ""),
                 acknowledged_at=_time(data.get("acknowledged_at")),
+                comment=_text(data.get("comment")),
+            )
+        if kind == "alert_shelved":
+            return AlertShelved(
+                kind,
+                data,
+                event_id,
+                alert_id=str(data["alert_id"]),
+                machine_id=str(data["machine_id"]),
+                shelved_by=str(data.get("shelved_by") or ""),
+                shelved_at=_time(data.get("shelved_at")),
+                shelved_until=_time(data.get("shelved_until")),
+                comment=_text(data.get("comment")),
+            )
+        if kind == "alert_unshelved":
+            return AlertUnshelved(
+                kind,
+                data,
+                event_id,
+                alert_id=str(data["alert_id"]),
+                machine_id=str(data["machine_id"]),
+                unshelved_by=str(data.get("unshelved_by") or ""),
+                unshelved_at=_time(data.get("unshelved_at")),
+            )
+        if kind == "alert_escalated":
+            return AlertEscalated(
+                kind,
+                data,
+                event_id,
+                alert_id=str(data["alert_id"]),
+                machine_id=str(data["machine_id"]),
+                severity=str(data.get("severity", "")),
+                previous_severity=str(data.get("previous_severity", "")),
+                policy_id=str(data.get("policy_id", "")),
+                escalated_at=_time(data.get("escalated_at")),
             )
         if kind == "machine_status":
             return MachineStatus(

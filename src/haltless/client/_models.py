@@ -265,7 +265,9 @@ class HistoryPage:
 
 @dataclass(frozen=True, slots=True)
 class AlertRule:
-    """An alert rule: `value <condition> threshold` on `metric_name` opens an alert (docs/alerts.md)."""
+    """An alert rule (docs/alerts.md): `kind` threshold (`value <condition> threshold` on `metric_name` opens an
+    alert), anomaly (unusual values, at a `sensitivity`) or forecast (the trend crosses `condition threshold`
+    within `horizon_seconds`)."""
 
     id: str
     name: str
@@ -283,6 +285,7 @@ class AlertRule:
     kind: str = "threshold"  # threshold, anomaly or forecast
     sensitivity: str | None = None  # anomaly: low, medium, high
     horizon_seconds: float | None = None  # forecast
+    window_readings: int | None = None  # forecast; None: the server's default window
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AlertRule:
@@ -303,6 +306,7 @@ class AlertRule:
             kind=str(data.get("kind") or "threshold"),
             sensitivity=data.get("sensitivity"),
             horizon_seconds=None if data.get("horizon_seconds") is None else float(data["horizon_seconds"]),
+            window_readings=None if data.get("window_readings") is None else int(data["window_readings"]),
         )
 
 
@@ -328,6 +332,7 @@ class AlertRecord:
     resolved_at: datetime | None
     resolved_by: str | None
     resolution: str | None  # cleared, manual, rule_changed, rule_disabled, rule_deleted
+    predicted_crossing_at: datetime | None = None  # forecast alerts: when the trend is predicted to cross
 
     @property
     def is_open(self) -> bool:
@@ -351,6 +356,7 @@ class AlertRecord:
             resolved_at=parse_optional_time(data.get("resolved_at")),
             resolved_by=data.get("resolved_by"),
             resolution=data.get("resolution"),
+            predicted_crossing_at=parse_optional_time(data.get("predicted_crossing_at")),
         )
 
 
@@ -364,6 +370,137 @@ class AlertPage:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AlertPage:
         return cls(tuple(AlertRecord.from_json(item) for item in data["items"]), data.get("next_cursor"))
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyPoint:
+    """One reading as an anomaly rule judged it, from the readings before it only: `score` 0..1, the `expected`
+    value and band `low`..`high` (None while warming up)."""
+
+    timestamp: datetime
+    value: float
+    score: float
+    expected: float | None
+    low: float | None
+    high: float | None
+    warming_up: bool
+    anomalous: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AnomalyPoint:
+        return cls(
+            timestamp=parse_time(data["timestamp"]),
+            value=float(data["value"]),
+            score=float(data["score"]),
+            expected=_optional_float(data.get("expected")),
+            low=_optional_float(data.get("low")),
+            high=_optional_float(data.get("high")),
+            warming_up=bool(data["warming_up"]),
+            anomalous=bool(data["anomalous"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalySeries:
+    """`GET /sensor-data/derived?kind=anomaly`: the anomaly score of each reading in [start, end)."""
+
+    machine_id: str
+    metric_name: str
+    rule_id: str | None  # None: the query's own parameters, no stored rule
+    start: datetime
+    end: datetime
+    truncated: bool  # the range held more readings than `limit`
+    sensitivity: str
+    score_threshold: float  # a score at or above it is anomalous
+    items: tuple[AnomalyPoint, ...]
+
+    @property
+    def anomalies(self) -> tuple[AnomalyPoint, ...]:
+        return tuple(point for point in self.items if point.anomalous)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AnomalySeries:
+        return cls(
+            machine_id=str(data["machine_id"]),
+            metric_name=str(data["metric_name"]),
+            rule_id=data.get("rule_id"),
+            start=parse_time(data["start"]),
+            end=parse_time(data["end"]),
+            truncated=bool(data["truncated"]),
+            sensitivity=str(data["sensitivity"]),
+            score_threshold=float(data["score_threshold"]),
+            items=tuple(AnomalyPoint.from_json(item) for item in data["items"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastPoint:
+    """The forecast as of one reading: the trend's `level` and slope, whether it is `trending` (significant and
+    steady), and when it crosses the threshold (`crossing_at`, within `earliest_at`..`latest_at`; None when it
+    does not head there)."""
+
+    timestamp: datetime
+    ready: bool  # enough readings in the window to fit a trend
+    level: float | None
+    slope_per_hour: float
+    trending: bool
+    will_cross: bool
+    crossing_at: datetime | None
+    earliest_at: datetime | None
+    latest_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ForecastPoint:
+        return cls(
+            timestamp=parse_time(data["timestamp"]),
+            ready=bool(data["ready"]),
+            level=_optional_float(data.get("level")),
+            slope_per_hour=float(data["slope_per_hour"]),
+            trending=bool(data["trending"]),
+            will_cross=bool(data["will_cross"]),
+            crossing_at=parse_optional_time(data.get("crossing_at")),
+            earliest_at=parse_optional_time(data.get("earliest_at")),
+            latest_at=parse_optional_time(data.get("latest_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSeries:
+    """`GET /sensor-data/derived?kind=forecast`: forecasts as of readings in [start, end) (about 500 of them over
+    long ranges, and the last); `forecast` is the one as of the newest reading (None without readings)."""
+
+    machine_id: str
+    metric_name: str
+    rule_id: str | None
+    start: datetime
+    end: datetime
+    truncated: bool
+    threshold: float
+    direction: str  # above or below
+    horizon_seconds: float
+    items: tuple[ForecastPoint, ...]
+    forecast: ForecastPoint | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ForecastSeries:
+        latest = data.get("forecast")
+        return cls(
+            machine_id=str(data["machine_id"]),
+            metric_name=str(data["metric_name"]),
+            rule_id=data.get("rule_id"),
+            start=parse_time(data["start"]),
+            end=parse_time(data["end"]),
+            truncated=bool(data["truncated"]),
+            threshold=float(data["threshold"]),
+            direction=str(data["direction"]),
+            horizon_seconds=float(data["horizon_seconds"]),
+            items=tuple(ForecastPoint.from_json(item) for item in data["items"]),
+            forecast=None if latest is None else ForecastPoint.from_json(latest),
+        )
 
 
 def alert_rules_from_json(data: Any) -> list[AlertRule]:

@@ -59,7 +59,14 @@ class StoredAlert:
     resolved_by: str | None
     resolution: str | None
     predicted_crossing_at: int | None = None  # forecast alerts: when the trend crosses the threshold
+    acknowledge_comment: str | None = None  # what the acknowledging user said
+    shelved_until: int | None = None  # µs: reminders and escalation wait until then (None: not shelved)
+    flapping: bool = False  # opened while its rule was flapping (core/flapping.py)
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    def shelved_at(self, now_us: int) -> bool:
+        """Whether the alert is shelved at `now_us` (its shelf ends by itself at `shelved_until`)."""
+        return self.shelved_until is not None and self.shelved_until > now_us

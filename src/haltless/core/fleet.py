@@ -7,6 +7,7 @@ ahead of the database. No I/O: the server loads it and, across processes, refres
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from haltless.core.alerts import StoredAlert
 from haltless.core.health import MachineHealth
@@ -49,7 +50,13 @@ class Fleet:
         changed = {}
         for key, state in plan.states.items():
             old = self.states.get(key, _FRESH)
-            if old.breach_since != state.breach_since or old.armed != state.armed:
+            if (
+                old.breach_since != state.breach_since
+                or old.armed != state.armed
+                or old.flap_fires is not state.flap_fires
+                or old.calm_since != state.calm_since
+                or old.seen_at != state.seen_at
+            ):
                 changed[key] = state
         return changed
 
@@ -81,7 +88,7 @@ class Fleet:
         if alert.rule_id is not None:
             key = (alert.rule_id, alert.machine_id)
             old = self.states.get(key, _FRESH)
-            self.states[key] = RuleState(old.breach_since, old.last_ts, old.armed, alert.id)
+            self.states[key] = replace(old, open_alert_id=alert.id, flapping=alert.flapping)
 
     def reload(
         self,

@@ -65,7 +65,8 @@ INTERVAL_LADDER: tuple[int, ...] = (
 
 # One stored reading as history returns it: (metric_name, ts, value, unit, id); `id` only breaks ties between
 # equal timestamps. A plain row, not a NamedTuple: pages are handed on exactly as the driver returns them,
-# because building a named tuple per row cost ~15% of a 10,000-point page (bench/history.py). Unpack it.
+# because building a named tuple per row was a large share of a page (docs/benchmarks.md, "Hot-path choices").
+# Unpack it.
 RawPoint = tuple[str, int, float, str, int]
 
 

@@ -78,6 +78,7 @@ class AlertFacts:
     state: str
     rule_id: str | None = None
     tags: tuple[str, ...] = ()
+    flapping: bool = False  # opened while its rule was flapping (its `state` then reads `flapping` while active)
 
     def to_json(self) -> dict[str, object]:
         """The snapshot kept in the outbox (times as µs)."""
@@ -94,6 +95,7 @@ class AlertFacts:
             "state": self.state,
             "rule_id": self.rule_id,
             "tags": list(self.tags),
+            "flapping": self.flapping,
         }
 
     @classmethod
@@ -114,6 +116,7 @@ class AlertFacts:
             state=str(data["state"]),
             rule_id=None if rule_id is None else str(rule_id),
             tags=tuple(str(tag) for tag in tags),
+            flapping=bool(data.get("flapping", False)),
         )
 
 
@@ -168,6 +171,8 @@ class Policy:
     # Seconds after which an alert still unacknowledged goes to `escalation_channel_ids` (`escalated`); None: never.
     escalate_after: float | None = None
     escalation_channel_ids: tuple[str, ...] = ()
+    # The severity an escalated alert is raised to (`info`, `warning`, `critical`; never lowered); None: unchanged.
+    escalation_severity: str | None = None
 
     @property
     def follows_up(self) -> bool:
@@ -277,6 +282,7 @@ def plan_cycle(
     now: int,
     new_id: Callable[[], str],
     tracks: Sequence[Track] = (),
+    shelved: Mapping[str, int] | None = None,
 ) -> CyclePlan:
     """Route new changes (or silence them) into groups, send each group that is due, then send reminders and
     escalations of the firing alerts policies follow up (`tracks`) that nobody acknowledged.
@@ -284,12 +290,14 @@ def plan_cycle(
     `changes` are newly recorded (not yet routed); `waiting` are the entries still in their groups, whose changes
     `known` holds (with the new ones); `silenced_alerts` are alerts whose firing was silenced: their later
     changes are silenced too. A group is due `group_wait` after its first entry, or `group_interval` after its
-    previous send when that was recent.
+    previous send when that was recent. `shelved`: alert id -> until when (µs) for alerts shelved at `now`; their
+    reminders and escalation wait until the shelf ends, then resume.
     """
     plan = CyclePlan()
     by_policy = {policy.id: policy for policy in policies}
     silenced_ids = set(silenced_alerts)
     entries = list(waiting)
+    superseded: set[tuple[str, str]] = set()  # (policy, alert) whose changes a flapping alert stands for
     for change in changes:
         if change.kind is not Kind.FIRING:
             plan.untracked.add(change.alert.alert_id)
@@ -306,6 +314,10 @@ def plan_cycle(
         if not routed:
             plan.unrouted.append(change.event_id)
         for policy in routed:
+            if (policy.id, change.alert.alert_id) in superseded:
+                continue  # a later change of an alert a flap stands for (its resolved, recorded after the flap)
+            if change.kind is Kind.FIRING and change.alert.flapping:
+                superseded |= {(policy.id, a) for a in _supersede(plan, entries, known, change, policy.id)}
             entry = Waiting(change.event_id, policy.id, group_key(policy, change), change.at)
             plan.waiting.append(entry)
             entries.append(entry)
@@ -335,19 +347,68 @@ def plan_cycle(
         if first.kind is Kind.FIRING and owner.follows_up:
             for alert in alerts:
                 plan.tracks_sent[(owner.id, alert.alert_id)] = now
-    _follow_up(plan, [*tracks, *plan.new_tracks], by_policy, now, new_id)
+    _follow_up(plan, [*tracks, *plan.new_tracks], by_policy, now, new_id, shelved or {})
     return plan
 
 
+def _supersede(
+    plan: CyclePlan, entries: list[Waiting], known: Mapping[int, AlertChange], flap: AlertChange, policy_id: str
+) -> set[str]:
+    """A flapping alert's firing stands for its flap (core/flapping.py): the earlier alerts of the same rule and
+    machine whose firing this policy has not sent yet are dropped from its groups, their resolved changes too.
+    One notification for the flap, not one per fire and clear; what was sent already stays sent. Returns the
+    alerts dropped."""
+    rule_id, machine_id = flap.alert.rule_id, flap.alert.machine_id
+    if rule_id is None:
+        return set()
+    unsent = set()
+    for entry in entries:
+        change = known.get(entry.event_id)
+        if (
+            entry.policy_id == policy_id
+            and change is not None
+            and change.kind is Kind.FIRING
+            and change.alert.rule_id == rule_id
+            and change.alert.machine_id == machine_id
+        ):
+            unsent.add(change.alert.alert_id)
+    if not unsent:
+        return unsent
+    dropped = [
+        e
+        for e in entries
+        if e.policy_id == policy_id and (c := known.get(e.event_id)) is not None and c.alert.alert_id in unsent
+    ]
+    new = set(map(id, plan.waiting))
+    for entry in dropped:
+        entries.remove(entry)
+        if id(entry) in new:
+            plan.waiting.remove(entry)
+        else:
+            plan.sent.append(entry)
+    plan.new_tracks = [t for t in plan.new_tracks if not (t.policy_id == policy_id and t.alert.alert_id in unsent)]
+    return unsent
+
+
 def _follow_up(
-    plan: CyclePlan, tracks: Sequence[Track], by_policy: Mapping[str, Policy], now: int, new_id: Callable[[], str]
+    plan: CyclePlan,
+    tracks: Sequence[Track],
+    by_policy: Mapping[str, Policy],
+    now: int,
+    new_id: Callable[[], str],
+    shelved: Mapping[str, int],
 ) -> None:
-    """Reminders and escalations that are due, one notification per policy and channel."""
+    """Reminders and escalations that are due, one notification per policy and channel; a shelved alert's wait
+    until its shelf ends (then what fell due meanwhile goes out at once)."""
     reminders: dict[str, list[Track]] = defaultdict(list)
     escalations: dict[str, list[Track]] = defaultdict(list)
     for track in tracks:
         policy = by_policy.get(track.policy_id)
         if policy is None or track.alert.alert_id in plan.untracked:
+            continue
+        shelf_end = shelved.get(track.alert.alert_id)
+        if shelf_end is not None and shelf_end > now:
+            plan.due_at(shelf_end)
             continue
         key = (track.policy_id, track.alert.alert_id)
         if policy.escalate_after is not None and policy.escalation_channel_ids and not track.escalated:

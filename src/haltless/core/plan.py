@@ -32,6 +32,18 @@ class TransitionKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     # It was closed (see its `resolution`).
     RESOLVED = "resolved"
+    # A user shelved (snoozed) it: no reminders or escalation until the shelf ends.
+    SHELVED = "shelved"
+    # A user took it off the shelf before the shelf ended.
+    UNSHELVED = "unshelved"
+    # A notification policy escalated it (unacknowledged for the policy's escalate_after).
+    ESCALATED = "escalated"
+    # Its escalation raised its severity (the policy's escalation_severity).
+    SEVERITY_RAISED = "severity_raised"
+
+
+# The transitions that change what a notification says (the others are audited, not notified).
+NOTIFIED_KINDS = (TransitionKind.OPENED, TransitionKind.ACKNOWLEDGED, TransitionKind.RESOLVED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +54,9 @@ class AlertTransition:
     alert: StoredAlert
     actor: str  # a user id, or SYSTEM
     at: int  # µs
+    comment: str | None = None  # what the actor said (acknowledge, shelve)
+    # Kind-specific facts for the audit trail (resolution, severity from/to, shelved until...): JSON values.
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

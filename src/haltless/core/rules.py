@@ -31,6 +31,12 @@ class Condition(StrEnum):
     GE = ">="
     LT = "<"
     LE = "<="
+    # No reading of the metric for `for_seconds` (core/planners/no_data.py); no threshold.
+    NO_DATA = "no_data"
+
+
+# The conditions that compare a value with a threshold (`evaluate`); `no_data` watches arrival instead.
+COMPARISONS = (Condition.GT, Condition.GE, Condition.LT, Condition.LE)
 
 
 class RuleKind(StrEnum):
@@ -84,6 +90,10 @@ class Rule:
     sensitivity: str | None = None  # anomaly: low, medium or high (core.anomaly.Sensitivity)
     horizon_seconds: float | None = None  # forecast: how far ahead a crossing is announced
     window_readings: int | None = None  # forecast: readings the trend is fitted to (None: the default)
+    # Flap detection (core/flapping.py): more than `flap_threshold` alerts opened within `flap_window_seconds`
+    # make the next one `flapping`; None: never.
+    flap_threshold: int | None = None
+    flap_window_seconds: float = 600.0
 
     def breaches(self, value: float) -> bool:
         return _COMPARE[self.condition](value, self.threshold)
@@ -101,6 +111,8 @@ class Rule:
         """The alert text: the rule's template with its placeholders filled, or a sensible default."""
         if not self.message:
             label = self.metric_name.replace("_", " ").capitalize()
+            if self.condition is Condition.NO_DATA:
+                return f"{label}: no reading for {self.for_seconds:g} s"
             verb = "exceeded" if self.condition in (Condition.GT, Condition.GE) else "fell below"
             return f"{label} {verb} threshold"
         fields = {
@@ -134,6 +146,13 @@ class RuleState:
     last_ts: int | None = None  # newest measurement time evaluated
     armed: bool = True
     open_alert_id: str | None = None
+    # Flap detection (core/flapping.py): when the rule's recent alerts opened (µs, measurement time, the newest
+    # `flap_threshold` + 1), whether the open alert is flapping, and since when the value has stayed clear.
+    flap_fires: tuple[int, ...] = ()
+    flapping: bool = False
+    calm_since: int | None = None
+    # `no_data` rules (core/planners/no_data.py): arrival time (µs) of the newest reading of the metric.
+    seen_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +214,14 @@ def evaluate_quiet(rule: Rule, state: RuleState, lowest: float, highest: float, 
         return None
     if state.last_ts is not None and state.last_ts >= newest_ts:
         return state
+    if state.flap_fires:
+        return RuleState(last_ts=newest_ts, flap_fires=state.flap_fires)
     return RuleState(last_ts=newest_ts)
 
 
 def resolved_by_user(state: RuleState) -> RuleState:
-    """The state after a user resolved the open alert: disarmed until the value clears once."""
-    return RuleState(breach_since=None, last_ts=state.last_ts, armed=False, open_alert_id=None)
+    """The state after a user resolved the open alert: disarmed until the value clears once (the flap detector
+    keeps its memory of recent alerts)."""
+    return RuleState(
+        breach_since=None, last_ts=state.last_ts, armed=False, open_alert_id=None, flap_fires=state.flap_fires
+    )

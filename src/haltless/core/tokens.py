@@ -96,19 +96,19 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": _REQUIRED, "verify_iat": False},
+            # Expiry is checked below against `now`, the injected clock, not by PyJWT against the system clock.
+            options={"require": _REQUIRED, "verify_iat": False, "verify_exp": False},
         )
-    except jwt.ExpiredSignatureError:
-        # PyJWT checks the signature before the expiry, so the claims it did not return can be trusted.
-        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
-        raise TokenExpired(claims.get("typ") if isinstance(claims.get("typ"), str) else None) from None
     except jwt.PyJWTError:
         raise TokenError("invalid token") from None
+    exp, iat = payload["exp"], payload["iat"]
+    if not isinstance(exp, int) or not isinstance(iat, int):
+        raise TokenError("invalid token")
+    if exp <= now:
+        typ = payload.get("typ")
+        raise TokenExpired(typ if isinstance(typ, str) else None)
     if payload.get("typ") != expected_type:
         raise WrongTokenType(f"not an {expected_type} token" if expected_type == "access" else "not a refresh token")
-    exp, iat = payload["exp"], payload["iat"]
-    if not isinstance(exp, int) or not isinstance(iat, int) or exp <= now:
-        raise TokenExpired(expected_type)
     sub, tid, jti = payload["sub"], payload["tid"], payload["jti"]
     if not all(isinstance(v, str) and v for v in (sub, tid, jti)):
         raise TokenError("invalid token")
@@ -139,8 +139,8 @@ def verify(secret: str, token: str, *, expected_type: TokenType, now: int) -> To
 
 class AccessTokenVerifier:
     """`verify` for access tokens, remembering the ones that passed: a client sends the same token with every
-    request until it expires, and checking its signature and claims again each time cost ~4% of a
-    500-reading ingest batch on the event loop (bench M4).
+    request until it expires, and checking its signature and claims again each time was a measured cost of every
+    ingest batch on the event loop (docs/benchmarks.md, "Hot-path choices").
 
     Sound because verification depends only on the token and the secret: a remembered token gives the claims
     it gave the first time, and expiry is checked against `now` on every use. Whether the user behind the token

@@ -153,15 +153,66 @@ def alert_updated(alert_id: str, machine_id: str, message: str, predicted_crossi
     ).decode()
 
 
-def alert_acknowledged(alert_id: str, machine_id: str, acknowledged_by: str, acknowledged_at_us: int) -> str:
-    """Extension: a user acknowledged an open alert."""
+def alert_acknowledged(
+    alert_id: str, machine_id: str, acknowledged_by: str, acknowledged_at_us: int, comment: str | None = None
+) -> str:
+    """Extension: a user acknowledged an open alert; `comment` is there only when the user gave one."""
+    event: dict[str, object] = {
+        "type": "alert_acknowledged",
+        "alert_id": alert_id,
+        "machine_id": machine_id,
+        "acknowledged_by": acknowledged_by,
+        "acknowledged_at": format_micros(acknowledged_at_us),
+    }
+    if comment is not None:
+        event["comment"] = comment
+    return orjson.dumps(event).decode()
+
+
+def alert_shelved(
+    alert_id: str, machine_id: str, shelved_by: str, shelved_at_us: int, shelved_until_us: int, comment: str | None
+) -> str:
+    """Extension: a user shelved an open alert: no reminders or escalation until `shelved_until`."""
     return orjson.dumps(
         {
-            "type": "alert_acknowledged",
+            "type": "alert_shelved",
             "alert_id": alert_id,
             "machine_id": machine_id,
-            "acknowledged_by": acknowledged_by,
-            "acknowledged_at": format_micros(acknowledged_at_us),
+            "shelved_by": shelved_by,
+            "shelved_at": format_micros(shelved_at_us),
+            "shelved_until": format_micros(shelved_until_us),
+            "comment": comment,
+        }
+    ).decode()
+
+
+def alert_unshelved(alert_id: str, machine_id: str, unshelved_by: str, unshelved_at_us: int) -> str:
+    """Extension: a user took an alert off the shelf before the shelf ended."""
+    return orjson.dumps(
+        {
+            "type": "alert_unshelved",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "unshelved_by": unshelved_by,
+            "unshelved_at": format_micros(unshelved_at_us),
+        }
+    ).decode()
+
+
+def alert_escalated(
+    alert_id: str, machine_id: str, severity: str, previous_severity: str, policy_id: str, escalated_at_us: int
+) -> str:
+    """Extension: a notification policy escalated an unacknowledged alert; `severity` differs from
+    `previous_severity` when the policy raised it."""
+    return orjson.dumps(
+        {
+            "type": "alert_escalated",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "severity": severity,
+            "previous_severity": previous_severity,
+            "policy_id": policy_id,
+            "escalated_at": format_micros(escalated_at_us),
         }
     ).decode()
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from haltless.core.anomaly import Sensitivity
+from haltless.core.flapping import DEFAULT_FLAP_THRESHOLD, DEFAULT_FLAP_WINDOW_SECONDS
 from haltless.core.forecast import MAX_WINDOW_READINGS, MIN_READINGS
 from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.rules import Condition, RuleKind, Severity, message_template_error
@@ -29,6 +30,8 @@ MAX_HORIZON_SECONDS = 30 * 86_400.0
 _KIND = "threshold (default), anomaly or forecast; fixed at creation (docs/alerts.md)"
 _SENSITIVITY = "anomaly rules: low, medium (default) or high"
 _HORIZON = "forecast rules (required): alert when the trend is predicted to cross the threshold within this many s"
+_FLAP = "flap detection: more than this many alerts within flap_window_seconds make the next one flapping; null: off"
+_FLAP_WINDOW = "flap detection window (seconds)"
 _WINDOW = f"forecast rules: readings the trend is fitted to, {MIN_READINGS}–{MAX_WINDOW_READINGS} (default 128)"
 
 
@@ -64,6 +67,10 @@ class AlertRuleCreate(StrictBody):
         default=None,
         description="Template; placeholders {metric_name} {value} {threshold} {condition} {rule_name} {severity}",
     )
+    flap_threshold: int | None = Field(default=DEFAULT_FLAP_THRESHOLD, ge=1, le=1000, description=_FLAP)
+    flap_window_seconds: float = Field(
+        default=DEFAULT_FLAP_WINDOW_SECONDS, gt=0.0, le=MAX_FOR_SECONDS, description=_FLAP_WINDOW
+    )
 
     _check_threshold = field_validator("threshold", "hysteresis", "for_seconds", "horizon_seconds")(_finite)
     _check_message = field_validator("message")(_template)
@@ -89,6 +96,8 @@ class AlertRuleUpdate(StrictBody):
     hysteresis: Annotated[float, Field(ge=0.0)] | SkipJsonSchema[None] = None
     enabled: bool | SkipJsonSchema[None] = None
     message: Message | None = None
+    flap_threshold: int | None = Field(default=None, ge=1, le=1000, description=_FLAP)
+    flap_window_seconds: Annotated[float, Field(gt=0.0, le=MAX_FOR_SECONDS)] | SkipJsonSchema[None] = None
 
     _check_threshold = field_validator("threshold", "hysteresis", "for_seconds", "horizon_seconds")(_finite)
     _check_message = field_validator("message")(_template)
@@ -110,6 +119,8 @@ class AlertRuleOut(BaseModel):
     hysteresis: float
     enabled: bool
     message: str | None
+    flap_threshold: int | None = Field(default=None, description=_FLAP)
+    flap_window_seconds: float = Field(default=DEFAULT_FLAP_WINDOW_SECONDS, description=_FLAP_WINDOW)
     created_at: str
     updated_at: str
 
@@ -133,9 +144,48 @@ class AlertOut(BaseModel):
     predicted_crossing_at: str | None = Field(
         default=None, description="forecast alerts: when the trend is predicted to cross the threshold"
     )
+    flapping: bool = Field(default=False, description="opened while its rule was flapping (docs/alerts.md)")
     # Extensions: the emails of those users (null when unknown here, or the user was deleted); in lists.
     acknowledged_by_email: str | None = None
     resolved_by_email: str | None = None
+    acknowledge_comment: str | None = Field(default=None, description="what the acknowledging user said")
+    shelved_until: str | None = Field(
+        default=None, description="shelved (no reminders or escalation) until then; null: not shelved"
+    )
+
+
+# A comment on an alert transition: one line of text (no control characters), as people type it.
+Comment = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    at_most(1000),
+    CleanText,
+    NonBlankSchema,
+]
+# The longest shelf: a week; longer is almost always a unit mistake (and a silence is the tool for it).
+MAX_SHELVE_SECONDS = 7 * 86_400
+
+
+class AlertActionIn(StrictBody):
+    """The optional body of acknowledge, resolve and unshelve."""
+
+    comment: Comment | None = Field(default=None, description="why; kept in the alert's history")
+
+
+class AlertShelveIn(StrictBody):
+    duration_seconds: float = Field(gt=0, le=MAX_SHELVE_SECONDS, description="how long; at most a week")
+    comment: Comment | None = Field(default=None, description="why; kept in the alert's history")
+
+
+class AlertHistoryEntryOut(BaseModel):
+    kind: str = Field(
+        description="opened, acknowledged, resolved, shelved, unshelved, escalated or severity_raised (more may come)"
+    )
+    actor: str = Field(description='a user id, or "system"')
+    actor_email: str | None = Field(description="the user's email; null for the system or a deleted user")
+    at: str
+    comment: str | None
+    details: dict[str, object] = Field(description="kind-specific: resolution, from/to severity, until, policy_id")
 
 
 class AlertPage(BaseModel):

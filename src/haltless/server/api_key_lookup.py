@@ -1,7 +1,7 @@
 """Which tenant an edge agent's API key belongs to: the database, with a one-second memory in front.
 
-An agent sends its key with every batch. Looking it up cost a pooled connection and a query per request:
-5-14% of ingest throughput in bench M4 when posting with a key instead of an access token. Keys that are
+An agent sends its key with every batch. Looking it up cost a pooled connection and a query per request, a
+measured share of ingest throughput (docs/benchmarks.md, "Hot-path choices"). Keys that are
 found and live are remembered for KEY_MEMORY_SECONDS; revoking one through this process forgets it at once,
 and another process (several workers, several hosts) sees the revocation within that second.
 Unknown and revoked keys are never remembered, so they are refused on every request.

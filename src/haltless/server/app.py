@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,10 @@ from haltless.server.dashboard import install_dashboard
 from haltless.server.errors import install_error_handlers
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
+from haltless.server.lifecycle import apply_escalations
 from haltless.server.login_guard import create_login_guard
+from haltless.server.maintenance_windows import WindowScheduler
+from haltless.server.no_data import NoDataWatcher
 from haltless.server.notifier import Notifier
 from haltless.server.offline import OfflineWatcher
 from haltless.server.routes import (
@@ -38,6 +42,7 @@ from haltless.server.routes import (
     api_keys,
     auth,
     machines,
+    maintenance_windows,
     notifications,
     sensor_data,
     sensor_derived,
@@ -143,9 +148,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await changes.load()
         notifier = Notifier(engine, settings, clock=clock.now_us)
         changes.notifier = notifier
+        notifier.on_escalated = functools.partial(apply_escalations, changes)
         # Announce `offline` within about a second of the deadline (sooner for short test windows).
         offline = OfflineWatcher(changes, tick=min(0.5, settings.offline_after / 4))
         offline.start()
+        no_data = NoDataWatcher(changes, tick=0.5)
+        no_data.start()
+        windows = WindowScheduler(changes, tick=0.5)
+        windows.start()
         login_guard = create_login_guard(settings, clock)
         jwt_secret = load_or_create_jwt_secret(settings)
         checkpointer = WalCheckpointer(engine)
@@ -167,6 +177,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             checkpointer=checkpointer,
             cursors=CursorCodec.from_secret(jwt_secret),
             notifier=notifier,
+            no_data=no_data,
+            windows=windows,
         )
         pruner = (
             RetentionPruner(engine, clock, retention_days=settings.retention_days) if settings.retention_days else None
@@ -185,6 +197,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             if pruner is not None:
                 await pruner.stop()
             await offline.stop()
+            await no_data.stop()
+            await windows.stop()
             await login_guard.close()
             hub.close_all()
             await bus.stop()
@@ -215,7 +229,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     install_error_handlers(app)
     # Routes are matched in this order, one after the other: ingestion, the busiest, comes first
-    # (matching it behind the other ~40 routes cost ~4% of a 500-reading batch, bench M4).
+    # (matching it behind the other routes was a measured cost per batch: docs/benchmarks.md, "Hot-path choices").
     for router in (
         sensor_data.router,
         auth.router,
@@ -231,6 +245,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         notifications.silences_router,
         notifications.notifications_router,
         notifications.alert_status_router,
+        maintenance_windows.router,
         ws_router,
     ):
         app.include_router(router)

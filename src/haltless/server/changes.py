@@ -37,8 +37,8 @@ from haltless.core.readings import Reading
 from haltless.core.rules import RuleKind, RuleState
 from haltless.server import predictive as predictive_detectors
 from haltless.server.units import UnitBook
+from haltless.store import alert_history, machines, readings
 from haltless.store import alerts as alert_store
-from haltless.store import machines, readings
 from haltless.store import units as unit_store
 from haltless.store.database import begin_write
 
@@ -181,6 +181,10 @@ class Changes:
                     self.units.committed(plan.units)
                     if plan.events:
                         await self._bus.publish(tenant_id, plan.events)
+                    if plan.alert_transitions and self.notifier is not None:
+                        # After the commit: woken earlier, the dispatcher looked before the outbox rows were
+                        # visible and slept until its next poll.
+                        self.notifier.wake()
             finally:
                 if key is not None:
                     if conn.in_transaction():
@@ -238,15 +242,30 @@ async def persist_alert_transitions(conn: AsyncConnection, plan: Plan, notifier:
     """
     for transition in plan.alert_transitions:
         alert = transition.alert
-        if transition.kind is TransitionKind.OPENED:
+        kind = transition.kind
+        if kind is TransitionKind.OPENED:
             await alert_store.insert_alert(conn, alert)
-        elif transition.kind is TransitionKind.ACKNOWLEDGED:
-            await alert_store.acknowledge_alert(conn, alert.id, at=transition.at, by=transition.actor)
-        else:
+        elif kind is TransitionKind.ACKNOWLEDGED:
+            await alert_store.acknowledge_alert(
+                conn, alert.id, at=transition.at, by=transition.actor, comment=transition.comment
+            )
+        elif kind is TransitionKind.RESOLVED:
             by = None if transition.actor == SYSTEM else transition.actor
             await alert_store.resolve_alert(
                 conn, alert.id, at=transition.at, by=by, resolution=alert.resolution or "manual"
             )
+        elif kind in (TransitionKind.SHELVED, TransitionKind.UNSHELVED):
+            await alert_store.shelve_alert(conn, alert.id, until=alert.shelved_until)
+        elif kind is TransitionKind.SEVERITY_RAISED:
+            await alert_store.set_severity(conn, alert.id, alert.severity.value)
+    # The audit trail (docs/alerts.md#history): one entry per transition, in this same transaction.
+    await alert_history.append(
+        conn,
+        [
+            alert_history.Entry(plan.tenant_id, t.alert.id, t.kind.value, t.actor, t.at, t.comment, t.details)
+            for t in plan.alert_transitions
+        ],
+    )
     if notifier is not None:
         # Notifications (issue 17): outbox rows in this same transaction, after the alerts are written.
         ids: dict[TransitionKind, list[str]] = {kind: [] for kind in TransitionKind}
@@ -258,6 +277,8 @@ async def persist_alert_transitions(conn: AsyncConnection, plan: Plan, notifier:
             resolved=ids[TransitionKind.RESOLVED],
             acknowledged=ids[TransitionKind.ACKNOWLEDGED],
         )
+        if ids[TransitionKind.SHELVED] or ids[TransitionKind.UNSHELVED]:
+            notifier.wake()  # reminders and escalation of these alerts wait, or resume
 
 
 _FRESH = RuleState()

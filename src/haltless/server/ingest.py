@@ -175,7 +175,8 @@ class IngestPipeline:
     async def _known_machines(self, tx: Change, machine_ids: set[str], trust_memory: bool) -> set[str]:
         """Which of the ids are the tenant's machines: the fleet in memory first, the database for the rest.
 
-        Hot path (bench M4): a query per batch for machines the fleet already holds cost ~5% of a batch.
+        Hot path (bench M4): a query per batch for machines the fleet already holds was a measured share of a batch
+        (docs/benchmarks.md, "Hot-path choices").
         Memory can only be behind on a deletion, which the readings' foreign key then refuses (the retry asks
         the database); a machine it does not know (made by another process) is looked up.
         """

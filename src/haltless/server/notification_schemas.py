@@ -162,6 +162,9 @@ class PolicyCreate(StrictBody):
         default=None, ge=0, le=7 * MAX_GROUP_SECONDS, description="Unacknowledged this long: escalation channels"
     )
     escalation_channel_ids: list[Ident] = Field(default_factory=list, max_length=20)
+    escalation_severity: Annotated[Severity, JsonEnum] | None = Field(
+        default=None, description="Raise an escalated alert to this severity (never lowers it); null: unchanged"
+    )
 
 
 class PolicyUpdate(StrictBody):
@@ -176,6 +179,7 @@ class PolicyUpdate(StrictBody):
     repeat_interval: float | None = Field(default=None, ge=60, le=7 * MAX_GROUP_SECONDS, description="null: none")
     escalate_after: float | None = Field(default=None, ge=0, le=7 * MAX_GROUP_SECONDS, description="null: none")
     escalation_channel_ids: list[Ident] | None = Field(default=None, max_length=20)
+    escalation_severity: Annotated[Severity, JsonEnum] | None = Field(default=None, description="null: unchanged")
 
 
 class PolicyOut(BaseModel):
@@ -191,6 +195,7 @@ class PolicyOut(BaseModel):
     repeat_interval: float | None
     escalate_after: float | None
     escalation_channel_ids: list[str]
+    escalation_severity: Severity | None = None
     created_at: str
     updated_at: str
 

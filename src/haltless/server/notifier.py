@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from ipaddress import ip_address
@@ -53,8 +53,11 @@ from haltless.core.notifications import (
     url_problem,
     webhook_body,
 )
+from haltless.core.plan import SYSTEM, TransitionKind
 from haltless.core.timefmt import format_micros
 from haltless.settings import Settings
+from haltless.store import alert_history
+from haltless.store import alerts as alert_store
 from haltless.store import notifications as store
 from haltless.store.database import begin_write
 
@@ -76,6 +79,16 @@ _ROUTING_LOCK = 0x6E6F746966790001
 
 def wall_clock() -> int:
     return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """An alert a policy escalated (audited in the routing transaction); `severity`: what to raise it to."""
+
+    tenant_id: str
+    alert_id: str
+    policy_id: str
+    severity: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +275,8 @@ class Notifier:
         self.cycles_started = 0
         self.cycles_finished = 0
         self._pruned_at = 0
+        # After a cycle escalated alerts (committed): announce them, raise severities (server/lifecycle.py).
+        self.on_escalated: Callable[[Sequence[Escalation]], Awaitable[None]] | None = None
 
     # ---- writing the outbox (inside the caller's transaction) --------------------------------------------------
 
@@ -285,7 +300,7 @@ class Notifier:
                 if found is not None:
                     rows.append((found[0], kind, found[1], at))
         await store.insert_events(conn, rows)
-        self.wake()
+        # No wake here: the rows are not committed yet. The unit of work wakes the dispatcher after its commit.
 
     # ---- the background task ------------------------------------------------------------------------------------
 
@@ -332,7 +347,9 @@ class Notifier:
         self.cycles_started += 1
         now = self.clock()
         try:
-            route_due = await self._route(now)
+            route_due, escalations = await self._route(now)
+            if escalations and self.on_escalated is not None:
+                await self.on_escalated(escalations)
             await self._deliver(now)
             if now - self._pruned_at >= PRUNE_EVERY_SECONDS * 1_000_000:
                 self._pruned_at = now
@@ -347,27 +364,30 @@ class Notifier:
         finally:
             self.cycles_finished += 1
 
-    async def _route(self, now: int) -> int | None:
+    async def _route(self, now: int) -> tuple[int | None, list[Escalation]]:
         # Read first: most cycles find nothing, and on SQLite the write lock would queue ingest behind them.
         async with self._engine.connect() as conn:
             if not await store.routing_work(conn):
-                return None
+                return None, []
         async with self._engine.connect() as conn, conn.begin():
             await begin_write(conn)
             if conn.dialect.name == "postgresql":
                 locked = (await conn.execute(select(func.pg_try_advisory_xact_lock(_ROUTING_LOCK)))).scalar_one()
                 if not locked:
-                    return None
+                    return None, []
             changes = await store.new_events(conn, limit=ROUTE_BATCH)
             waiting, known = await store.waiting_entries(conn)
             followed = await store.tracked_tenants(conn)
             if not changes and not waiting and not followed:
-                return None
+                return None, []
             known.update({c.event_id: c for c in changes})
             tenants = {c.tenant_id for c in changes} | {c.tenant_id for c in known.values()} | followed
             tracks: dict[str, list[Track]] = defaultdict(list)
             for track in await store.tracks_of(conn, tenants):
                 tracks[track.tenant_id].append(track)
+            shelved = await alert_store.shelved_until(
+                conn, (t.alert.alert_id for members in tracks.values() for t in members), now
+            )
             policies: dict[str, list[Policy]] = defaultdict(list)
             channels = await store.channel_ids_of(conn, tenants)
             for stored in await store.list_policies(conn, tenant_ids=tenants):
@@ -403,11 +423,13 @@ class Notifier:
                             now=now,
                             new_id=store.new_id,
                             tracks=tracks[tenant_id],
+                            shelved=shelved,
                         ),
                     )
                 )
             not_routed = set()
             next_due: int | None = None
+            escalations: list[Escalation] = []
             for tenant_id, plan in plans:
                 not_routed |= {event_id for event_id, _ in plan.silenced} | set(plan.unrouted)
                 if plan.next_due is not None:
@@ -431,6 +453,7 @@ class Notifier:
                     escalated=plan.tracks_escalated,
                     untracked=plan.untracked,
                 )
+                escalations.extend(await self._audit_escalations(conn, plan, policies[tenant_id], now))
             await store.save_cycle(
                 conn,
                 routed=[c.event_id for c in changes if c.event_id not in not_routed],
@@ -443,7 +466,36 @@ class Notifier:
                 planned=(),
                 now=now,
             )
-            return next_due
+            return next_due, escalations
+
+    async def _audit_escalations(
+        self, conn: AsyncConnection, plan: CyclePlan, policies: Sequence[Policy], now: int
+    ) -> list[Escalation]:
+        """The escalations a cycle planned, audited in its transaction (alert history, actor `system`)."""
+        if not plan.tracks_escalated:
+            return []
+        by_id = {policy.id: policy for policy in policies}
+        escalated = {
+            alert.alert_id: alert for n in plan.notifications if n.kind is Kind.ESCALATED for alert in n.alerts
+        }
+        entries: list[alert_history.Entry] = []
+        out: list[Escalation] = []
+        for policy_id, alert_id in plan.tracks_escalated:
+            policy = by_id[policy_id]
+            alert = escalated.get(alert_id)
+            if alert is None:
+                continue
+            channels = len(policy.escalation_channel_ids)
+            comment = (
+                f"unacknowledged for {policy.escalate_after or 0:g} s: sent to {channels} escalation "
+                f"channel{'s' if channels != 1 else ''}"
+            )
+            details = {"policy_id": policy_id, "channel_ids": list(policy.escalation_channel_ids)}
+            kind = TransitionKind.ESCALATED.value
+            entries.append(alert_history.Entry(policy.tenant_id, alert_id, kind, SYSTEM, now, comment, details))
+            out.append(Escalation(policy.tenant_id, alert_id, policy_id, policy.escalation_severity))
+        await alert_history.append(conn, entries)
+        return out
 
     async def _deliver(self, now: int) -> None:
         for _ in range(100):  # bounded: a cycle ends, the next one goes on

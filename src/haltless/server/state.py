@@ -17,6 +17,8 @@ from haltless.server.changes import Changes
 from haltless.server.hub import DashboardHub
 from haltless.server.ingest import IngestPipeline
 from haltless.server.login_guard import LoginGuard
+from haltless.server.maintenance_windows import WindowScheduler
+from haltless.server.no_data import NoDataWatcher
 from haltless.server.notifier import Notifier
 from haltless.server.user_lookup import UserStatusLookup
 from haltless.settings import Settings
@@ -40,6 +42,8 @@ class AppState:
     checkpointer: WalCheckpointer  # SQLite only; idle on PostgreSQL
     cursors: CursorCodec  # signs page cursors with a key derived from jwt_secret
     notifier: Notifier  # notification outbox and dispatcher (server/notifier.py)
+    no_data: NoDataWatcher | None = None  # opens no_data alerts (server/no_data.py)
+    windows: WindowScheduler | None = None  # recurring maintenance windows (server/maintenance_windows.py)
 
 
 def app_state(connection: HTTPConnection) -> AppState:
@@ -50,5 +54,5 @@ def app_state(connection: HTTPConnection) -> AppState:
 
 async def request_state(request: Request) -> AppState:
     """The `State` dependency. Async on purpose: FastAPI runs a plain `def` dependency in its thread pool,
-    a thread hop per request (~1% of a 500-reading ingest batch, bench M4) to read one attribute."""
+    a thread hop per request (measured on ingest: docs/benchmarks.md, "Hot-path choices") to read one attribute."""
     return app_state(request)

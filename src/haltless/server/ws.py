@@ -116,7 +116,12 @@ async def _replay(
     """Heartbeat, then every retained event after `resume_after`, or `resync_required` when it is too old."""
     await websocket.send_text(wire.heartbeat(state.clock.now_us()))
     resume_key = parse_event_id(resume_after)
-    replay = await state.bus.history(tenant_id, resume_after) if resume_key is not None else None
+    try:
+        replay = await state.bus.history(tenant_id, resume_after) if resume_key is not None else None
+    except Exception:  # e.g. Redis is down: the client can still reload over REST and stay live
+        log.warning("event history of tenant %s could not be read for a resume; asking to resync", tenant_id)
+        await websocket.send_text(resync_required("event history could not be read; reload state"))
+        return
     if replay is None:
         await websocket.send_text(resync_required("resume point is no longer retained; reload state"))
         return
@@ -151,7 +156,8 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
         state.hub.add(connection)
         try:
             await _replay(websocket, state, tenant_id, resume_after, skip)
-        except Exception:
+        except Exception:  # the socket went away mid-replay: nothing to tell anyone
+            log.debug("a resumed socket of tenant %s closed during its replay", tenant_id, exc_info=True)
             state.hub.remove(connection)
             connection.stop()
             return

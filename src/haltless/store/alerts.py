@@ -36,6 +36,8 @@ def _rule(row: Any) -> Rule:
         sensitivity=r["sensitivity"],
         horizon_seconds=r["horizon_seconds"],
         window_readings=r["window_readings"],
+        flap_threshold=r["flap_threshold"],
+        flap_window_seconds=r["flap_window_seconds"],
     )
 
 
@@ -59,6 +61,9 @@ def _alert(row: Any) -> StoredAlert:
         r["resolved_by"],
         r["resolution"],
         r["predicted_crossing_at"],
+        r["acknowledge_comment"],
+        r["shelved_until"],
+        bool(r["flapping"]),
     )
 
 
@@ -80,6 +85,8 @@ def rule_values(rule: Rule) -> dict[str, Any]:
         "sensitivity": rule.sensitivity,
         "horizon_seconds": rule.horizon_seconds,
         "window_readings": rule.window_readings,
+        "flap_threshold": rule.flap_threshold,
+        "flap_window_seconds": rule.flap_window_seconds,
     }
 
 
@@ -138,6 +145,7 @@ async def insert_alert(conn: AsyncConnection, alert: StoredAlert) -> None:
             state=alert.state,
             created_at=alert.created_at,
             predicted_crossing_at=alert.predicted_crossing_at,
+            flapping=alert.flapping,
         )
     )
 
@@ -159,12 +167,39 @@ async def resolve_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: st
     )
 
 
-async def acknowledge_alert(conn: AsyncConnection, alert_id: str, *, at: int, by: str) -> None:
+async def acknowledge_alert(
+    conn: AsyncConnection, alert_id: str, *, at: int, by: str, comment: str | None = None
+) -> None:
     await conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.state == AlertState.ACTIVE)
-        .values(state=AlertState.ACKNOWLEDGED, acknowledged_at=at, acknowledged_by=by)
+        .values(state=AlertState.ACKNOWLEDGED, acknowledged_at=at, acknowledged_by=by, acknowledge_comment=comment)
     )
+
+
+async def shelve_alert(conn: AsyncConnection, alert_id: str, *, until: int | None) -> None:
+    """Shelve an open alert until `until` (µs), or take it off the shelf (None)."""
+    await conn.execute(
+        update(alerts).where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES)).values(shelved_until=until)
+    )
+
+
+async def set_severity(conn: AsyncConnection, alert_id: str, severity: str) -> None:
+    """An escalation raised an open alert's severity."""
+    await conn.execute(
+        update(alerts).where(alerts.c.id == alert_id, alerts.c.state.in_(OPEN_STATES)).values(severity=severity)
+    )
+
+
+async def shelved_until(conn: AsyncConnection, alert_ids: Iterable[str], now: int) -> dict[str, int]:
+    """Of these alerts, the ones shelved at `now`: alert id -> until when (µs)."""
+    wanted = sorted(set(alert_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(alerts.c.id, alerts.c.shelved_until).where(alerts.c.id.in_(wanted), alerts.c.shelved_until > now)
+    )
+    return {row.id: row.shelved_until for row in rows}
 
 
 async def get_alert(conn: AsyncConnection, *, tenant_id: str, alert_id: str) -> StoredAlert | None:
@@ -229,7 +264,15 @@ async def load_rule_states(
         query = query.where(rule_states.c.machine_id.in_(sorted(machine_ids)))
     rows = await conn.execute(query)
     return {
-        (r.rule_id, r.machine_id): RuleState(breach_since=r.breach_since, last_ts=r.last_ts, armed=bool(r.armed))
+        (r.rule_id, r.machine_id): RuleState(
+            breach_since=r.breach_since,
+            last_ts=r.last_ts,
+            armed=bool(r.armed),
+            flap_fires=tuple(r.flap_fires or ()),
+            flapping=bool(r.flapping),
+            calm_since=r.calm_since,
+            seen_at=r.seen_at,
+        )
         for r in rows
     }
 
@@ -264,6 +307,10 @@ async def save_rule_states(conn: AsyncConnection, states: dict[tuple[str, str], 
             "breach_since": state.breach_since,
             "last_ts": state.last_ts if state.last_ts is not None else 0,
             "armed": state.armed,
+            "flap_fires": list(state.flap_fires) if state.flap_fires else None,
+            "flapping": state.flapping,
+            "calm_since": state.calm_since,
+            "seen_at": state.seen_at,
         }
         for (rule_id, machine_id), state in states.items()
     ]
@@ -275,6 +322,10 @@ async def save_rule_states(conn: AsyncConnection, states: dict[tuple[str, str], 
             "breach_since": statement.excluded.breach_since,
             "last_ts": statement.excluded.last_ts,
             "armed": statement.excluded.armed,
+            "flap_fires": statement.excluded.flap_fires,
+            "flapping": statement.excluded.flapping,
+            "calm_since": statement.excluded.calm_since,
+            "seen_at": statement.excluded.seen_at,
         },
     )
     await conn.execute(statement, rows)

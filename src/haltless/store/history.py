@@ -24,8 +24,9 @@ EXPORT_PAGE_BUCKETS = 2000
 async def _fetch_all(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
     """All rows of a read, fetched by the bare driver.
 
-    Hot path of history pages and exports: SQLAlchemy's per-row result processing cost ~30% on 10,000-row
-    pages (bench/history.py); the driver's own bulk fetch returns plain tuples (asyncpg: Records) directly.
+    Hot path of history pages and exports: SQLAlchemy's per-row result processing was a large share of a page
+    (docs/benchmarks.md, "Hot-path choices"); the driver's own bulk fetch returns plain tuples (asyncpg: Records)
+    directly.
     """
     driver: Any = (await conn.get_raw_connection()).driver_connection
     if conn.dialect.name == "postgresql":
@@ -65,7 +66,7 @@ def _raw_sql(dialect: Dialect, resume: bool) -> tuple[str, tuple[str, ...], dict
     """The raw-page statement in the dialect's SQL, its parameter names in placeholder order, and the values
     the compiler fixed itself (SQLite's `OFFSET 0`).
 
-    Compiled once per dialect and shape: building and compiling it per page cost about 1.5% of a page.
+    Compiled once per dialect and shape: building and compiling it per page was a measured cost of every page.
     """
     compiled = _raw_select(resume).compile(dialect=dialect)
     return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)

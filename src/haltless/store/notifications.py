@@ -179,6 +179,7 @@ def _policy(row: Any) -> StoredPolicy:
         repeat_interval=row.repeat_interval,
         escalate_after=row.escalate_after,
         escalation_channel_ids=tuple(row.escalation_channel_ids),
+        escalation_severity=row.escalation_severity,
     )
     return StoredPolicy(policy, row.name, row.created_at, row.updated_at)
 
@@ -197,6 +198,7 @@ def _policy_values(stored: StoredPolicy) -> dict[str, Any]:
         "repeat_interval": policy.repeat_interval,
         "escalate_after": policy.escalate_after,
         "escalation_channel_ids": list(policy.escalation_channel_ids),
+        "escalation_severity": policy.escalation_severity,
         "updated_at": stored.updated_at,
     }
 
@@ -365,9 +367,10 @@ async def alert_facts(conn: AsyncConnection, alert_ids: Sequence[str]) -> dict[s
                 created_at=row.created_at,
                 machine_name=row.machine_name,
                 metric_name=row.metric_name,
-                state=row.state,
+                state="flapping" if row.flapping and row.state == "active" else row.state,
                 rule_id=row.rule_id,
                 tags=tuple(row.machine_tags or ()),
+                flapping=bool(row.flapping),
             ),
         )
         for row in rows

@@ -90,6 +90,8 @@ machines = Table(
     Column("maintenance", Boolean, nullable=False, server_default=false()),
     Column("last_seen_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # The maintenance window that put the machine into maintenance; NULL when a user did (migration 0010).
+    Column("maintenance_window_id", String(36), nullable=True),
     # Two machines of one name made `haltless watch --machine NAME` pick one at random (migration 0006).
     UniqueConstraint("tenant_id", "name", name="uq_machines_tenant_name"),
 )
@@ -136,7 +138,7 @@ alert_rules = Table(
     Column("metric_name", String(64), nullable=False),
     # NULL: the rule applies to every machine of the tenant.
     Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), nullable=True),
-    Column("condition", String(2), nullable=False),
+    Column("condition", String(8), nullable=False),  # `no_data` since migration 0010
     Column("threshold", Float, nullable=False),
     Column("severity", String(16), nullable=False),
     Column("for_seconds", Float, nullable=False),
@@ -150,6 +152,9 @@ alert_rules = Table(
     Column("sensitivity", String(8), nullable=True),
     Column("horizon_seconds", Float, nullable=True),
     Column("window_readings", Integer, nullable=True),
+    # Flap detection (migration 0010): more than `flap_threshold` alerts within `flap_window_seconds` → flapping.
+    Column("flap_threshold", Integer, nullable=True),
+    Column("flap_window_seconds", Float, nullable=False, server_default="600"),
 )
 
 alerts = Table(
@@ -173,12 +178,33 @@ alerts = Table(
     Column("resolution", String(32), nullable=True),
     # Forecast alerts: when the trend is predicted to cross the threshold (migration 0008).
     Column("predicted_crossing_at", BigInteger, nullable=True),
+    # The acknowledging user's comment, and until when reminders and escalation wait (µs) (migration 0009).
+    Column("acknowledge_comment", String(1000), nullable=True),
+    Column("shelved_until", BigInteger, nullable=True),
+    # The alert opened while its rule was flapping (migration 0010; core/flapping.py).
+    Column("flapping", Boolean, nullable=False, server_default=false()),
     Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
     Index("ix_alerts_rule_machine_state", "rule_id", "machine_id", "state"),
 )
 
 # The rule engine's memory per (rule, machine): survives restarts so a pending `for_seconds`
 # breach is neither forgotten nor restarted, and an open alert is never opened twice.
+# The audit trail of every alert transition (migration 0009; docs/alerts.md#history), oldest first by id.
+# `actor`: a user id, or "system". `details`: kind-specific (resolution, severity from/to, shelved until...).
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_id", String(36), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("actor", String(36), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("comment", String(1000), nullable=True),
+    Column("details", JSON, nullable=True),
+    Index("ix_alert_history_alert_id_id", "alert_id", "id"),
+)
+
 rule_states = Table(
     "rule_states",
     metadata,
@@ -188,6 +214,12 @@ rule_states = Table(
     Column("last_ts", BigInteger, nullable=False),
     # False after a user resolved an alert while the breach went on: the value must clear first.
     Column("armed", Boolean, nullable=False, server_default=true()),
+    # Flap detection (migration 0010, core/flapping.py): recent alert openings (µs), whether the open alert is
+    # flapping, and since when the value has stayed clear; `no_data` rules: when the newest reading arrived.
+    Column("flap_fires", JSON, nullable=True),
+    Column("flapping", Boolean, nullable=False, server_default=false()),
+    Column("calm_since", BigInteger, nullable=True),
+    Column("seen_at", BigInteger, nullable=True),
 )
 
 # ---- notifications (migration 0007; docs/notifications.md) ----
@@ -222,6 +254,8 @@ notification_policies = Table(
     Column("repeat_interval", Float, nullable=True),
     Column("escalate_after", Float, nullable=True),
     Column("escalation_channel_ids", JSON, nullable=False),
+    # The severity an escalated alert is raised to; NULL: unchanged (migration 0009).
+    Column("escalation_severity", String(16), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
@@ -309,4 +343,25 @@ notifications = Table(
     Column("delivered_at", BigInteger, nullable=True),
     Index("ix_notifications_state_next", "state", "next_attempt_at"),
     Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
+)
+
+# Recurring maintenance windows (migration 0010; core/maintenance_windows.py): per machine or per tag.
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), nullable=True),
+    Column("tag", String(64), nullable=True),
+    Column("frequency", String(8), nullable=False),
+    Column("days", JSON, nullable=False),
+    Column("start_time", String(5), nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("comment", String(500), nullable=False),
+    Column("created_by", String(36), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )

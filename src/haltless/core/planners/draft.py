@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from haltless.core import predictive, wire
 from haltless.core.alerts import AlertState, StoredAlert
@@ -57,9 +58,18 @@ class Draft:
         """An open alert, as this plan leaves it so far."""
         return self._alerts.get(alert_id) or self.fleet.open_alerts.get(alert_id)
 
-    def record(self, kind: TransitionKind, alert: StoredAlert, actor: str, at: int) -> None:
+    def record(
+        self,
+        kind: TransitionKind,
+        alert: StoredAlert,
+        actor: str,
+        at: int,
+        comment: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """One transition of an alert: the alert after it, persisted with its audit entry (server/changes.py)."""
         self._alerts[alert.id] = alert
-        self.plan.alert_transitions.append(AlertTransition(kind, alert, actor, at))
+        self.plan.alert_transitions.append(AlertTransition(kind, alert, actor, at, comment, details))
 
     def restatus(self, health: MachineHealth, now_us: int) -> None:
         """Derive the machine's status again; a change is written and announced."""
@@ -78,6 +88,7 @@ class Draft:
         actor: str,
         resolution: str,
         alert: StoredAlert | None = None,
+        comment: str | None = None,
     ) -> StoredAlert | None:
         """Close an open alert; returns it as closed (None when no such alert is open)."""
         alert = alert or self.alert(alert_id)
@@ -90,8 +101,10 @@ class Draft:
             resolved_by=None if actor == SYSTEM else actor,
             resolution=resolution,
         )
-        self.record(TransitionKind.RESOLVED, closed, actor, at)
+        self.record(TransitionKind.RESOLVED, closed, actor, at, comment, {"resolution": resolution})
         if health is not None:
             health.active.pop(alert_id, None)
+            # The alert's own severity: an escalation may have raised it above its rule's (`severity`).
+            severity = alert.severity.value
             self.plan.events.append(wire.alert_resolved(alert_id, health.machine_id, severity, resolution, at))
         return closed

@@ -8,16 +8,20 @@ from operator import attrgetter
 
 from haltless.core import predictive, wire
 from haltless.core.alerts import AlertState, Resolution, StoredAlert
+from haltless.core.flapping import decide as flap_decide
+from haltless.core.flapping import flapping_event
 from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
+from haltless.core.planners import no_data
 from haltless.core.planners.draft import Draft
 from haltless.core.readings import Reading
 from haltless.core.rules import (
     MAX_ALERT_MESSAGE_LENGTH,
     AlertCleared,
     AlertOpened,
+    Condition,
     Rule,
     RuleKind,
     evaluate,
@@ -100,6 +104,11 @@ def _settle_quiet(
         settled = {}
         for rule in applicable:
             key = (rule.id, machine_id)
+            if rule.condition is Condition.NO_DATA:
+                # Any reading feeds a no_data rule; one with an open alert resolves it, reading by reading below.
+                if draft.state(key).open_alert_id is None:
+                    settled[key] = no_data.seen(draft.state(key), plan.at, newest)[0]
+                continue
             if rule.kind is RuleKind.THRESHOLD:
                 state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest)
             else:  # a predictive rule's detector takes the series' batch here, once
@@ -124,43 +133,77 @@ def _evaluate(draft: Draft, rule: Rule, health: MachineHealth, reading: Reading,
     if rule.kind is not RuleKind.THRESHOLD:
         return _evaluate_predictive(draft, rule, health, reading, new_id)
     key = (rule.id, reading.machine_id)
-    state, transition = evaluate(rule, draft.state(key), reading.value, reading.ts, new_id)
+    if rule.condition is Condition.NO_DATA:
+        return no_data.resolve_seen(draft, rule, key, draft.plan.at, reading.ts)
+    before = draft.state(key)
+    state, transition = evaluate(rule, before, reading.value, reading.ts, new_id)
+    flapping = False
+    if rule.flap_threshold is not None or before.flap_fires or before.flapping:
+        decision = flap_decide(rule, before, state, transition, rule.breaches(reading.value), reading.ts)
+        state, transition, flapping = decision.state, decision.transition, decision.flapping
     draft.plan.states[key] = state
     if isinstance(transition, AlertOpened):
-        alert = StoredAlert(
-            id=transition.alert_id,
-            tenant_id=rule.tenant_id,
-            rule_id=rule.id,
-            machine_id=reading.machine_id,
-            metric_name=rule.metric_name,
-            severity=rule.severity,
-            message=rule.render_message(reading.value),
-            metric_value=reading.value,
-            threshold_value=rule.threshold,
-            state=AlertState.ACTIVE,
-            created_at=reading.ts,
-            acknowledged_at=None,
-            acknowledged_by=None,
-            resolved_at=None,
-            resolved_by=None,
-            resolution=None,
+        message = rule.render_message(reading.value)
+        _opened_alert(
+            draft,
+            rule,
+            health,
+            transition.alert_id,
+            message,
+            reading.value,
+            rule.threshold,
+            reading.ts,
+            flapping=flapping,
         )
-        draft.record(TransitionKind.OPENED, alert, SYSTEM, reading.ts)
-        health.active[alert.id] = alert.severity
-        draft.plan.events.append(
-            wire.alert(
-                alert.id,
-                alert.machine_id,
-                alert.severity.value,
-                alert.message,
-                alert.metric_value,
-                alert.threshold_value,
-                alert.created_at,
+        if flapping:
+            fires = state.flap_fires
+            draft.plan.events.append(
+                flapping_event(transition.alert_id, health.machine_id, rule.id, len(fires), fires[0])
             )
-        )
     elif isinstance(transition, AlertCleared):
         draft.resolve(health, transition.alert_id, rule.severity.value, transition.ts, SYSTEM, Resolution.CLEARED)
     return transition is not None
+
+
+def _opened_alert(
+    draft: Draft,
+    rule: Rule,
+    health: MachineHealth,
+    alert_id: str,
+    message: str,
+    value: float,
+    threshold: float,
+    at: int,
+    predicted_crossing_at: int | None = None,
+    *,
+    flapping: bool = False,
+) -> None:
+    """A rule opened an alert on the machine at measurement time `at`: record it, count it, announce it."""
+    alert = StoredAlert(
+        id=alert_id,
+        tenant_id=rule.tenant_id,
+        rule_id=rule.id,
+        machine_id=health.machine_id,
+        metric_name=rule.metric_name,
+        severity=rule.severity,
+        message=message,
+        metric_value=value,
+        threshold_value=threshold,
+        state=AlertState.ACTIVE,
+        created_at=at,
+        acknowledged_at=None,
+        acknowledged_by=None,
+        resolved_at=None,
+        resolved_by=None,
+        resolution=None,
+        predicted_crossing_at=predicted_crossing_at,
+        flapping=flapping,
+    )
+    draft.record(TransitionKind.OPENED, alert, SYSTEM, at, details={"severity": alert.severity.value})
+    health.active[alert.id] = alert.severity
+    draft.plan.events.append(
+        wire.alert(alert.id, alert.machine_id, alert.severity.value, message, value, threshold, at)
+    )
 
 
 def _evaluate_predictive(
@@ -185,37 +228,16 @@ def _evaluate_predictive(
     plan.states[key] = outcome.state
     transition = outcome.transition
     if isinstance(transition, predictive.PredictiveOpened):
-        alert = StoredAlert(
-            id=transition.alert_id,
-            tenant_id=rule.tenant_id,
-            rule_id=rule.id,
-            machine_id=reading.machine_id,
-            metric_name=rule.metric_name,
-            severity=rule.severity,
-            message=transition.message[:MAX_ALERT_MESSAGE_LENGTH],
-            metric_value=transition.value,
-            threshold_value=transition.threshold_value,
-            state=AlertState.ACTIVE,
-            created_at=transition.ts,
-            acknowledged_at=None,
-            acknowledged_by=None,
-            resolved_at=None,
-            resolved_by=None,
-            resolution=None,
+        _opened_alert(
+            draft,
+            rule,
+            health,
+            transition.alert_id,
+            transition.message[:MAX_ALERT_MESSAGE_LENGTH],
+            transition.value,
+            transition.threshold_value,
+            transition.ts,
             predicted_crossing_at=transition.predicted_crossing_us,
-        )
-        draft.record(TransitionKind.OPENED, alert, SYSTEM, transition.ts)
-        health.active[alert.id] = alert.severity
-        plan.events.append(
-            wire.alert(
-                alert.id,
-                alert.machine_id,
-                alert.severity.value,
-                alert.message,
-                alert.metric_value,
-                alert.threshold_value,
-                alert.created_at,
-            )
         )
         return True
     if isinstance(transition, predictive.PredictiveUpdated):

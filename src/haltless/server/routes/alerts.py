@@ -17,20 +17,31 @@ from haltless.core.fleet import Fleet
 from haltless.core.models import Principal
 from haltless.core.plan import Plan
 from haltless.core.planners import alerts as alert_planner
+from haltless.core.planners import lifecycle, no_data
 from haltless.core.planners import rules as rule_planner
 from haltless.core.predictive import KIND_FIELDS, kind_error
 from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Condition, Rule, RuleKind, Severity
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
-from haltless.server.alert_schemas import AlertOut, AlertPage, AlertRuleCreate, AlertRuleOut, AlertRuleUpdate
+from haltless.server.alert_schemas import (
+    AlertActionIn,
+    AlertHistoryEntryOut,
+    AlertOut,
+    AlertPage,
+    AlertRuleCreate,
+    AlertRuleOut,
+    AlertRuleUpdate,
+    AlertShelveIn,
+)
 from haltless.server.security import Admin, Operator, State, Viewer
 from haltless.server.state import AppState
 from haltless.store import accounts, machines
+from haltless.store import alert_history as history_store
 from haltless.store import alerts as alert_store
 
-# plan_acknowledge or plan_resolve: (fleet, the alert as read, user id, now) -> (plan, the alert after it).
-AlertPlanner = Callable[[Fleet, StoredAlert | None, str, int], tuple[Plan, StoredAlert]]
+# A user's action on an alert, bound to its user and input: (fleet, the alert as read, now) -> (plan, the alert after).
+AlertPlanner = Callable[[Fleet, StoredAlert | None, int], tuple[Plan, StoredAlert]]
 
 rules_router = APIRouter(prefix="/api/v1/alert-rules", tags=["alert rules"])
 alerts_router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -45,7 +56,7 @@ def _rule_out(rule: Rule, created_at: int, updated_at: int) -> AlertRuleOut:
         kind=rule.kind,
         # An anomaly rule stores `score >= the sensitivity's threshold` there; it is not the client's to see.
         condition=None if rule.kind is RuleKind.ANOMALY else rule.condition,
-        threshold=None if rule.kind is RuleKind.ANOMALY else rule.threshold,
+        threshold=None if rule.kind is RuleKind.ANOMALY or rule.condition is Condition.NO_DATA else rule.threshold,
         sensitivity=Sensitivity(rule.sensitivity) if rule.sensitivity else None,
         horizon_seconds=rule.horizon_seconds,
         window_readings=rule.window_readings,
@@ -54,6 +65,8 @@ def _rule_out(rule: Rule, created_at: int, updated_at: int) -> AlertRuleOut:
         hysteresis=rule.hysteresis,
         enabled=rule.enabled,
         message=rule.message,
+        flap_threshold=rule.flap_threshold,
+        flap_window_seconds=rule.flap_window_seconds,
         created_at=format_micros(created_at),
         updated_at=format_micros(updated_at),
     )
@@ -81,6 +94,9 @@ def _alert_out(alert: StoredAlert) -> AlertOut:
         resolved_by=alert.resolved_by,
         resolution=alert.resolution,
         predicted_crossing_at=_time(alert.predicted_crossing_at),
+        acknowledge_comment=alert.acknowledge_comment,
+        shelved_until=_time(alert.shelved_until),
+        flapping=alert.flapping,
     )
 
 
@@ -117,9 +133,10 @@ def _with_kind(rule: Rule) -> Rule:
 async def create_rule(body: AlertRuleCreate, principal: Admin, state: State) -> AlertRuleOut:
     """Create a rule; it applies to readings that arrive from now on (anomaly and forecast rules learn from the
     stored history of their metric)."""
-    error = kind_error(
-        body.kind, {name: getattr(body, name) for name in KIND_FIELDS}, creating=True, hysteresis=body.hysteresis
-    )
+    error = no_data.rule_error(body.kind, body.condition, body.threshold is not None, body.for_seconds)
+    if error is None and body.condition is not Condition.NO_DATA:
+        fields = {name: getattr(body, name) for name in KIND_FIELDS}
+        error = kind_error(body.kind, fields, creating=True, hysteresis=body.hysteresis)
     if error:
         raise InvalidRequest(error)
     async with state.changes.for_tenant(principal.tenant_id, (), refresh=False) as tx:
@@ -141,6 +158,8 @@ async def create_rule(body: AlertRuleCreate, principal: Admin, state: State) -> 
                 sensitivity=body.sensitivity.value if body.sensitivity else None,
                 horizon_seconds=body.horizon_seconds,
                 window_readings=body.window_readings,
+                flap_threshold=body.flap_threshold,
+                flap_window_seconds=body.flap_window_seconds,
             )
         )
         tx.apply(rule_planner.plan_create(tx.fleet, rule, tx.now_us))
@@ -195,7 +214,12 @@ async def update_rule(rule_id: str, body: AlertRuleUpdate, principal: Admin, sta
                 raise InvalidRequest(f"{required}: may not be null")
         if "machine_id" in changes:
             changes["machine_id"] = await _machine_of_tenant(tx.conn, principal.tenant_id, changes["machine_id"])
+        if "flap_window_seconds" in changes and changes["flap_window_seconds"] is None:
+            raise InvalidRequest("flap_window_seconds: may not be null")
         new = _with_kind(replace(old, **changes))
+        error = no_data.update_error(old, new, changes.get("threshold") is not None)
+        if error:
+            raise InvalidRequest(error)
         tx.apply(rule_planner.plan_update(tx.fleet, old, new, tx.now_us))
     return _rule_out(new, created_at, tx.now_us)
 
@@ -419,18 +443,81 @@ async def _alert_action(state: AppState, principal: Principal, alert_id: str, pl
         alert = await alert_store.get_alert(tx.conn, tenant_id=principal.tenant_id, alert_id=_alert_id(alert_id))
         if alert is not None:
             await tx.refresh([alert.machine_id])
-        plan, after = planner(tx.fleet, alert, principal.subject_id, tx.now_us)
+        plan, after = planner(tx.fleet, alert, tx.now_us)
         tx.apply(plan)
     return _alert_out(after)
 
 
+def _comment(body: AlertActionIn | None) -> str | None:
+    return body.comment if body is not None else None
+
+
 @alerts_router.post("/{alert_id}/acknowledge", response_model=AlertOut)
-async def acknowledge(alert_id: str, principal: Operator, state: State) -> AlertOut:
-    """Mark an open alert as taken care of; it stays open until the value clears or someone resolves it."""
-    return await _alert_action(state, principal, alert_id, alert_planner.plan_acknowledge)
+async def acknowledge(alert_id: str, principal: Operator, state: State, body: AlertActionIn | None = None) -> AlertOut:
+    """Mark an open alert as taken care of, with an optional `comment`; it stays open until the value clears or
+    someone resolves it. The body is optional: a bodyless request acknowledges without a comment."""
+    user, comment = principal.subject_id, _comment(body)
+    return await _alert_action(
+        state,
+        principal,
+        alert_id,
+        lambda fleet, alert, now: alert_planner.plan_acknowledge(fleet, alert, user, now, comment),
+    )
 
 
 @alerts_router.post("/{alert_id}/resolve", response_model=AlertOut)
-async def resolve(alert_id: str, principal: Operator, state: State) -> AlertOut:
-    """Close an alert by hand; its rule opens a new one only after the value has cleared once."""
-    return await _alert_action(state, principal, alert_id, alert_planner.plan_resolve)
+async def resolve(alert_id: str, principal: Operator, state: State, body: AlertActionIn | None = None) -> AlertOut:
+    """Close an alert by hand (optional `comment`, kept in its history); its rule opens a new one only after the
+    value has cleared once."""
+    user, comment = principal.subject_id, _comment(body)
+    return await _alert_action(
+        state,
+        principal,
+        alert_id,
+        lambda fleet, alert, now: alert_planner.plan_resolve(fleet, alert, user, now, comment),
+    )
+
+
+@alerts_router.post("/{alert_id}/shelve", response_model=AlertOut)
+async def shelve(alert_id: str, body: AlertShelveIn, principal: Operator, state: State) -> AlertOut:
+    """Shelve (snooze) an open alert for `duration_seconds`: no reminders or escalation until then; they resume
+    when the shelf ends. Shelving again sets a new end; 409 when the alert is resolved."""
+    user, duration = principal.subject_id, round(body.duration_seconds * 1_000_000)
+    return await _alert_action(
+        state,
+        principal,
+        alert_id,
+        lambda fleet, alert, now: lifecycle.plan_shelve(fleet, alert, user, now, duration, body.comment),
+    )
+
+
+@alerts_router.post("/{alert_id}/unshelve", response_model=AlertOut)
+async def unshelve(alert_id: str, principal: Operator, state: State, body: AlertActionIn | None = None) -> AlertOut:
+    """Take an alert off the shelf now; reminders and escalation resume. Not shelved: nothing changes."""
+    user, comment = principal.subject_id, _comment(body)
+    return await _alert_action(
+        state, principal, alert_id, lambda fleet, alert, now: lifecycle.plan_unshelve(fleet, alert, user, now, comment)
+    )
+
+
+@alerts_router.get("/{alert_id}/history", response_model=list[AlertHistoryEntryOut])
+async def alert_history_of(alert_id: str, principal: Viewer, state: State) -> list[AlertHistoryEntryOut]:
+    """Every transition of the alert, oldest first: what happened, who did it (a user, or `system`), when, and the
+    comment given; 404 for another tenant's alert."""
+    async with state.engine.connect() as conn:
+        alert = await alert_store.get_alert(conn, tenant_id=principal.tenant_id, alert_id=_alert_id(alert_id))
+        if alert is None:
+            raise NotFound("alert not found")
+        entries = await history_store.of_alert(conn, tenant_id=principal.tenant_id, alert_id=alert.id)
+        emails = await _emails(conn, principal.tenant_id)
+    return [
+        AlertHistoryEntryOut(
+            kind=e.kind,
+            actor=e.actor,
+            actor_email=emails.get(e.actor),
+            at=format_micros(e.at),
+            comment=e.comment,
+            details=e.details or {},
+        )
+        for e in entries
+    ]

@@ -26,6 +26,7 @@ from haltless.server.security import Admin, Operator, State, Viewer
 from haltless.server.state import AppState
 from haltless.store import machines, readings
 from haltless.store.machines import Machine
+from haltless.store.maintenance_windows import set_window_owner
 
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"])
 
@@ -124,6 +125,8 @@ async def update_machine(machine_id: str, body: MachineUpdate, principal: Operat
             if "name" in values:
                 await _refuse_taken_name(tx.conn, principal.tenant_id, values["name"], machine.id)
             await tx.refresh([machine.id])
+            if maintenance is not None:  # a user's decision: no maintenance window ends it (docs/maintenance.md)
+                await set_window_owner(tx.conn, [machine.id], None)
             tx.apply(machine_planner.plan_edit(tx.fleet, machine.id, values, maintenance, tx.now_us))
     except IntegrityError:
         if "name" not in values:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.notifications import Kind, Matchers, Policy, Silence
 from haltless.core.readings import normalize_uuid
+from haltless.core.rules import Severity
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
 from haltless.server.notification_schemas import (
@@ -281,6 +282,7 @@ def _policy_out(stored: store.StoredPolicy) -> PolicyOut:
         repeat_interval=p.repeat_interval,
         escalate_after=p.escalate_after,
         escalation_channel_ids=list(p.escalation_channel_ids),
+        escalation_severity=Severity(p.escalation_severity) if p.escalation_severity else None,
         created_at=format_micros(stored.created_at),
         updated_at=format_micros(stored.updated_at),
     )
@@ -296,12 +298,14 @@ async def _channel_ids(state: AppState, tenant_id: str, ids: list[str]) -> tuple
     return tuple(dict.fromkeys(cast("list[str]", normalized)))
 
 
-_NULLABLE = {"repeat_interval", "escalate_after"}
+_NULLABLE = {"repeat_interval", "escalate_after", "escalation_severity"}
 
 
 def _check_escalation(policy: Policy) -> None:
     if policy.escalate_after is not None and not policy.escalation_channel_ids:
         raise InvalidRequest("escalation_channel_ids: name at least one channel to escalate to")
+    if policy.escalation_severity is not None and policy.escalate_after is None:
+        raise InvalidRequest("escalation_severity: set escalate_after too (the severity is raised on escalation)")
 
 
 POLICIES: _Resource[store.StoredPolicy] = _Resource(
@@ -329,6 +333,7 @@ async def create_policy(body: PolicyCreate, principal: Admin, state: State) -> P
         repeat_interval=body.repeat_interval,
         escalate_after=body.escalate_after,
         escalation_channel_ids=await _channel_ids(state, principal.tenant_id, body.escalation_channel_ids),
+        escalation_severity=body.escalation_severity.value if body.escalation_severity else None,
     )
     _check_escalation(policy)
     stored = store.StoredPolicy(policy, body.name, now, now)
@@ -376,6 +381,11 @@ async def update_policy(policy_id: str, body: PolicyUpdate, principal: Admin, st
                 await _channel_ids(state, principal.tenant_id, body.escalation_channel_ids)
                 if body.escalation_channel_ids is not None
                 else p.escalation_channel_ids
+            ),
+            escalation_severity=(
+                (body.escalation_severity.value if body.escalation_severity else None)
+                if "escalation_severity" in changes
+                else p.escalation_severity
             ),
         )
         _check_escalation(policy)

@@ -12,6 +12,10 @@ import { MachineView } from "./machine.js";
 import { OverviewView } from "./overview.js";
 import { RulesView } from "./rules.js";
 import { Store } from "./store.js";
+import { ChannelsView } from "./channels.js";
+import { DeliveriesView } from "./deliveries.js";
+import { PoliciesView } from "./policies.js";
+import { SilencesView } from "./silences.js";
 
 const $ = (id) => document.getElementById(id);
 const LARGE_TEXT_KEY = "haltless.largeText";
@@ -108,6 +112,10 @@ function route() {
   else if (parts[0] === "users") [next, nav] = [new UsersView(context), "users"];
   else if (parts[0] === "api-keys") [next, nav] = [new ApiKeysView(context), "api-keys"];
   else if (parts[0] === "account") [next, nav] = [new AccountView(context), "account"];
+  else if (parts[0] === "channels") [next, nav] = [new ChannelsView(context), "channels"];
+  else if (parts[0] === "policies") [next, nav] = [new PoliciesView(context), "policies"];
+  else if (parts[0] === "silences") [next, nav] = [new SilencesView(context), "silences"];
+  else if (parts[0] === "notifications") [next, nav] = [new DeliveriesView(context), "notifications"];
   else next = new OverviewView(context);
   view?.unmount();
   view = next;

@@ -1,0 +1,77 @@
+"""The no_data watcher: a background task that opens `no_data` alerts when a watched metric stops arriving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from haltless.core.planners.no_data import due_no_data, plan_no_data
+from haltless.server.changes import Changes
+from haltless.store import alerts as alert_store
+from haltless.store.no_data import silent_pairs
+
+log = logging.getLogger("haltless.no_data")
+
+
+class NoDataWatcher:
+    """Every `tick` seconds: (rule, machine) pairs silent for the rule's `for_seconds` get an alert.
+
+    Modelled on the offline watcher (server/offline.py): from memory in one process, from the database when
+    several share it; the unit of work re-checks under the tenant's lock, so two processes open one alert.
+    """
+
+    def __init__(self, changes: Changes, *, tick: float) -> None:
+        self._changes = changes
+        self._tick = tick
+        self._task: asyncio.Task[None] | None = None
+        # The server's own downtime is no gap (core/planners/no_data.py): silence counts from here at the earliest.
+        self.started_at = changes.clock.now_us()
+        # Passes started and finished: a test that moved the clock waits for a pass started after that.
+        self.passes_started = 0
+        self.passes_finished = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self.started_at = self._changes.clock.now_us()
+            self._task = asyncio.create_task(self._run(), name="haltless-no-data")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick)
+            try:
+                await self.check()
+            except Exception:  # a database hiccup must not stop no_data detection for good
+                log.exception("no_data check failed; retrying")
+
+    async def check(self) -> None:
+        """One pass at the clock's `now` (one change per tenant with something due)."""
+        self.passes_started += 1
+        try:
+            changes = self._changes
+            now_us = changes.clock.now_us()
+            due: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            if changes.shared:
+                async with changes.engine.connect() as conn:
+                    for tenant_id, rule_id, machine_id in await silent_pairs(
+                        conn, now=now_us, not_before=self.started_at
+                    ):
+                        due[tenant_id].append((rule_id, machine_id))
+            else:
+                for fleet in changes.fleets():
+                    pairs = due_no_data(fleet, now_us, self.started_at)
+                    if pairs:
+                        due[fleet.tenant_id] = pairs
+            for tenant_id, pairs in due.items():
+                async with changes.for_tenant(tenant_id, {machine_id for _, machine_id in pairs}) as tx:
+                    tx.apply(plan_no_data(tx.fleet, pairs, tx.now_us, self.started_at, alert_store.new_id))
+        finally:
+            self.passes_finished += 1
