@@ -170,3 +170,73 @@ async def test_printable_unicode_names_are_kept(server: RunningServer, tenant: T
     )
     assert created.status_code == 201, created.text
     assert (created.json()["name"], created.json()["tags"]) == (name, ["größe"])
+
+
+def _resolve(openapi: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _text_fields(openapi: dict[str, Any], schema: dict[str, Any], depth: int = 0) -> list[tuple[str, object]]:
+    """(where, body) for each place in a body of `schema` that takes text, the text a lone surrogate."""
+    schema = _resolve(openapi, schema)
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if _resolve(openapi, option).get("type") != "null":
+            return _text_fields(openapi, option, depth)
+    kind = schema.get("type")
+    if kind == "string":
+        return [("", "bad\ud800")]
+    if kind == "array" and depth < 4:
+        return [(f"[]{where}", [value]) for where, value in _text_fields(openapi, schema.get("items", {}), depth + 1)]
+    if kind == "object" and depth < 4:
+        return [
+            (f".{name}{where}", {name: value})
+            for name, prop in schema.get("properties", {}).items()
+            for where, value in _text_fields(openapi, prop, depth + 1)
+        ]
+    return []
+
+
+async def test_a_lone_surrogate_in_any_text_of_any_body_or_query_is_a_clean_refusal(
+    server: RunningServer, tenant: Tenant
+) -> None:
+    """Every operation of /openapi.json: every text field of its body (nested ones too) given a lone surrogate,
+    a 4xx (for ingest, that reading's rejection); every text query parameter given a NUL and the
+    bytes of a surrogate, no 500. The document drives it: a field added tomorrow is covered."""
+    openapi = (await tenant.http.get("/openapi.json", timeout=60)).json()
+    tried = 0
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            url = path
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    url = url.replace("{" + parameter["name"] + "}", "00000000-0000-4000-8000-000000000000")
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and _text_fields(openapi, parameter.get("schema", {})):
+                    # A URL cannot spell a lone surrogate (its UTF-8 bytes decode to U+FFFD): a NUL it can.
+                    response = await tenant.http.request(method, f"{url}?{parameter['name']}=bad%00%ED%A0%80")
+                    assert response.status_code < 500, (method, path, parameter["name"], response.text)
+                    tried += 1
+            content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if content is None:
+                continue
+            for where, body in _text_fields(openapi, content["schema"]):
+                response = await tenant.http.request(
+                    method, url, content=escaped(body), headers={"Content-Type": "application/json"}
+                )
+                tried += 1
+                if path == "/api/v1/sensor-data" and response.status_code == 202:
+                    assert [r["index"] for r in response.json()["rejected"]] == [0], (where, response.text)
+                    continue
+                assert 400 <= response.status_code < 500, (method, path, where, response.text)
+    assert tried > 60, tried  # the walk reached the bodies (not an empty schema by mistake)
+
+
+async def test_a_surrogate_in_a_rules_machine_id_is_refused_by_name(server: RunningServer, tenant: Tenant) -> None:
+    rule = {"name": "Hot", "metric_name": "temp", "condition": ">", "threshold": 1, "machine_id": "bad\ud800"}
+    response = await tenant.http.post(
+        "/api/v1/alert-rules", content=escaped(rule), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert "machine_id" in response.json()["detail"]

@@ -103,3 +103,24 @@ async def test_no_forwarded_for_is_believed_by_default(server_factory: Callable[
     running.state.login_guard = LocalLoginGuard(per_account=100, per_address=2)
     statuses = await _statuses(running, ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
     assert statuses == [401, 401, 429]
+
+
+async def test_concurrent_wrong_current_passwords_are_throttled_like_logins(server: RunningServer) -> None:
+    """POST /auth/password with a stolen token: 30 guesses of the current password at once get the account's
+    limit of 403s, then 429s (reserved before the slow hash, as at login)."""
+    email = await _admin(server)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+        login = await http.post(LOGIN, json={"email": email, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/api/v1/auth/password",
+                    json={"current_password": f"wrong-{i}", "new_password": "new-password-1"},
+                    headers=headers,
+                )
+                for i in range(30)
+            )
+        )
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == Counter({403: ACCOUNT_LIMIT, 429: 30 - ACCOUNT_LIMIT}), statuses

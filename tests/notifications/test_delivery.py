@@ -451,6 +451,17 @@ async def test_bad_policies_and_silences_are_422s(
     webhook_missing_secret = {"name": "x", "type": "webhook", "webhook": {"url": receiver.url}}
     assert (await tenant.http.post("/api/v1/notification-channels", json=webhook_missing_secret)).status_code == 422
 
+    # URLs the pattern takes but no delivery could use (the channel's /test answered 500 on the first).
+    for url, problem in (
+        ("http://[", "Invalid IPv6 URL"),
+        ("http://example.com:99999/hook", "out of range"),
+        ("https://:443/hook", "names no host"),
+    ):
+        channel = {"name": "x", "type": "webhook", "webhook": {"url": url, "secret": "s" * 16}}
+        response = await tenant.http.post("/api/v1/notification-channels", json=channel)
+        assert response.status_code == 422, (url, response.text)
+        assert "webhook.url" in response.json()["detail"] and problem in response.json()["detail"], response.text
+
 
 async def test_finished_notifications_are_forgotten_after_the_retention(
     server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver

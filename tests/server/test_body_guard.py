@@ -7,6 +7,7 @@ server decided without reading the body (it cannot have read what was never writ
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -123,6 +124,43 @@ async def test_body_that_is_not_json_is_415(server: RunningServer, tenant: Tenan
         "/api/v1/sensor-data", content=body, headers={"Content-Type": "application/json; charset=utf-8"}
     )
     assert charset.status_code == 202
+
+
+async def _chunked(body: bytes) -> AsyncIterator[bytes]:
+    # httpx sends an async iterable with Transfer-Encoding: chunked (no Content-Length).
+    for start in range(0, len(body), 7):
+        yield body[start : start + 7]
+
+
+async def test_a_body_that_is_not_json_text_is_a_422_saying_where(server: RunningServer, tenant: Tenant) -> None:
+    """The guard decodes every JSON route's body (FastAPI answered a body that was not UTF-8 with a 400)."""
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        (b'{"name": }', "request body is not valid JSON: Expecting value (line 1, column 10)"),
+        (b'{"name": "P"', "request body is not valid JSON: Expecting ',' delimiter (line 1, column 13)"),
+        (b'{"name": "\xff"}', "request body is not valid JSON (UTF-8): byte 0xff at offset 10 is not UTF-8 text"),
+        (b"[" * 10_000 + b"]" * 10_000, "request body is not valid JSON: nested too deeply"),
+    ]
+    for body, detail in cases:
+        for content in (body, _chunked(body)):
+            response = await tenant.http.post("/api/v1/machines", content=content, headers=json_type)
+            assert (response.status_code, response.json()) == (422, {"detail": detail}), body[:20]
+    # Unauthenticated routes too: the login's body is decoded the same way.
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        login = await http.post("/api/v1/auth/login", content=b'{"email": "a@b", ', headers=json_type)
+    assert login.status_code == 422
+    assert login.json()["detail"].startswith("request body is not valid JSON: ")
+
+
+async def test_json_as_fastapi_takes_it_still_goes_through(tenant: Tenant) -> None:
+    """What the route's reader takes is not refused by the guard: a UTF-8 BOM, a chunked body, a `\\u` escape."""
+    json_type = {"Content-Type": "application/json"}
+    with_bom = await tenant.http.post("/api/v1/machines", content=b'\xef\xbb\xbf{"name": "Bom"}', headers=json_type)
+    assert with_bom.status_code == 201, with_bom.text
+    chunked = await tenant.http.post("/api/v1/machines", content=_chunked(b'{"name": "Chunked"}'), headers=json_type)
+    assert chunked.status_code == 201, chunked.text
+    escaped = await tenant.http.post("/api/v1/machines", content=b'{"name": "Caf\\u00e9"}', headers=json_type)
+    assert (escaped.status_code, escaped.json()["name"]) == (201, "Caf\u00e9")
 
 
 async def test_refusals_carry_cors_headers(server_factory: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, ip_network
+from urllib.parse import urlsplit
 
 from haltless.core.backoff import Backoff
 from haltless.core.timefmt import format_micros
@@ -605,6 +606,16 @@ DEFAULT_DENIED_NETWORKS = (
     "224.0.0.0/4",
     "ff00::/8",
 )
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be sent to, or None: it must parse, with a host and a port in range."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port out of range or not a number)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    return None if parts.hostname else "not a URL: it names no host"
 
 
 def address_refusal(address: IPv4Address | IPv6Address, allowed: Sequence[str]) -> str | None:

@@ -80,10 +80,12 @@ def load_or_create_jwt_secret(settings: Settings) -> str:
 
 
 # The one BodyGuard configuration, for the middleware stack and the ingest fast path alike: each route's body
-# limit where it is not body_guard.JSON_BODY_LIMIT, and the routes that read a body without a credential.
+# limit where it is not body_guard.JSON_BODY_LIMIT, the routes that read a body without a credential, and the one
+# that decodes its own body (ingest: an invalid reading is refused alone, so it parses item by item).
 BODY_GUARD_OPTIONS: dict[str, Any] = {
     "limits": {sensor_data.INGEST_PATH: MAX_INGEST_BODY_BYTES},
     "open_paths": auth.OPEN_BODY_PATHS,
+    "raw_paths": {sensor_data.INGEST_PATH},
 }
 
 

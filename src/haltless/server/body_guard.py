@@ -12,6 +12,12 @@ from the request's headers alone, before one byte of the body is read:
    verifying the credential again.
 3. `Content-Type` not JSON: 415.
 
+Then the body is read here (within its limit) and decoded as JSON, with the rules of the `json.loads` that
+FastAPI applies next: a body that is not text or not JSON gets a 422 whose detail says where it broke (FastAPI
+would answer a body that is not UTF-8 with a 400 "There was an error parsing the body"). The route gets the
+same bytes. Routes in `raw_paths` decode their own bodies (ingest: per-item rejection, its own parser) and get
+theirs unread.
+
 A chunked body (no `Content-Length`) is counted as it is received and refused with 413 the moment it passes
 the limit; the app never sees more than the limit.
 
@@ -30,6 +36,7 @@ HTTP/1.1 framing: a request has a body when it declares a non-zero `Content-Leng
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Collection, Mapping
 
 from starlette.exceptions import HTTPException
@@ -70,6 +77,44 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail=too_large_detail(limit))
+
+
+def check_json_body(body: bytes) -> None:
+    """InvalidRequest unless `body` is JSON as `json.loads(body)` (FastAPI's reader) takes it, saying what is wrong.
+
+    The same rules: UTF-8 (or UTF-16/32, told apart by their zero bytes), a UTF-8 BOM skipped, lone surrogates
+    taken (the fields' validators refuse them by name)."""
+    encoding = json.detect_encoding(body)
+    try:
+        text = body.decode(encoding, "surrogatepass")
+    except UnicodeDecodeError as exc:
+        expected = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+        raise InvalidRequest(
+            f"request body is not valid JSON (UTF-8): byte 0x{body[exc.start]:02x} at offset {exc.start} "
+            f"is not {expected} text"
+        ) from None
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest("request body is not valid JSON: nested too deeply") from None
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` for an app whose body was read already: the body in one message, then the connection's own."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -116,11 +161,13 @@ class BodyGuard:
         *,
         limits: Mapping[str, int] | None = None,
         open_paths: Collection[str] = (),
+        raw_paths: Collection[str] = (),
         default_limit: int = JSON_BODY_LIMIT,
     ) -> None:
         self.app = app
         self._limits = dict(limits or {})
         self._open_paths = frozenset(open_paths)
+        self._raw_paths = frozenset(raw_paths)
         self._default_limit = default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -172,10 +219,36 @@ class BodyGuard:
             # Answered here, not by the app's handler: the ingest fast path has no handler around this guard.
             await self._answer(unexpected_error_response(Request(scope)), scope, receive, send, linger)
             return
-        if not chunked:
+        if scope["path"] not in self._raw_paths:
+            await self._run_decoded(scope, receive, send, limit)
+        elif not chunked:
             await self.app(scope, receive, send)  # uvicorn passes on at most `length` <= limit bytes
+        else:
+            await self._run_counted(scope, receive, send, limit)
+
+    async def _run_decoded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Read the whole body (413 past `limit`), refuse it unless it is JSON, run the app on it."""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:  # only a chunked body can (uvicorn keeps a declared one to its length)
+                await self._refuse(PayloadTooLarge(too_large_detail(limit)), scope, receive, send, True)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            check_json_body(body)
+        except HaltlessError as exc:
+            await self._refuse(exc, scope, receive, send, False)
             return
-        await self._run_counted(scope, receive, send, limit)
+        await self.app(scope, _replaying(body, receive), send)
 
     async def _run_counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Run the app on a chunked body, counted as it arrives (BodyTooLarge past `limit`); an answer given

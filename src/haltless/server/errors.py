@@ -16,9 +16,6 @@ from haltless.server.api_contract import allowed_methods
 
 log = logging.getLogger("haltless.server")
 
-# What FastAPI raises (as a 400) when it cannot decode a JSON body's bytes as text.
-_FASTAPI_BODY_NOT_TEXT = "There was an error parsing the body"
-
 
 def _location(loc: tuple[object, ...] | list[object]) -> str:
     # A client's own field names come back here: escaped when they hold what no JSON answer should carry.
@@ -94,9 +91,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_NOT_TEXT:
-            # FastAPI's answer to a body that is not UTF-8; a body that is not JSON gets our 422, so this does too.
-            return JSONResponse({"detail": "request body is not valid JSON (UTF-8)"}, status_code=422)
         if exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path; a path served by several
             # routes (GET and POST /machines) has more.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from haltless.core.notifications import GroupBy, Kind, WebhookFormat
+from haltless.core.notifications import GroupBy, Kind, WebhookFormat, url_problem
 from haltless.core.rules import Severity
 from haltless.server.schemas import (
     CleanText,
@@ -34,8 +34,22 @@ Short = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), at_most(64), CleanText, NonBlankSchema
 ]
 Secret = Annotated[str, StringConstraints(min_length=16, max_length=500), CleanText, CleanTextSchema]
-# No whitespace or control character anywhere: a URL is sent as it is stored.
-Url = Annotated[str, StringConstraints(min_length=8, max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")]
+
+
+def _sendable(url: str) -> str:
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
+# No whitespace or control character anywhere: a URL is sent as it is stored. And one that parses: "http://["
+# matches the pattern, and would fail every delivery.
+Url = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$"),
+    AfterValidator(_sendable),
+]
 Host = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253), at_most(253), CleanText, NonBlankSchema
 ]

@@ -49,6 +49,7 @@ from haltless.core.notifications import (
     plan_cycle,
     signature,
     summary,
+    url_problem,
     webhook_body,
 )
 from haltless.core.plan import SYSTEM, TransitionKind
@@ -115,6 +116,9 @@ class WebhookSender:
 
     async def _pinned_url(self, url: str) -> tuple[str, str, str] | str:
         """(url with the checked IP address as host, Host header, name for TLS) or why the URL is refused."""
+        problem = url_problem(url)  # one stored before URLs were checked at creation
+        if problem is not None:
+            return problem
         parts = urlsplit(url)
         host = parts.hostname
         if parts.scheme not in ("http", "https") or not host:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.notifications import Kind, Matchers, Policy, Silence
 from haltless.core.readings import normalize_uuid
@@ -54,6 +57,57 @@ def _id(value: str, what: str) -> str:
     if normalized is None:
         raise NotFound(f"{what} not found")
     return normalized
+
+
+# ---- one helper per verb, for channels, policies and silences --------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Resource(Generic[_T]):
+    """What the verb helpers need to know of a kind of resource."""
+
+    # Its name in answers: "channel not found".
+    what: str
+    # One of a tenant's, or None: (conn, tenant_id, id).
+    read: Callable[[AsyncConnection, str, str], Awaitable[_T | None]]
+    # Store a changed one; delete one.
+    update: Callable[[AsyncConnection, _T], Awaitable[None]]
+    delete: Callable[[AsyncConnection, _T], Awaitable[None]]
+
+
+async def _write(state: AppState, action: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+    """Run `action` in a write transaction."""
+    async with state.engine.begin() as conn:
+        await begin_write(conn)
+        await action(conn)
+
+
+async def _get(state: AppState, resource: _Resource[_T], tenant_id: str, raw_id: str) -> _T:
+    """The tenant's resource with this id, or 404."""
+    item_id = _id(raw_id, resource.what)
+    async with state.engine.connect() as conn:
+        found = await resource.read(conn, tenant_id, item_id)
+    if found is None:
+        raise NotFound(f"{resource.what} not found")
+    return found
+
+
+async def _patch(
+    state: AppState, resource: _Resource[_T], tenant_id: str, raw_id: str, change: Callable[[_T], Awaitable[_T]]
+) -> _T:
+    """The tenant's resource (or 404), changed by `change` and stored; returns it as stored."""
+    changed = await change(await _get(state, resource, tenant_id, raw_id))
+    await _write(state, lambda conn: resource.update(conn, changed))
+    return changed
+
+
+async def _delete(state: AppState, resource: _Resource[_T], tenant_id: str, raw_id: str) -> Response:
+    """Delete the tenant's resource (or 404): 204."""
+    found = await _get(state, resource, tenant_id, raw_id)
+    await _write(state, lambda conn: resource.delete(conn, found))
+    return Response(status_code=204)
 
 
 # ---- channels -------------------------------------------------------------------------------------------------
@@ -109,12 +163,12 @@ def _channel_out(channel: store.Channel) -> ChannelOut:
     )
 
 
-async def _channel(state: AppState, tenant_id: str, channel_id: str) -> store.Channel:
-    async with state.engine.connect() as conn:
-        channel = await store.get_channel(conn, tenant_id=tenant_id, channel_id=_id(channel_id, "channel"))
-    if channel is None:
-        raise NotFound("channel not found")
-    return channel
+CHANNELS: _Resource[store.Channel] = _Resource(
+    "channel",
+    read=lambda conn, tenant_id, item_id: store.get_channel(conn, tenant_id=tenant_id, channel_id=item_id),
+    update=store.update_channel,
+    delete=lambda conn, channel: store.delete_channel(conn, channel.id),
+)
 
 
 @channels_router.post("", status_code=201, response_model=ChannelOut)
@@ -130,9 +184,7 @@ async def create_channel(body: ChannelCreate, principal: Admin, state: State) ->
         config, secrets = _email_config(body.email, None)
     now = state.notifier.clock()
     channel = store.Channel(store.new_id(), principal.tenant_id, body.name, body.type, config, secrets, now, now)
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.insert_channel(conn, channel)
+    await _write(state, lambda conn: store.insert_channel(conn, channel))
     return _channel_out(channel)
 
 
@@ -144,52 +196,47 @@ async def list_channels(principal: Admin, state: State) -> list[ChannelOut]:
 
 @channels_router.get("/{channel_id}", response_model=ChannelOut)
 async def get_channel(channel_id: str, principal: Admin, state: State) -> ChannelOut:
-    return _channel_out(await _channel(state, principal.tenant_id, channel_id))
+    return _channel_out(await _get(state, CHANNELS, principal.tenant_id, channel_id))
 
 
 @channels_router.patch("/{channel_id}", response_model=ChannelOut)
 async def update_channel(channel_id: str, body: ChannelUpdate, principal: Admin, state: State) -> ChannelOut:
     """Rename, or replace the settings of the channel's type (a secret or password left out is kept)."""
-    channel = await _channel(state, principal.tenant_id, channel_id)
-    config, secrets = channel.config, channel.secrets
-    if body.webhook is not None:
-        if channel.type != "webhook":
-            raise InvalidRequest("webhook: this is an email channel")
-        config, secrets = _webhook_config(body.webhook, channel.secrets.get("secret"))
-    if body.email is not None:
-        if channel.type != "email":
-            raise InvalidRequest("email: this is a webhook channel")
-        config, secrets = _email_config(body.email, channel.secrets.get("password"))
-    updated = store.Channel(
-        channel.id,
-        channel.tenant_id,
-        body.name or channel.name,
-        channel.type,
-        config,
-        secrets,
-        channel.created_at,
-        state.notifier.clock(),
-    )
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.update_channel(conn, updated)
-    return _channel_out(updated)
+
+    async def change(channel: store.Channel) -> store.Channel:
+        config, secrets = channel.config, channel.secrets
+        if body.webhook is not None:
+            if channel.type != "webhook":
+                raise InvalidRequest("webhook: this is an email channel")
+            config, secrets = _webhook_config(body.webhook, channel.secrets.get("secret"))
+        if body.email is not None:
+            if channel.type != "email":
+                raise InvalidRequest("email: this is a webhook channel")
+            config, secrets = _email_config(body.email, channel.secrets.get("password"))
+        return store.Channel(
+            channel.id,
+            channel.tenant_id,
+            body.name or channel.name,
+            channel.type,
+            config,
+            secrets,
+            channel.created_at,
+            state.notifier.clock(),
+        )
+
+    return _channel_out(await _patch(state, CHANNELS, principal.tenant_id, channel_id, change))
 
 
 @channels_router.delete("/{channel_id}", status_code=204, response_class=Response)
 async def delete_channel(channel_id: str, principal: Admin, state: State) -> Response:
     """Delete a channel and its deliveries; policies that named it go on with their other channels."""
-    channel = await _channel(state, principal.tenant_id, channel_id)
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.delete_channel(conn, channel.id)
-    return Response(status_code=204)
+    return await _delete(state, CHANNELS, principal.tenant_id, channel_id)
 
 
 @channels_router.post("/{channel_id}/test", response_model=ChannelTestResult)
 async def test_channel(channel_id: str, principal: Admin, state: State) -> ChannelTestResult:
     """Send a `test` notification now, once, and report how it went."""
-    channel = await _channel(state, principal.tenant_id, channel_id)
+    channel = await _get(state, CHANNELS, principal.tenant_id, channel_id)
     notifier = state.notifier
     outcome = await notifier.send(channel, store.new_id(), Kind.TEST, principal.tenant_id, (), notifier.clock())
     return ChannelTestResult(ok=outcome.ok, error=outcome.error)
@@ -261,12 +308,12 @@ def _check_escalation(policy: Policy) -> None:
         raise InvalidRequest("escalation_severity: set escalate_after too (the severity is raised on escalation)")
 
 
-async def _policy(state: AppState, tenant_id: str, policy_id: str) -> store.StoredPolicy:
-    async with state.engine.connect() as conn:
-        found = await store.get_policy(conn, tenant_id=tenant_id, policy_id=_id(policy_id, "policy"))
-    if found is None:
-        raise NotFound("policy not found")
-    return found
+POLICIES: _Resource[store.StoredPolicy] = _Resource(
+    "policy",
+    read=lambda conn, tenant_id, item_id: store.get_policy(conn, tenant_id=tenant_id, policy_id=item_id),
+    update=store.update_policy,
+    delete=lambda conn, stored: store.delete_policy(conn, stored.policy.id),
+)
 
 
 @policies_router.post("", status_code=201, response_model=PolicyOut)
@@ -290,9 +337,7 @@ async def create_policy(body: PolicyCreate, principal: Admin, state: State) -> P
     )
     _check_escalation(policy)
     stored = store.StoredPolicy(policy, body.name, now, now)
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.insert_policy(conn, stored)
+    await _write(state, lambda conn: store.insert_policy(conn, stored))
     return _policy_out(stored)
 
 
@@ -304,60 +349,55 @@ async def list_policies(principal: Admin, state: State) -> list[PolicyOut]:
 
 @policies_router.get("/{policy_id}", response_model=PolicyOut)
 async def get_policy(policy_id: str, principal: Admin, state: State) -> PolicyOut:
-    return _policy_out(await _policy(state, principal.tenant_id, policy_id))
+    return _policy_out(await _get(state, POLICIES, principal.tenant_id, policy_id))
 
 
 @policies_router.patch("/{policy_id}", response_model=PolicyOut)
 async def update_policy(policy_id: str, body: PolicyUpdate, principal: Admin, state: State) -> PolicyOut:
-    old = await _policy(state, principal.tenant_id, policy_id)
-    p = old.policy
     changes = body.model_dump(exclude_unset=True)
-    for field_name, value in changes.items():
-        if value is None and field_name not in _NULLABLE:
-            raise InvalidRequest(f"{field_name}: may not be null")
-    policy = Policy(
-        id=p.id,
-        tenant_id=p.tenant_id,
-        matchers=_matchers(body.matchers) if body.matchers is not None else p.matchers,
-        channel_ids=(
-            await _channel_ids(state, principal.tenant_id, body.channel_ids)
-            if body.channel_ids is not None
-            else p.channel_ids
-        ),
-        is_default=body.is_default if body.is_default is not None else p.is_default,
-        group_by=body.group_by or p.group_by,
-        group_wait=body.group_wait if body.group_wait is not None else p.group_wait,
-        group_interval=body.group_interval if body.group_interval is not None else p.group_interval,
-        position=body.position if body.position is not None else p.position,
-        repeat_interval=changes.get("repeat_interval", p.repeat_interval),
-        escalate_after=changes.get("escalate_after", p.escalate_after),
-        escalation_channel_ids=(
-            await _channel_ids(state, principal.tenant_id, body.escalation_channel_ids)
-            if body.escalation_channel_ids is not None
-            else p.escalation_channel_ids
-        ),
-        escalation_severity=(
-            (body.escalation_severity.value if body.escalation_severity else None)
-            if "escalation_severity" in changes
-            else p.escalation_severity
-        ),
-    )
-    _check_escalation(policy)
-    stored = store.StoredPolicy(policy, body.name or old.name, old.created_at, state.notifier.clock())
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.update_policy(conn, stored)
-    return _policy_out(stored)
+
+    async def change(old: store.StoredPolicy) -> store.StoredPolicy:
+        p = old.policy
+        for field_name, value in changes.items():
+            if value is None and field_name not in _NULLABLE:
+                raise InvalidRequest(f"{field_name}: may not be null")
+        policy = Policy(
+            id=p.id,
+            tenant_id=p.tenant_id,
+            matchers=_matchers(body.matchers) if body.matchers is not None else p.matchers,
+            channel_ids=(
+                await _channel_ids(state, principal.tenant_id, body.channel_ids)
+                if body.channel_ids is not None
+                else p.channel_ids
+            ),
+            is_default=body.is_default if body.is_default is not None else p.is_default,
+            group_by=body.group_by or p.group_by,
+            group_wait=body.group_wait if body.group_wait is not None else p.group_wait,
+            group_interval=body.group_interval if body.group_interval is not None else p.group_interval,
+            position=body.position if body.position is not None else p.position,
+            repeat_interval=changes.get("repeat_interval", p.repeat_interval),
+            escalate_after=changes.get("escalate_after", p.escalate_after),
+            escalation_channel_ids=(
+                await _channel_ids(state, principal.tenant_id, body.escalation_channel_ids)
+                if body.escalation_channel_ids is not None
+                else p.escalation_channel_ids
+            ),
+            escalation_severity=(
+                (body.escalation_severity.value if body.escalation_severity else None)
+                if "escalation_severity" in changes
+                else p.escalation_severity
+            ),
+        )
+        _check_escalation(policy)
+        return store.StoredPolicy(policy, body.name or old.name, old.created_at, state.notifier.clock())
+
+    return _policy_out(await _patch(state, POLICIES, principal.tenant_id, policy_id, change))
 
 
 @policies_router.delete("/{policy_id}", status_code=204, response_class=Response)
 async def delete_policy(policy_id: str, principal: Admin, state: State) -> Response:
     """Delete a policy; changes waiting in its groups are dropped."""
-    stored = await _policy(state, principal.tenant_id, policy_id)
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.delete_policy(conn, stored.policy.id)
-    return Response(status_code=204)
+    return await _delete(state, POLICIES, principal.tenant_id, policy_id)
 
 
 # ---- silences -------------------------------------------------------------------------------------------------
@@ -388,12 +428,13 @@ async def _silence_out(state: AppState, stored: store.StoredSilence) -> SilenceO
     )
 
 
-async def _silence(state: AppState, tenant_id: str, silence_id: str) -> store.StoredSilence:
-    async with state.engine.connect() as conn:
-        found = await store.get_silence(conn, tenant_id=tenant_id, silence_id=_id(silence_id, "silence"))
-    if found is None:
-        raise NotFound("silence not found")
-    return found
+SILENCES: _Resource[store.StoredSilence] = _Resource(
+    "silence",
+    read=lambda conn, tenant_id, item_id: store.get_silence(conn, tenant_id=tenant_id, silence_id=item_id),
+    # A silence changes only by expiring: its end is all there is to store.
+    update=lambda conn, stored: store.update_silence_end(conn, stored.silence.id, stored.silence.ends_at),
+    delete=lambda conn, stored: store.delete_silence(conn, stored.silence.id),
+)
 
 
 @silences_router.post("", status_code=201, response_model=SilenceOut)
@@ -411,9 +452,7 @@ async def create_silence(body: SilenceCreate, principal: Operator, state: State)
         raise InvalidRequest("matchers: name at least one machine, tag, rule, severity or metric")
     silence = Silence(store.new_id(), principal.tenant_id, matchers, starts_at, ends_at)
     stored = store.StoredSilence(silence, body.comment, principal.subject_id, now)
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.insert_silence(conn, stored)
+    await _write(state, lambda conn: store.insert_silence(conn, stored))
     return await _silence_out(state, stored)
 
 
@@ -426,30 +465,25 @@ async def list_silences(principal: Viewer, state: State) -> list[SilenceOut]:
 
 @silences_router.get("/{silence_id}", response_model=SilenceOut)
 async def get_silence(silence_id: str, principal: Viewer, state: State) -> SilenceOut:
-    return await _silence_out(state, await _silence(state, principal.tenant_id, silence_id))
+    return await _silence_out(state, await _get(state, SILENCES, principal.tenant_id, silence_id))
 
 
 @silences_router.post("/{silence_id}/expire", response_model=SilenceOut)
 async def expire_silence(silence_id: str, principal: Operator, state: State) -> SilenceOut:
     """End a silence now (a future one never starts); it stays listed with the alerts it silenced."""
-    stored = await _silence(state, principal.tenant_id, silence_id)
-    now = state.notifier.clock()
-    s = stored.silence
-    ends_at = min(s.ends_at, max(now, s.starts_at))
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.update_silence_end(conn, s.id, ends_at)
-    expired = Silence(s.id, s.tenant_id, s.matchers, s.starts_at, ends_at)
-    return await _silence_out(state, store.StoredSilence(expired, stored.comment, stored.created_by, stored.created_at))
+
+    async def expire(stored: store.StoredSilence) -> store.StoredSilence:
+        s = stored.silence
+        ends_at = min(s.ends_at, max(state.notifier.clock(), s.starts_at))
+        expired = Silence(s.id, s.tenant_id, s.matchers, s.starts_at, ends_at)
+        return store.StoredSilence(expired, stored.comment, stored.created_by, stored.created_at)
+
+    return await _silence_out(state, await _patch(state, SILENCES, principal.tenant_id, silence_id, expire))
 
 
 @silences_router.delete("/{silence_id}", status_code=204, response_class=Response)
 async def delete_silence(silence_id: str, principal: Operator, state: State) -> Response:
-    stored = await _silence(state, principal.tenant_id, silence_id)
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await store.delete_silence(conn, stored.silence.id)
-    return Response(status_code=204)
+    return await _delete(state, SILENCES, principal.tenant_id, silence_id)
 
 
 # ---- deliveries -----------------------------------------------------------------------------------------------
