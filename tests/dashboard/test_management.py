@@ -94,6 +94,66 @@ def test_admin_edits_a_rule_and_is_warned_about_a_metric_never_reported(
     shared_demo.api("DELETE", f"/alert-rules/{rule['id']}")
 
 
+def test_admin_makes_a_no_data_rule_and_sets_flap_detection(
+    shared_demo: Demo, page_factory: Callable[..., Page]
+) -> None:
+    page = page_factory()
+    as_role(page, shared_demo, "admin")
+    page.get_by_role("link", name="Alert rules").click()
+    expect(page.locator("#rules-table")).to_be_visible()
+    form = page.locator("#rule-form")
+    # no_data: no threshold, and "Must last" is required.
+    silent = f"Silent current {uuid.uuid4().hex[:6]}"
+    form.get_by_label("Name", exact=True).fill(silent)
+    form.get_by_label("Metric", exact=True).fill("current")
+    form.get_by_label("Condition", exact=True).select_option("no_data")
+    expect(form.get_by_label("Threshold", exact=True)).to_be_hidden()
+    form.get_by_label("Must last (s)", exact=True).fill("0")
+    form.get_by_role("button", name="Create rule").click()
+    expect(page.locator("#rule-form-error")).to_contain_text("Must last")
+    form.get_by_label("Must last (s)", exact=True).fill("300")
+    form.get_by_label("Detect flapping").uncheck()
+    expect(form.get_by_label("Flapping after (alerts)", exact=True)).to_be_hidden()
+    form.get_by_role("button", name="Create rule").click()
+    row = page.locator("#rules-table tbody tr").filter(has=page.get_by_role("rowheader", name=silent))
+    expect(row.locator(".rule-condition")).to_have_text("no data for 300 s")
+    expect(row.locator(".rule-flap")).to_have_text("off")
+    rule = next(r for r in shared_demo.api("GET", "/alert-rules").json() if r["name"] == silent)
+    assert (rule["condition"], rule["threshold"], rule["for_seconds"]) == ("no_data", None, 300.0)
+    assert rule["flap_threshold"] is None
+
+    # A threshold rule with its own flap settings, then edited back to the default, then off.
+    noisy = f"Noisy current {uuid.uuid4().hex[:6]}"
+    form.get_by_label("Name", exact=True).fill(noisy)
+    form.get_by_label("Metric", exact=True).fill("current")
+    expect(form.get_by_label("Condition", exact=True)).to_have_value(">")
+    expect(form.get_by_label("Detect flapping")).to_be_checked()
+    form.get_by_label("Threshold", exact=True).fill("500")
+    form.get_by_label("Flapping after (alerts)", exact=True).fill("5")
+    form.get_by_label("Flap window (min)", exact=True).fill("15")
+    form.get_by_role("button", name="Create rule").click()
+    row = page.locator("#rules-table tbody tr").filter(has=page.get_by_role("rowheader", name=noisy))
+    expect(row.locator(".rule-flap")).to_have_text("more than 5 alerts in 15 min")
+    rule = next(r for r in shared_demo.api("GET", "/alert-rules").json() if r["name"] == noisy)
+    assert (rule["flap_threshold"], rule["flap_window_seconds"]) == (5, 900.0)
+    row.get_by_role("button", name=re.compile("^Edit")).click()
+    expect(form.get_by_label("Flapping after (alerts)", exact=True)).to_have_value("5")
+    form.get_by_label("Detect flapping").uncheck()
+    form.get_by_role("button", name="Save changes").click()
+    expect(row.locator(".rule-flap")).to_have_text("off")
+    rule = next(r for r in shared_demo.api("GET", "/alert-rules").json() if r["name"] == noisy)
+    assert rule["flap_threshold"] is None
+    # Anomaly rules have neither no_data nor flap detection.
+    form.get_by_label("Kind", exact=True).select_option("anomaly")
+    expect(form.get_by_label("Detect flapping")).to_be_hidden()
+    form.get_by_label("Kind", exact=True).select_option("threshold")
+    expect(form.get_by_label("Detect flapping")).to_be_visible()
+    no_null_text(page)
+    for name in (silent, noisy):
+        rule = next(r for r in shared_demo.api("GET", "/alert-rules").json() if r["name"] == name)
+        shared_demo.api("DELETE", f"/alert-rules/{rule['id']}").raise_for_status()
+
+
 def test_a_login_lockout_says_how_long_to_wait(shared_demo: Demo, page_factory: Callable[..., Page]) -> None:
     email = new_user(shared_demo, "viewer")
     for _ in range(10):

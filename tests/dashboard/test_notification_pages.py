@@ -232,7 +232,10 @@ def test_admin_routes_groups_repeats_and_escalates_with_a_policy(demo: Demo, pag
     form.get_by_label("Group wait (s)", exact=True).fill("10")
     form.get_by_label("Group interval (s)", exact=True).fill("120")
     form.get_by_label("Remind every (min)", exact=True).fill("60")
+    # Raising the severity is offered only with an escalation.
+    expect(form.get_by_label("Raise severity to", exact=True)).to_be_hidden()
     form.get_by_label("Escalate after (min)", exact=True).fill("15")
+    form.get_by_label("Raise severity to", exact=True).select_option("critical")
     # Escalation without a channel to escalate to is caught before it is sent.
     form.get_by_role("button", name="Add policy").click()
     expect(page.locator("#new-policy-error")).to_contain_text("escalate to")
@@ -245,7 +248,7 @@ def test_admin_routes_groups_repeats_and_escalates_with_a_policy(demo: Demo, pag
     expect(row.locator(".policy-channels")).to_have_text(first["name"])
     expect(row.locator(".policy-grouping")).to_have_text("by machine; wait 10 s, then every 2 min")
     expect(row.locator(".policy-repeat")).to_have_text("every 1 h")
-    expect(row.locator(".policy-escalation")).to_have_text(f"after 15 min to {second['name']}")
+    expect(row.locator(".policy-escalation")).to_have_text(f"after 15 min to {second['name']}, raising to critical")
     [policy] = [p for p in demo.api("GET", "/notification-policies").json() if p["name"] == name]
     assert policy["matchers"] == {
         "machine_ids": [lathe],
@@ -258,12 +261,14 @@ def test_admin_routes_groups_repeats_and_escalates_with_a_policy(demo: Demo, pag
     assert (policy["position"], policy["is_default"], policy["channel_ids"]) == (5, False, [first["id"]])
     assert (policy["group_by"], policy["group_wait"], policy["group_interval"]) == ("machine", 10.0, 120.0)
     assert (policy["repeat_interval"], policy["escalate_after"]) == (3600.0, 900.0)
-    assert policy["escalation_channel_ids"] == [second["id"]]
+    assert (policy["escalation_channel_ids"], policy["escalation_severity"]) == ([second["id"]], "critical")
 
     # Edit: no more reminders, everything in one group, also to the second channel; the rest stays.
     row.get_by_role("button", name=re.compile("^Edit")).click()
     editor = page.locator("#edit-policy-form")
     expect(editor.get_by_label("Remind every (min)", exact=True)).to_have_value("60")
+    expect(editor.get_by_label("Raise severity to", exact=True)).to_have_value("critical")
+    editor.get_by_label("Raise severity to", exact=True).select_option("warning")
     expect(editor.locator("#edit-policy-match-severities").get_by_label("Critical", exact=True)).to_be_checked()
     editor.get_by_label("Remind every (min)", exact=True).fill("")
     editor.get_by_label("Group by", exact=True).select_option("none")
@@ -276,6 +281,15 @@ def test_admin_routes_groups_repeats_and_escalates_with_a_policy(demo: Demo, pag
     assert (edited["repeat_interval"], edited["group_by"], edited["is_default"]) == (None, "none", True)
     assert edited["channel_ids"] == [first["id"], second["id"]]
     assert (edited["matchers"], edited["escalate_after"]) == (policy["matchers"], 900.0)
+    assert edited["escalation_severity"] == "warning"
+    # No more escalation: the severity raise goes with it (the server would refuse it alone).
+    row.get_by_role("button", name=re.compile("^Edit")).click()
+    editor.get_by_label("Escalate after (min)", exact=True).fill("")
+    expect(editor.get_by_label("Raise severity to", exact=True)).to_be_hidden()
+    editor.get_by_role("button", name="Save policy").click()
+    expect(row.locator(".policy-escalation")).to_have_text("never")
+    edited = demo.api("GET", f"/notification-policies/{policy['id']}").json()
+    assert (edited["escalate_after"], edited["escalation_severity"]) == (None, None)
 
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name=re.compile("^Delete")).click()

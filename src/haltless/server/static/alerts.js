@@ -1,5 +1,5 @@
 // Open alerts: loaded from GET /alerts?state=open, kept live by alert / alert_acknowledged / alert_resolved /
-// alert_shelved / alert_unshelved / alert_escalated events. Operators and admins acknowledge (with an optional
+// alert_shelved / alert_unshelved / alert_escalated / alert_flapping events. Operators and admins acknowledge (with an optional
 // comment), shelve, unshelve and resolve; everyone sees who acknowledged, the comment, and the alert's history.
 
 import { announce, fill, formatTime, formatValue, h } from "./dom.js";
@@ -12,6 +12,17 @@ export function severityBadge(severity) {
     { class: `badge severity-${severity}`, dataset: { severity } },
     h("span", { class: "icon", "aria-hidden": "true" }, meta.icon),
     h("span", { class: "text" }, meta.label),
+  );
+}
+
+/** Shown on an alert that opened while its rule was flapping (docs/alerts.md, "Flapping"). */
+export function flappingBadge(alert) {
+  if (!alert.flapping) return null;
+  return h(
+    "span",
+    { class: "badge flapping", title: "Its rule fired and cleared again and again: this one alert stands for the flap" },
+    h("span", { class: "icon", "aria-hidden": "true" }, "≋"),
+    h("span", { class: "text" }, "Flapping"),
   );
 }
 
@@ -222,7 +233,7 @@ export function alertItem(alert, { store, api, showMachine = true }) {
     "li",
     {
       class: `alert-item severity-${alert.severity}`,
-      dataset: { alertId: alert.id, state: alert.state, shelved: String(shelved) },
+      dataset: { alertId: alert.id, state: alert.state, shelved: String(shelved), flapping: String(Boolean(alert.flapping)) },
     },
     severityBadge(alert.severity),
     h(
@@ -234,6 +245,8 @@ export function alertItem(alert, { store, api, showMachine = true }) {
         showMachine ? h("a", { href: `#/machines/${alert.machine_id}` }, store.machineName(alert.machine_id)) : null,
         showMachine ? ": " : null,
         alert.message,
+        alert.flapping ? " " : null,
+        flappingBadge(alert),
       ),
       h(
         "p",

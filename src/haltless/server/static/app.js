@@ -7,6 +7,7 @@ import { AlertsView } from "./alerts.js";
 import { ApiKeysView } from "./api_keys.js";
 import { AlertHistoryView } from "./history.js";
 import { MachinesView } from "./machines_admin.js";
+import { MaintenanceView } from "./maintenance.js";
 import { AccountView, UsersView } from "./users.js";
 import { MachineView } from "./machine.js";
 import { OverviewView } from "./overview.js";
@@ -106,6 +107,7 @@ function route() {
   let nav = "overview";
   if (parts[0] === "machines" && parts[1]) next = new MachineView(context, decodeURIComponent(parts[1]));
   else if (parts[0] === "machines") [next, nav] = [new MachinesView(context), "machines"];
+  else if (parts[0] === "maintenance") [next, nav] = [new MaintenanceView(context), "maintenance"];
   else if (parts[0] === "alerts") [next, nav] = [new AlertsView(context), "alerts"];
   else if (parts[0] === "history") [next, nav] = [new AlertHistoryView(context), "history"];
   else if (parts[0] === "rules") [next, nav] = [new RulesView(context), "rules"];

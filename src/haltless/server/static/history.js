@@ -1,7 +1,7 @@
 // Alert history: every alert, filtered by machine, rule, severity, state and time range; who acknowledged
 // it and when; the filtered list as CSV.
 
-import { severityBadge } from "./alerts.js";
+import { flappingBadge, severityBadge } from "./alerts.js";
 import { download, field, fill, formatTime, h } from "./dom.js";
 
 const PAGE = 100;
@@ -121,7 +121,7 @@ export class AlertHistoryView {
           h("td", {}, formatTime(alert.created_at)),
           h("th", { scope: "row" }, h("a", { href: `#/machines/${alert.machine_id}` }, this.store.machineName(alert.machine_id))),
           h("td", {}, alert.message),
-          h("td", {}, severityBadge(alert.severity)),
+          h("td", {}, severityBadge(alert.severity), alert.flapping ? " " : null, flappingBadge(alert)),
           h("td", { class: "alert-state" }, alert.state),
           h(
             "td",

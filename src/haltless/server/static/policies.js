@@ -10,6 +10,13 @@ const GROUP_BY = [
   ["none", "Nothing (all together)"],
 ];
 
+const ESCALATION_SEVERITIES = [
+  ["", "Unchanged"],
+  ["info", "Info"],
+  ["warning", "Warning"],
+  ["critical", "Critical"],
+];
+
 /** Minutes from a form field: null when empty. */
 function minutes(input) {
   return input.value === "" ? null : Number(input.value) * 60;
@@ -94,7 +101,8 @@ export class PoliciesView {
             { class: "policy-escalation" },
             policy.escalate_after === null
               ? "never"
-              : `after ${duration(policy.escalate_after)} to ${this.#channelNames(policy.escalation_channel_ids)}`,
+              : `after ${duration(policy.escalate_after)} to ${this.#channelNames(policy.escalation_channel_ids)}` +
+                  (policy.escalation_severity ? `, raising to ${policy.escalation_severity}` : ""),
           ),
           h(
             "td",
@@ -143,6 +151,19 @@ export class PoliciesView {
     const repeat = number("repeat", policy?.repeat_interval == null ? null : policy.repeat_interval / 60, { min: "1" });
     const escalate = number("escalate", policy?.escalate_after == null ? null : policy.escalate_after / 60);
     const escalation = checkGroup(`${prefix}-escalation-channels`, "Escalate to", channelOptions, policy?.escalation_channel_ids ?? []);
+    const raise = h(
+      "select",
+      { id: `${prefix}-escalation-severity` },
+      ...ESCALATION_SEVERITIES.map(([v, t]) => h("option", { value: v }, t)),
+    );
+    raise.value = policy?.escalation_severity ?? "";
+    // Raising the severity happens on escalation: offered only while "Escalate after" is set.
+    const raiseField = field("Raise severity to", raise, "on escalation; never lowers it");
+    const syncRaise = () => {
+      raiseField.hidden = escalate.value === "";
+    };
+    escalate.addEventListener("input", syncRaise);
+    syncRaise();
     const error = h("p", { class: "error", role: "alert", id: `${prefix}-error` });
     const form = h(
       "form",
@@ -170,6 +191,7 @@ export class PoliciesView {
         field("Group interval (s)", groupInterval, "least time between two notifications of a group"),
         field("Remind every (min)", repeat, "alerts still firing and unacknowledged; empty: never"),
         field("Escalate after (min)", escalate, "unacknowledged this long; empty: never"),
+        raiseField,
       ),
       escalation.node,
       error,
@@ -194,6 +216,7 @@ export class PoliciesView {
         repeat_interval: minutes(repeat),
         escalate_after: minutes(escalate),
         escalation_channel_ids: escalation.read(),
+        escalation_severity: escalate.value === "" || raise.value === "" ? null : raise.value,
       };
       if (!body.name) {
         error.textContent = "A policy needs a name.";

@@ -32,7 +32,7 @@ export class RulesView {
             h(
               "tr",
               {},
-              ...["Name", "Metric", "Machine", "Condition", "Severity", "Lasting", "State"].map((t) => h("th", { scope: "col" }, t)),
+              ...["Name", "Metric", "Machine", "Condition", "Severity", "Lasting", "Flap detection", "State"].map((t) => h("th", { scope: "col" }, t)),
               admin ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null,
             ),
           ),
@@ -59,7 +59,7 @@ export class RulesView {
   #render() {
     const admin = this.store.can("admin");
     if (this.rules.length === 0) {
-      this.tbody.replaceChildren(h("tr", {}, h("td", { colspan: admin ? 8 : 7, class: "muted" }, "No rules yet.")));
+      this.tbody.replaceChildren(h("tr", {}, h("td", { colspan: admin ? 9 : 8, class: "muted" }, "No rules yet.")));
       return;
     }
     this.tbody.replaceChildren(
@@ -70,9 +70,10 @@ export class RulesView {
           h("th", { scope: "row" }, rule.name),
           h("td", {}, rule.metric_name),
           h("td", {}, rule.machine_id ? this.store.machineName(rule.machine_id) : "All machines"),
-          h("td", { class: "num" }, ruleCondition(rule)),
+          h("td", { class: "num rule-condition" }, ruleCondition(rule)),
           h("td", {}, severityBadge(rule.severity)),
           h("td", { class: "num" }, rule.for_seconds ? `${rule.for_seconds} s` : "–"),
+          h("td", { class: "rule-flap" }, flapSummary(rule)),
           h("td", { class: "rule-state" }, rule.enabled ? "✔ Enabled" : "⏸ Disabled"),
           admin
             ? h(
@@ -161,7 +162,7 @@ export class RulesView {
           "Kind",
           select("rule-kind", [["threshold", "Threshold"], ["anomaly", "Anomaly (unusual values)"], ["forecast", "Forecast (time to threshold)"]], "threshold"),
         ),
-        field("Condition", select("rule-condition", [[">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"]], ">")),
+        field("Condition", select("rule-condition", [[">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"], ["no_data", "No data (metric stops)"]], ">")),
         field("Threshold", h("input", { id: "rule-threshold", name: "threshold", type: "number", step: "any", required: true })),
         field("Severity", select("rule-severity", [["info", "Info"], ["warning", "Warning"], ["critical", "Critical"]], "warning")),
         field("Must last (s)", h("input", { id: "rule-for", name: "for_seconds", type: "number", min: "0", step: "any", value: "0" })),
@@ -175,6 +176,8 @@ export class RulesView {
     this.form = form;
     showKindFields(form);
     form.querySelector("#rule-kind").addEventListener("change", () => showKindFields(form));
+    form.querySelector("#rule-condition").addEventListener("change", () => showKindFields(form));
+    form.querySelector("#rule-flap").addEventListener("change", () => showKindFields(form));
     return form;
   }
 
@@ -245,6 +248,9 @@ export class RulesView {
     set("rule-kind", rule.kind ?? "threshold");
     if (rule.sensitivity) set("rule-sensitivity", rule.sensitivity);
     if (rule.horizon_seconds) set("rule-horizon", rule.horizon_seconds / 60);
+    this.form.querySelector("#rule-flap").checked = rule.flap_threshold != null;
+    set("rule-flap-threshold", String(rule.flap_threshold ?? DEFAULT_FLAP_THRESHOLD));
+    set("rule-flap-window", String((rule.flap_window_seconds ?? DEFAULT_FLAP_WINDOW) / 60));
     showKindFields(this.form);
     set("rule-severity", rule.severity);
     set("rule-for", String(rule.for_seconds));
@@ -283,12 +289,18 @@ export class RulesView {
       hysteresis: Number(value("rule-hysteresis") || 0),
       ...kindBody(value),
     };
+    const noData = body.kind === "threshold" && body.condition === "no_data";
     if (body.kind === "anomaly") {
       delete body.condition;
       delete body.threshold;
     }
-    if (!body.name.trim() || !body.metric_name.trim() || (body.kind !== "anomaly" && value("rule-threshold") === "")) {
+    if (noData) delete body.threshold;
+    if (!body.name.trim() || !body.metric_name.trim() || (body.kind !== "anomaly" && !noData && value("rule-threshold") === "")) {
       this.formError.textContent = "Name, metric and threshold are required.";
+      return;
+    }
+    if (noData && !(body.for_seconds > 0)) {
+      this.formError.textContent = "A no-data rule needs “Must last (s)”: how long the metric may be silent.";
       return;
     }
     try {
@@ -313,11 +325,30 @@ export class RulesView {
 function ruleCondition(rule) {
   if (rule.kind === "anomaly") return `unusual (${rule.sensitivity} sensitivity)`;
   if (rule.kind === "forecast") return `${rule.condition} ${rule.threshold} within ${Math.round(rule.horizon_seconds / 60)} min`;
+  if (rule.condition === "no_data") return `no data for ${rule.for_seconds} s`;
   return `${rule.condition} ${rule.threshold}`;
+}
+
+const DEFAULT_FLAP_THRESHOLD = 3;
+const DEFAULT_FLAP_WINDOW = 600;
+
+/** The rules list's flap column: only threshold rules detect flapping. */
+function flapSummary(rule) {
+  if ((rule.kind ?? "threshold") !== "threshold") return "–";
+  if (rule.flap_threshold == null) return "off";
+  return `more than ${rule.flap_threshold} alerts in ${Math.round((rule.flap_window_seconds / 60) * 10) / 10} min`;
 }
 
 function kindFields(field, select) {
   return [
+    h(
+      "div",
+      { class: "field" },
+      h("label", { class: "check", for: "rule-flap" }, h("input", { type: "checkbox", id: "rule-flap", name: "flap", checked: true }), " Detect flapping"),
+      h("small", { class: "muted" }, "one flapping alert instead of many"),
+    ),
+    field("Flapping after (alerts)", h("input", { id: "rule-flap-threshold", name: "flap_threshold", type: "number", min: "1", max: "1000", step: "1", value: String(DEFAULT_FLAP_THRESHOLD) })),
+    field("Flap window (min)", h("input", { id: "rule-flap-window", name: "flap_window_minutes", type: "number", min: "0.1", step: "any", value: String(DEFAULT_FLAP_WINDOW / 60) })),
     field("Sensitivity", select("rule-sensitivity", [["low", "Low (clear breaks only)"], ["medium", "Medium"], ["high", "High (earliest)"]], "medium")),
     field("Horizon (min)", h("input", { id: "rule-horizon", name: "horizon_minutes", type: "number", min: "1", step: "any", value: "60" })),
   ];
@@ -330,8 +361,19 @@ function showKindFields(form) {
     wrapper.hidden = !visible;
     form.querySelector(`#${id}`).disabled = !visible;
   };
+  const condition = form.querySelector("#rule-condition");
+  // no_data is a condition of threshold rules only.
+  condition.querySelector('option[value="no_data"]').disabled = kind !== "threshold";
+  if (kind !== "threshold" && condition.value === "no_data") condition.value = ">";
+  const noData = kind === "threshold" && condition.value === "no_data";
   show("rule-condition", kind !== "anomaly");
-  show("rule-threshold", kind !== "anomaly");
+  show("rule-threshold", kind !== "anomaly" && !noData);
+  show("rule-hysteresis", !noData);
+  form.querySelector("#rule-for").required = noData;
+  show("rule-flap", kind === "threshold");
+  const flapping = kind === "threshold" && form.querySelector("#rule-flap").checked;
+  show("rule-flap-threshold", flapping);
+  show("rule-flap-window", flapping);
   show("rule-sensitivity", kind === "anomaly");
   show("rule-horizon", kind === "forecast");
 }
@@ -340,5 +382,10 @@ function kindBody(value) {
   const kind = value("rule-kind");
   if (kind === "anomaly") return { kind, sensitivity: value("rule-sensitivity") };
   if (kind === "forecast") return { kind, horizon_seconds: Number(value("rule-horizon") || 60) * 60 };
-  return { kind };
+  if (!document.getElementById("rule-flap").checked) return { kind, flap_threshold: null };
+  return {
+    kind,
+    flap_threshold: Number(value("rule-flap-threshold") || DEFAULT_FLAP_THRESHOLD),
+    flap_window_seconds: Number(value("rule-flap-window") || DEFAULT_FLAP_WINDOW / 60) * 60,
+  };
 }

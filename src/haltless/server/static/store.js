@@ -159,6 +159,15 @@ export class Store {
           }
           break;
         }
+        case "alert_flapping": {
+          // Sent right after the `alert` event of an alert that opens flapping (docs/websocket.md).
+          const alert = this.alerts.get(event.alert_id);
+          if (alert) {
+            alert.flapping = true;
+            change.alerts = true;
+          }
+          break;
+        }
         case "alert_resolved":
           if (this.alerts.delete(event.alert_id)) change.alerts = true;
           break;
