@@ -413,6 +413,17 @@ class AnomalyDetector:
         """True until WARMUP_READINGS readings have been seen."""
         return self._readings < WARMUP_READINGS
 
+    @property
+    def readings(self) -> int:
+        """How many readings this detector has seen."""
+        return self._readings
+
+    def quiet_since(self, reading: int) -> bool:
+        """True when no reading from number `reading` on (0 is the first ever seen) brought evidence of novelty:
+        each of them scored 0 and none was anomalous."""
+        evidence = self._evidence
+        return not evidence or evidence[-1][0] < reading
+
     def score_batch(self, timestamps_us: Sequence[int], values: Sequence[float]) -> list[Scored]:
         """Score readings of this series in time order; each from the readings before it only."""
         if len(timestamps_us) != len(values):
