@@ -159,6 +159,11 @@ def _block_means(values: Sequence[float], size: int) -> tuple[list[float], float
     return means, total, count
 
 
+def _band(origin: float, width: float, low_cell: int, high_cell: int) -> tuple[float, float]:
+    """The values from the lowest cell's bottom to the highest cell's top."""
+    return origin + low_cell * width, origin + (high_cell + 1) * width
+
+
 class _Grid:
     """Novelty memory of one view of the series (the readings, or the means of blocks of them)."""
 
@@ -248,14 +253,15 @@ class _Grid:
         target = math.floor(position) if -MAX_CELL < position < MAX_CELL else (MAX_CELL if position > 0 else -MAX_CELL)
         source = self.source
         move = (source, target)
-        count = self.moves.get(move, 0)
-        self.moves[move] = count + 1
+        moves = self.moves
+        count = moves.get(move, 0)
+        moves[move] = count + 1
         path = (self.older, source, target)
-        new_path = path not in self.paths
+        # Hot path (`_feed`): a move seen before along a known path, tested in that order (the path set only then).
+        new_path = count == 0 or path not in self.paths
         evidence = 0.0
-        if count == 0 or new_path:
-            if new_path:
-                self.paths.add(path)
+        if new_path:
+            self.paths.add(path)
             if target > self.high_cell:
                 evidence, self.high_cell = _new_level(target - self.high_cell), target
             elif target < self.low_cell:
@@ -272,7 +278,7 @@ class _Grid:
             self.run = 1
             self.dwell_due = DWELL_MIN_STEPS
         self.older, self.source = source, target
-        if (count == 0 or new_path) and (len(self.moves) > MAX_MOVES or len(self.paths) > MAX_PATHS):
+        if new_path and (len(moves) > MAX_MOVES or len(self.paths) > MAX_PATHS):
             self.enforce_bounds()
         return evidence
 
@@ -377,6 +383,7 @@ class AnomalyDetector:
         "_previous",
         "_readings",
         "_successors",
+        "_warm_range",
         "_warmup",
         "sensitivity",
     )
@@ -385,13 +392,16 @@ class AnomalyDetector:
         self.sensitivity = Sensitivity(sensitivity)
         self._readings = 0
         self._warmup: list[float] = []
+        # The lowest and highest warm-up reading so far (once there is one).
+        self._warm_range = (0.0, 0.0)
         self._grids = [
             _Grid(resolution, resolution // previous)
             for previous, resolution in zip((1, *RESOLUTIONS), RESOLUTIONS, strict=False)
         ]
         self._previous = 0.0
-        # Per source cell of the readings' own grid: (count, sum of destination cells, lowest, highest destination).
-        self._successors: dict[int, list[int]] = {}
+        # Per source cell of the readings' own grid: count, sum of destination cells, lowest and highest destination,
+        # and the band those two span (kept rather than computed per reading: the hot loop's time).
+        self._successors: dict[int, list[Any]] = {}
         # (reading number, evidence, grid index) of the evidence brought by the last EVIDENCE_READINGS readings.
         self._evidence: list[tuple[int, float, int]] = []
         # Evidence per reading, exponentially averaged: what is ordinary for this series.
@@ -402,6 +412,17 @@ class AnomalyDetector:
     def warming_up(self) -> bool:
         """True until WARMUP_READINGS readings have been seen."""
         return self._readings < WARMUP_READINGS
+
+    @property
+    def readings(self) -> int:
+        """How many readings this detector has seen."""
+        return self._readings
+
+    def quiet_since(self, reading: int) -> bool:
+        """True when no reading from number `reading` on (0 is the first ever seen) brought evidence of novelty:
+        each of them scored 0 and none was anomalous."""
+        evidence = self._evidence
+        return not evidence or evidence[-1][0] < reading
 
     def score_batch(self, timestamps_us: Sequence[int], values: Sequence[float]) -> list[Scored]:
         """Score readings of this series in time order; each from the readings before it only."""
@@ -423,13 +444,23 @@ class AnomalyDetector:
     # -- warm-up --------------------------------------------------------------------------------------------
 
     def _learn_warmup(self, stamp: int, value: float) -> Scored:
-        self._warmup.append(value)
+        warmup = self._warmup
+        warmup.append(value)
         self._readings += 1
-        low, high = min(self._warmup), max(self._warmup)
-        count = len(self._warmup)
+        # The range kept as it grows, as min() and max() would find it (each keeps the first of equal values).
+        if len(warmup) == 1:
+            low = high = value
+        else:
+            low, high = self._warm_range
+            if value < low:
+                low = value
+            elif value > high:
+                high = value
+        self._warm_range = (low, high)
+        count = len(warmup)
         # Each term at most the largest float over `count`: no partial sum can overflow (fsum raises if one does,
         # and a reading may be any finite float).
-        mean = math.fsum(v / count for v in self._warmup)
+        mean = math.fsum(v / count for v in warmup)
         scored = Scored(stamp, value, 0.0, mean, low, high, True, False)
         if self._readings == WARMUP_READINGS:
             self._start_grids()
@@ -463,7 +494,11 @@ class AnomalyDetector:
 
     def _score_warm(self, stamps: Sequence[int], values: Sequence[float], out: list[Scored]) -> None:
         """The hot loop: the readings' own grid is stepped inline with its state held in locals; the slower
-        grids are stepped through `_feed` once per block."""
+        grids are stepped through `_feed` once per block.
+
+        Hot path (bench M4 with an anomaly rule on every series, issue 18): the usual reading makes a move seen
+        before along a path seen before and brings no evidence. That case is handled first with as little work as
+        possible; tests/core/test_anomaly_fast.py checks the results against the plain per-grid `_Grid.step`."""
         threshold = SENSITIVITY_THRESHOLDS[self.sensitivity]
         grids = self._grids
         raw = grids[0]
@@ -476,45 +511,62 @@ class AnomalyDetector:
         low_cell, high_cell = raw.low_cell, raw.high_cell
         evidence = self._evidence
         number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
+        # Module constants as locals: a local is cheaper than a global on every reading.
         floor = math.floor
-        new_level = _new_level
+        max_cell, min_cell = MAX_CELL, -MAX_CELL
+        rate, min_steps = BACKGROUND_RATE, DWELL_MIN_STEPS
+        moves_get, successors_get = moves.get, successors.get
         new_scored = tuple.__new__
         append = out.append
         for stamp, item in zip(stamps, values, strict=True):
             value = float(item)
-            stats = successors.get(source)
-            if stats is None:
-                expected, low, high = previous, origin + (source - 1) * width, origin + (source + 2) * width
-            else:
-                expected = origin + (stats[1] / stats[0] + 0.5) * width
-                low, high = origin + stats[2] * width, origin + (stats[3] + 1) * width
             position = (value - origin) / width
-            target = floor(position) if -MAX_CELL < position < MAX_CELL else (MAX_CELL if position > 0 else -MAX_CELL)
+            target = floor(position) if min_cell < position < max_cell else (max_cell if position > 0 else min_cell)
             move = (source, target)
-            count = moves.get(move, 0)
+            count = moves_get(move, 0)
             moves[move] = count + 1
-            if stats is None:
-                successors[source] = [1, target, target, target]
-            else:
-                stats[0] += 1
-                stats[1] += target
-                if target < stats[2]:
-                    stats[2] = target
-                elif target > stats[3]:
-                    stats[3] = target
-            path = (older, source, target)
-            new_path = path not in paths
-            gained = 0.0
-            if count == 0 or new_path:
-                if new_path:
+            stats = successors_get(source)
+            if count:
+                # A move seen before: its source has successors, and `target` is already within their range
+                # (they are kept from `moves`), so only the count and the sum change.
+                seen, total, _, _, low, high = stats  # type: ignore[misc]
+                expected = origin + (total / seen + 0.5) * width
+                stats[0], stats[1] = seen + 1, total + target  # type: ignore[index]
+                path = (older, source, target)
+                if path in paths:
+                    gained = 0.0
+                else:
                     paths.add(path)
+                    if target > high_cell:
+                        gained, high_cell = _new_level(target - high_cell), target
+                    elif target < low_cell:
+                        gained, low_cell = _new_level(low_cell - target), target
+                    else:
+                        gained = PATH_EVIDENCE
+                    evidence.append((number, gained, 0))
+            else:
+                if stats is None:
+                    expected, low, high = previous, origin + (source - 1) * width, origin + (source + 2) * width
+                    successors[source] = [1, target, target, target, *_band(origin, width, target, target)]
+                else:
+                    expected = origin + (stats[1] / stats[0] + 0.5) * width
+                    low, high = stats[4], stats[5]
+                    stats[0] += 1
+                    stats[1] += target
+                    if target < stats[2]:
+                        stats[2] = target
+                        stats[4] = origin + target * width
+                    elif target > stats[3]:
+                        stats[3] = target
+                        stats[5] = origin + (target + 1) * width
+                paths.add((older, source, target))
                 # (A reading in a cell never visited always makes a new move, so the range is kept here.)
                 if target > high_cell:
-                    gained, high_cell = new_level(target - high_cell), target
+                    gained, high_cell = _new_level(target - high_cell), target
                 elif target < low_cell:
-                    gained, low_cell = new_level(low_cell - target), target
+                    gained, low_cell = _new_level(low_cell - target), target
                 else:
-                    gained = 1.0 if count == 0 else PATH_EVIDENCE
+                    gained = 1.0
                 evidence.append((number, gained, 0))
             if target == source:
                 run += 1
@@ -528,7 +580,7 @@ class AnomalyDetector:
             else:
                 if run > longest.get(source, 0):
                     longest[source] = run
-                run, dwell_due = 1, DWELL_MIN_STEPS
+                run, dwell_due = 1, min_steps
             older, source = source, target
             previous = value
             if slow is not None:
@@ -537,21 +589,24 @@ class AnomalyDetector:
                 if pending_count == block:
                     gained += self._feed(pending, number)
                     pending, pending_count = 0.0, 0
-            score = 0.0
-            if gained:
-                while evidence[0][0] <= number - EVIDENCE_READINGS:
-                    del evidence[0]
-                total = 0.0
-                for entry in evidence:
-                    total += entry[1]
-                score = total / (FULL_EVIDENCE + BACKGROUND_WEIGHT * EVIDENCE_READINGS * background)
-                if score > 1.0:
-                    score = 1.0
-                background += (gained - background) * BACKGROUND_RATE
-            else:
-                background -= background * BACKGROUND_RATE
+            if not gained:
+                # No evidence: score 0, below every sensitivity's threshold, and no memory grew (a new move always
+                # brings evidence), so nothing else is due.
+                background -= background * rate
+                # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level call (~0.15 µs a reading).
+                append(new_scored(Scored, (stamp, value, 0.0, expected, low, high, False, False)))
+                number += 1
+                continue
+            while evidence[0][0] <= number - EVIDENCE_READINGS:
+                del evidence[0]
+            total_evidence = 0.0
+            for entry in evidence:
+                total_evidence += entry[1]
+            score = total_evidence / (FULL_EVIDENCE + BACKGROUND_WEIGHT * EVIDENCE_READINGS * background)
+            if score > 1.0:
+                score = 1.0
+            background += (gained - background) * rate
             anomalous = score >= threshold and number - last_fire > REST_READINGS
-            # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level call (~0.15 µs a reading).
             append(new_scored(Scored, (stamp, value, score, expected, low, high, False, anomalous)))
             if anomalous or (count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS)):
                 raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
@@ -563,6 +618,7 @@ class AnomalyDetector:
                     self._rebuild_successors()
                 origin, width = raw.origin, raw.width
                 moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+                moves_get, successors_get = moves.get, successors.get
                 older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
                 low_cell, high_cell = raw.low_cell, raw.high_cell
             number += 1
@@ -607,8 +663,9 @@ class AnomalyDetector:
             grid.last_fire = number
 
     def _rebuild_successors(self) -> None:
-        successors: dict[int, list[int]] = {}
-        for (source, target), count in self._grids[0].moves.items():
+        raw = self._grids[0]
+        successors: dict[int, list[Any]] = {}
+        for (source, target), count in raw.moves.items():
             stats = successors.get(source)
             if stats is None:
                 successors[source] = [count, count * target, target, target]
@@ -617,6 +674,8 @@ class AnomalyDetector:
                 stats[1] += count * target
                 stats[2] = min(stats[2], target)
                 stats[3] = max(stats[3], target)
+        for stats in successors.values():
+            stats.extend(_band(raw.origin, raw.width, stats[2], stats[3]))
         self._successors = successors
 
     # -- persistence ----------------------------------------------------------------------------------------
@@ -646,6 +705,8 @@ class AnomalyDetector:
             detector = cls(Sensitivity(state["sensitivity"]))
             detector._readings = int(state["readings"])
             detector._warmup = [float(v) for v in state["warmup"]]
+            if detector._warmup:
+                detector._warm_range = (min(detector._warmup), max(detector._warmup))
             detector._previous = float(state["previous"])
             detector._evidence = [(int(n), float(e), int(g)) for n, e, g in state["evidence"]]
             detector._background = float(state["background"])
@@ -668,9 +729,20 @@ class AnomalyDetector:
         cls, timestamps_us: Sequence[int], values: Sequence[float], sensitivity: Sensitivity = Sensitivity.MEDIUM
     ) -> AnomalyDetector:
         """A detector that has seen the last REBUILD_READINGS of these stored readings (oldest first)."""
+        if len(timestamps_us) != len(values):
+            raise ValueError(f"{len(timestamps_us)} timestamps for {len(values)} values")
         detector = cls(sensitivity)
         start = max(0, len(values) - REBUILD_READINGS)
-        detector.score_batch(timestamps_us[start:], values[start:])
+        # The warm-up readings are learnt without scoring them (what a replay scores is thrown away, and the
+        # warm-up's running mean costs a sum over the warm-up so far per reading): the same state as score_batch.
+        warm = start + min(len(values) - start, WARMUP_READINGS)
+        detector._warmup = [float(v) for v in values[start:warm]]
+        detector._readings = len(detector._warmup)
+        if detector._readings == WARMUP_READINGS:
+            detector._start_grids()
+        elif detector._warmup:
+            detector._warm_range = (min(detector._warmup), max(detector._warmup))
+        detector.score_batch(timestamps_us[warm:], values[warm:])
         # The replay's own alarms are history: the rebuilt detector may fire on the very next reading.
         detector._last_fire = NEVER
         return detector
