@@ -147,7 +147,8 @@ async def test_server_outage_loses_and_duplicates_nothing(
     stored = stored_readings(server)
     assert sorted(value for _, value in stored) == [float(v) for v in range(100)]
     assert len({reading_id for reading_id, _ in stored}) == 100
-    assert agent.stats.sent == 100
+    # The server stores a batch before the agent has its answer and counts it: wait for the count.
+    await _wait_for(lambda: agent.stats.sent == 100, "the agent counted 100 readings sent")
 
 
 async def test_a_timestamped_message_delivered_twice_is_stored_once(
@@ -183,4 +184,5 @@ async def test_a_timestamped_message_delivered_twice_is_stored_once(
     stored = stored_readings(server)
     assert sorted(value for _, value in stored) == [12.5, 12.5, 70.5, 70.5]
     assert len({reading_id for reading_id, _ in stored}) == 4
-    assert agent.stats.sent == 4
+    # The server stores a batch before the agent has its answer and counts it: wait for the count.
+    await _wait_for(lambda: agent.stats.sent == 4, "the agent counted four readings sent")
