@@ -15,7 +15,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import connect
 
 from haltless.server.fastws import DashboardWSProtocol
-from tests.conftest import RunningServer
+from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 # Methods fastws.py overrides or calls.
 METHODS = (
@@ -64,7 +64,7 @@ def test_the_protocol_class_has_every_method_fastws_uses() -> None:
 
 async def test_an_upgraded_socket_has_every_attribute_fastws_uses(server: RunningServer) -> None:
     """A real upgrade on the test server (which runs DashboardWSProtocol, as `haltless serve` does)."""
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         protocols: set[Any] = server.server.server_state.connections
         upgraded = [p for p in protocols if isinstance(p, DashboardWSProtocol)]
         assert len(upgraded) == 1, "the server's connection set should hold our protocol for the socket"
