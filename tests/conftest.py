@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from haltless.admin import create_tenant
 from haltless.core.clock import Clock
 from haltless.server.app import create_app
-from haltless.server.fastws import DashboardWSProtocol
 from haltless.server.state import AppState
+from haltless.server.ws.fastws import DashboardWSProtocol
 from haltless.settings import Settings
 from haltless.store.database import create_engine, migrate
 

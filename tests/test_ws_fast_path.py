@@ -13,7 +13,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 import tests.conftest as conftest
-from haltless.server.frames import text_frames
+from haltless.server.ws.frames import text_frames
 from tests.conftest import EVENT_TIMEOUT, Tenant, next_event
 
 

@@ -1,7 +1,7 @@
 """Administrative actions that run without a server (CLI `haltless admin ...`, `haltless demo`).
 
 They work on the database directly. Running servers notice a change to a user within a second: the user's
-access tokens are refused and their open dashboards closed with 4004 (server/session_sweep.py).
+access tokens are refused and their open dashboards closed with 4004 (server/ws/session_sweep.py).
 """
 
 from __future__ import annotations

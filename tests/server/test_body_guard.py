@@ -1,4 +1,4 @@
-"""Request bodies are bounded, JSON, and never read before the sender is authenticated (server/body_guard.py).
+"""Request bodies are bounded, JSON, and never read before the sender is authenticated (server/http/body_guard.py).
 
 The raw-socket tests send a body's head and leave the rest unsent: an answer that arrives is proof that the
 server decided without reading the body (it cannot have read what was never written).
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from haltless.server.body_guard import JSON_BODY_LIMIT
+from haltless.server.http.body_guard import JSON_BODY_LIMIT
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant
 
 MIB = 1024 * 1024

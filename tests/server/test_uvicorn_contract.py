@@ -1,4 +1,4 @@
-"""What server/fastws.py takes from uvicorn's sans-I/O WebSocket protocol, checked against the installed release.
+"""What server/ws/fastws.py takes from uvicorn's sans-I/O WebSocket protocol, checked against the installed release.
 
 fastws.py subclasses `WebSocketsSansIOProtocol` and reads and writes some of its private attributes. A uvicorn
 release that renames one would break dashboards in ways other tests see only as timeouts; this test names the
@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 
-from haltless.server.fastws import DashboardWSProtocol
+from haltless.server.ws.fastws import DashboardWSProtocol
 from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 # Methods fastws.py overrides or calls.
@@ -52,7 +52,7 @@ ATTRIBUTES = (
 def _complaint(missing: list[str]) -> str:
     return (
         f"uvicorn {uvicorn.__version__}: WebSocketsSansIOProtocol no longer has {', '.join(missing)}, which "
-        "haltless/server/fastws.py relies on; port fastws.py to this release or keep uvicorn below it in pyproject.toml"
+        "haltless/server/ws/fastws.py relies on; port fastws.py to this release or keep uvicorn below it in pyproject.toml"
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from haltless.bus.memory import MemoryBus
 from haltless.core.clock import ManualClock
-from haltless.server.changes import Changes
+from haltless.server.service.changes import Changes
 from tests.store.conftest import Fleet
 
 

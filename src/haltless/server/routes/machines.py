@@ -14,15 +14,9 @@ from haltless.core.plan import NewMachine
 from haltless.core.planners import machines as machine_planner
 from haltless.core.timefmt import format_micros
 from haltless.errors import Conflict, PermissionDenied
-from haltless.server.fleet import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
-from haltless.server.schemas import (
-    LatestReading,
-    MachineCreate,
-    MachineLatest,
-    MachineOut,
-    MachineUpdate,
-)
-from haltless.server.security import Admin, Operator, State, Viewer
+from haltless.server.http.security import Admin, Operator, State, Viewer
+from haltless.server.routes.machines_latest import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
+from haltless.server.schemas.machines import LatestReading, MachineCreate, MachineLatest, MachineOut, MachineUpdate
 from haltless.server.state import AppState
 from haltless.store import machines, readings
 from haltless.store.machines import Machine

@@ -19,8 +19,8 @@ from haltless.core.maintenance_windows import (
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest, NotFound
-from haltless.server.schemas import JsonEnum, Name, StrictBody, Tag
-from haltless.server.security import Operator, State, Viewer
+from haltless.server.http.security import Operator, State, Viewer
+from haltless.server.schemas.base import JsonEnum, Name, StrictBody, Tag
 from haltless.server.state import AppState
 from haltless.store import machines
 from haltless.store import maintenance_windows as store

@@ -14,7 +14,8 @@ from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Severity
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
-from haltless.server.notification_schemas import (
+from haltless.server.http.security import Admin, Operator, State, Viewer
+from haltless.server.schemas.notifications import (
     AlertChangeOut,
     AlertNotificationStatus,
     ChannelCreate,
@@ -38,7 +39,6 @@ from haltless.server.notification_schemas import (
     WebhookConfigIn,
     WebhookConfigOut,
 )
-from haltless.server.security import Admin, Operator, State, Viewer
 from haltless.server.state import AppState
 from haltless.store import notifications as store
 from haltless.store.database import begin_write

@@ -12,9 +12,9 @@ from haltless.core.models import Principal
 from haltless.core.names import CLEAN_TEXT_PATTERN, MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.readings import MAX_READING_ID_LENGTH, MAX_READINGS_PER_REQUEST, MAX_UNIT_LENGTH
 from haltless.errors import HaltlessError
-from haltless.server.errors import error_response, http_error_response, unexpected_error_response
-from haltless.server.schemas import IngestResponse
-from haltless.server.security import INGEST_ROLE, Ingester, State, authorize
+from haltless.server.http.errors import error_response, http_error_response, unexpected_error_response
+from haltless.server.http.security import INGEST_ROLE, Ingester, State, authorize
+from haltless.server.schemas.ingest import IngestResponse
 from haltless.server.state import AppState, app_state
 
 INGEST_PATH = "/api/v1/sensor-data"

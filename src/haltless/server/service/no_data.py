@@ -8,7 +8,7 @@ import logging
 from collections import defaultdict
 
 from haltless.core.planners.no_data import due_no_data, plan_no_data
-from haltless.server.changes import Changes
+from haltless.server.service.changes import Changes
 from haltless.store import alerts as alert_store
 from haltless.store.no_data import silent_pairs
 
@@ -18,7 +18,7 @@ log = logging.getLogger("haltless.no_data")
 class NoDataWatcher:
     """Every `tick` seconds: (rule, machine) pairs silent for the rule's `for_seconds` get an alert.
 
-    Modelled on the offline watcher (server/offline.py): from memory in one process, from the database when
+    Modelled on the offline watcher (server/service/offline.py): from memory in one process, from the database when
     several share it; the unit of work re-checks under the tenant's lock, so two processes open one alert.
     """
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from haltless.core.maintenance_windows import MachineView, Window, plan_windows
 from haltless.core.planners.maintenance import plan_maintenance_of
-from haltless.server.changes import Changes
+from haltless.server.service.changes import Changes
 from haltless.store import maintenance_windows as store
 
 log = logging.getLogger("haltless.maintenance_windows")

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from haltless.core.names import shown
 from haltless.errors import AuthenticationError, HaltlessError, TooManyRequests
-from haltless.server.api_contract import allowed_methods
+from haltless.server.http.api_contract import allowed_methods
 
 log = logging.getLogger("haltless.server")
 

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest
-from haltless.server.schemas import LatestReading, MachineOut, MachinePage
+from haltless.server.schemas.machines import LatestReading, MachineOut, MachinePage
 from haltless.store.readings import StoredReading
 
 KNOWN_INCLUDES = frozenset({"latest"})

@@ -58,7 +58,7 @@ async def prepare(
     before_reads: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Rebuild the detectors of `due` (rule, machine, earliest reading of the batch) that are out of step;
-    `before_reads` is awaited before the first query (the change's write lock, server/changes.py)."""
+    `before_reads` is awaited before the first query (the change's write lock, server/service/changes.py)."""
     for rule, machine_id, first_ts in due:
         key = (rule.id, machine_id)
         state = states.get(key, _FRESH)
