@@ -45,9 +45,8 @@ class WindowScheduler:
             now_us = changes.clock.now_us()
             async with changes.engine.connect() as conn:
                 windows: dict[str, list[Window]] = defaultdict(list)
-                for stored in await store.list_windows(conn):
-                    if stored.window.enabled:
-                        windows[stored.window.tenant_id].append(stored.window)
+                for stored in await store.enabled_windows(conn):
+                    windows[stored.window.tenant_id].append(stored.window)
                 views = await store.machine_views(conn, windows)
             for tenant_id, machines in views.items():
                 if not plan_windows(windows[tenant_id], machines, now_us):
