@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
+from haltless.core.clock import ManualClock
 from tests.conftest import RunningServer, Tenant
-from tests.notifications.conftest import MailRelay, ManualClock, run_cycle
+from tests.notifications.conftest import MailRelay, run_cycle
 from tests.notifications.test_delivery import _email, _notifications, _policy, _reading, _rule
 
 

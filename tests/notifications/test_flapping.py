@@ -10,8 +10,9 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from haltless.core.clock import ManualClock
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event, start_server
-from tests.notifications.conftest import ManualClock, WebhookReceiver, run_cycle
+from tests.notifications.conftest import WebhookReceiver, run_cycle
 
 THRESHOLD = 100.0
 

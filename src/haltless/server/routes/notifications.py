@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.notifications import Kind, Matchers, Policy, Silence
 from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Severity
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
+from haltless.server.http import resource_verbs as verbs
+from haltless.server.http.resource_verbs import Resource
 from haltless.server.http.security import Admin, Operator, State, Viewer
 from haltless.server.schemas.notifications import (
     AlertChangeOut,
@@ -41,7 +40,6 @@ from haltless.server.schemas.notifications import (
 )
 from haltless.server.state import AppState
 from haltless.store import notifications as store
-from haltless.store.database import begin_write
 
 channels_router = APIRouter(prefix="/api/v1/notification-channels", tags=["notifications"])
 policies_router = APIRouter(prefix="/api/v1/notification-policies", tags=["notifications"])
@@ -50,64 +48,6 @@ notifications_router = APIRouter(prefix="/api/v1/notifications", tags=["notifica
 alert_status_router = APIRouter(prefix="/api/v1/alerts", tags=["notifications"])
 
 NOTIFICATIONS_CURSOR = "notifications/1"
-
-
-def _id(value: str, what: str) -> str:
-    normalized = normalize_uuid(value)
-    if normalized is None:
-        raise NotFound(f"{what} not found")
-    return normalized
-
-
-# ---- one helper per verb, for channels, policies and silences --------------------------------------------------
-
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Resource(Generic[_T]):
-    """What the verb helpers need to know of a kind of resource."""
-
-    # Its name in answers: "channel not found".
-    what: str
-    # One of a tenant's, or None: (conn, tenant_id, id).
-    read: Callable[[AsyncConnection, str, str], Awaitable[_T | None]]
-    # Store a changed one; delete one.
-    update: Callable[[AsyncConnection, _T], Awaitable[None]]
-    delete: Callable[[AsyncConnection, _T], Awaitable[None]]
-
-
-async def _write(state: AppState, action: Callable[[AsyncConnection], Awaitable[None]]) -> None:
-    """Run `action` in a write transaction."""
-    async with state.engine.begin() as conn:
-        await begin_write(conn)
-        await action(conn)
-
-
-async def _get(state: AppState, resource: _Resource[_T], tenant_id: str, raw_id: str) -> _T:
-    """The tenant's resource with this id, or 404."""
-    item_id = _id(raw_id, resource.what)
-    async with state.engine.connect() as conn:
-        found = await resource.read(conn, tenant_id, item_id)
-    if found is None:
-        raise NotFound(f"{resource.what} not found")
-    return found
-
-
-async def _patch(
-    state: AppState, resource: _Resource[_T], tenant_id: str, raw_id: str, change: Callable[[_T], Awaitable[_T]]
-) -> _T:
-    """The tenant's resource (or 404), changed by `change` and stored; returns it as stored."""
-    changed = await change(await _get(state, resource, tenant_id, raw_id))
-    await _write(state, lambda conn: resource.update(conn, changed))
-    return changed
-
-
-async def _delete(state: AppState, resource: _Resource[_T], tenant_id: str, raw_id: str) -> Response:
-    """Delete the tenant's resource (or 404): 204."""
-    found = await _get(state, resource, tenant_id, raw_id)
-    await _write(state, lambda conn: resource.delete(conn, found))
-    return Response(status_code=204)
 
 
 # ---- channels -------------------------------------------------------------------------------------------------
@@ -163,7 +103,7 @@ def _channel_out(channel: store.Channel) -> ChannelOut:
     )
 
 
-CHANNELS: _Resource[store.Channel] = _Resource(
+CHANNELS: Resource[store.Channel] = Resource(
     "channel",
     read=lambda conn, tenant_id, item_id: store.get_channel(conn, tenant_id=tenant_id, channel_id=item_id),
     update=store.update_channel,
@@ -184,7 +124,7 @@ async def create_channel(body: ChannelCreate, principal: Admin, state: State) ->
         config, secrets = _email_config(body.email, None)
     now = state.notifier.clock()
     channel = store.Channel(store.new_id(), principal.tenant_id, body.name, body.type, config, secrets, now, now)
-    await _write(state, lambda conn: store.insert_channel(conn, channel))
+    await verbs.write(state, lambda conn: store.insert_channel(conn, channel))
     return _channel_out(channel)
 
 
@@ -196,7 +136,7 @@ async def list_channels(principal: Admin, state: State) -> list[ChannelOut]:
 
 @channels_router.get("/{channel_id}", response_model=ChannelOut)
 async def get_channel(channel_id: str, principal: Admin, state: State) -> ChannelOut:
-    return _channel_out(await _get(state, CHANNELS, principal.tenant_id, channel_id))
+    return _channel_out(await verbs.get(state, CHANNELS, principal.tenant_id, channel_id))
 
 
 @channels_router.patch("/{channel_id}", response_model=ChannelOut)
@@ -224,19 +164,19 @@ async def update_channel(channel_id: str, body: ChannelUpdate, principal: Admin,
             state.notifier.clock(),
         )
 
-    return _channel_out(await _patch(state, CHANNELS, principal.tenant_id, channel_id, change))
+    return _channel_out(await verbs.patch(state, CHANNELS, principal.tenant_id, channel_id, change))
 
 
 @channels_router.delete("/{channel_id}", status_code=204, response_class=Response)
 async def delete_channel(channel_id: str, principal: Admin, state: State) -> Response:
     """Delete a channel and its deliveries; policies that named it go on with their other channels."""
-    return await _delete(state, CHANNELS, principal.tenant_id, channel_id)
+    return await verbs.delete(state, CHANNELS, principal.tenant_id, channel_id)
 
 
 @channels_router.post("/{channel_id}/test", response_model=ChannelTestResult)
 async def test_channel(channel_id: str, principal: Admin, state: State) -> ChannelTestResult:
     """Send a `test` notification now, once, and report how it went."""
-    channel = await _get(state, CHANNELS, principal.tenant_id, channel_id)
+    channel = await verbs.get(state, CHANNELS, principal.tenant_id, channel_id)
     notifier = state.notifier
     outcome = await notifier.send(channel, store.new_id(), Kind.TEST, principal.tenant_id, (), notifier.clock())
     return ChannelTestResult(ok=outcome.ok, error=outcome.error)
@@ -308,7 +248,7 @@ def _check_escalation(policy: Policy) -> None:
         raise InvalidRequest("escalation_severity: set escalate_after too (the severity is raised on escalation)")
 
 
-POLICIES: _Resource[store.StoredPolicy] = _Resource(
+POLICIES: Resource[store.StoredPolicy] = Resource(
     "policy",
     read=lambda conn, tenant_id, item_id: store.get_policy(conn, tenant_id=tenant_id, policy_id=item_id),
     update=store.update_policy,
@@ -337,7 +277,7 @@ async def create_policy(body: PolicyCreate, principal: Admin, state: State) -> P
     )
     _check_escalation(policy)
     stored = store.StoredPolicy(policy, body.name, now, now)
-    await _write(state, lambda conn: store.insert_policy(conn, stored))
+    await verbs.write(state, lambda conn: store.insert_policy(conn, stored))
     return _policy_out(stored)
 
 
@@ -349,7 +289,7 @@ async def list_policies(principal: Admin, state: State) -> list[PolicyOut]:
 
 @policies_router.get("/{policy_id}", response_model=PolicyOut)
 async def get_policy(policy_id: str, principal: Admin, state: State) -> PolicyOut:
-    return _policy_out(await _get(state, POLICIES, principal.tenant_id, policy_id))
+    return _policy_out(await verbs.get(state, POLICIES, principal.tenant_id, policy_id))
 
 
 @policies_router.patch("/{policy_id}", response_model=PolicyOut)
@@ -391,13 +331,13 @@ async def update_policy(policy_id: str, body: PolicyUpdate, principal: Admin, st
         _check_escalation(policy)
         return store.StoredPolicy(policy, body.name or old.name, old.created_at, state.notifier.clock())
 
-    return _policy_out(await _patch(state, POLICIES, principal.tenant_id, policy_id, change))
+    return _policy_out(await verbs.patch(state, POLICIES, principal.tenant_id, policy_id, change))
 
 
 @policies_router.delete("/{policy_id}", status_code=204, response_class=Response)
 async def delete_policy(policy_id: str, principal: Admin, state: State) -> Response:
     """Delete a policy; changes waiting in its groups are dropped."""
-    return await _delete(state, POLICIES, principal.tenant_id, policy_id)
+    return await verbs.delete(state, POLICIES, principal.tenant_id, policy_id)
 
 
 # ---- silences -------------------------------------------------------------------------------------------------
@@ -428,7 +368,7 @@ async def _silence_out(state: AppState, stored: store.StoredSilence) -> SilenceO
     )
 
 
-SILENCES: _Resource[store.StoredSilence] = _Resource(
+SILENCES: Resource[store.StoredSilence] = Resource(
     "silence",
     read=lambda conn, tenant_id, item_id: store.get_silence(conn, tenant_id=tenant_id, silence_id=item_id),
     # A silence changes only by expiring: its end is all there is to store.
@@ -452,7 +392,7 @@ async def create_silence(body: SilenceCreate, principal: Operator, state: State)
         raise InvalidRequest("matchers: name at least one machine, tag, rule, severity or metric")
     silence = Silence(store.new_id(), principal.tenant_id, matchers, starts_at, ends_at)
     stored = store.StoredSilence(silence, body.comment, principal.subject_id, now)
-    await _write(state, lambda conn: store.insert_silence(conn, stored))
+    await verbs.write(state, lambda conn: store.insert_silence(conn, stored))
     return await _silence_out(state, stored)
 
 
@@ -465,7 +405,7 @@ async def list_silences(principal: Viewer, state: State) -> list[SilenceOut]:
 
 @silences_router.get("/{silence_id}", response_model=SilenceOut)
 async def get_silence(silence_id: str, principal: Viewer, state: State) -> SilenceOut:
-    return await _silence_out(state, await _get(state, SILENCES, principal.tenant_id, silence_id))
+    return await _silence_out(state, await verbs.get(state, SILENCES, principal.tenant_id, silence_id))
 
 
 @silences_router.post("/{silence_id}/expire", response_model=SilenceOut)
@@ -478,12 +418,12 @@ async def expire_silence(silence_id: str, principal: Operator, state: State) -> 
         expired = Silence(s.id, s.tenant_id, s.matchers, s.starts_at, ends_at)
         return store.StoredSilence(expired, stored.comment, stored.created_by, stored.created_at)
 
-    return await _silence_out(state, await _patch(state, SILENCES, principal.tenant_id, silence_id, expire))
+    return await _silence_out(state, await verbs.patch(state, SILENCES, principal.tenant_id, silence_id, expire))
 
 
 @silences_router.delete("/{silence_id}", status_code=204, response_class=Response)
 async def delete_silence(silence_id: str, principal: Operator, state: State) -> Response:
-    return await _delete(state, SILENCES, principal.tenant_id, silence_id)
+    return await verbs.delete(state, SILENCES, principal.tenant_id, silence_id)
 
 
 # ---- deliveries -----------------------------------------------------------------------------------------------
@@ -549,7 +489,7 @@ async def list_notifications(
 async def get_notification(notification_id: str, principal: Viewer, state: State) -> NotificationOut:
     async with state.engine.connect() as conn:
         found = await store.get_delivery(
-            conn, tenant_id=principal.tenant_id, delivery_id=_id(notification_id, "notification")
+            conn, tenant_id=principal.tenant_id, delivery_id=verbs.parse_id(notification_id, "notification")
         )
     if found is None:
         raise NotFound("notification not found")
@@ -559,7 +499,7 @@ async def get_notification(notification_id: str, principal: Viewer, state: State
 @alert_status_router.get("/{alert_id}/notification-status", response_model=AlertNotificationStatus)
 async def alert_notification_status(alert_id: str, principal: Viewer, state: State) -> AlertNotificationStatus:
     """What became of an alert's changes: routed, silenced (by which silence) or matched by no policy."""
-    normalized = _id(alert_id, "alert")
+    normalized = verbs.parse_id(alert_id, "alert")
     async with state.engine.connect() as conn:
         changes = await store.changes_of_alert(conn, tenant_id=principal.tenant_id, alert_id=normalized)
     if not changes:

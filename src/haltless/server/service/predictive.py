@@ -26,19 +26,6 @@ DetectorKey = tuple[str, str]  # (rule id, machine id)
 _FRESH = RuleState()
 
 
-def group_series(ordered: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:
-    """The readings of a batch (in measurement order) per (machine, metric) series, in that order."""
-    series: dict[tuple[str, str], list[Reading]] = {}
-    for reading in ordered:
-        key = (reading.machine_id, reading.metric_name)
-        members = series.get(key)
-        if members is None:
-            series[key] = [reading]
-        else:
-            members.append(reading)
-    return series
-
-
 def first_readings(batch: Sequence[Reading]) -> dict[tuple[str, str], int]:
     """The earliest measurement time of each (machine, metric) series in a batch."""
     first: dict[tuple[str, str], int] = {}
