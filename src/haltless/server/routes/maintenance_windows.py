@@ -18,10 +18,10 @@ from haltless.core.maintenance_windows import (
 )
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest, NotFound
-from haltless.server.http import resource_verbs as verbs
-from haltless.server.http.resource_verbs import Resource
 from haltless.server.http.security import Operator, State, Viewer
 from haltless.server.schemas.base import JsonEnum, Name, StrictBody, Tag
+from haltless.server.service import resource_verbs as verbs
+from haltless.server.service.resource_verbs import Resource
 from haltless.server.state import AppState
 from haltless.store import machines
 from haltless.store import maintenance_windows as store
@@ -151,7 +151,7 @@ async def create_window(body: WindowCreate, principal: Operator, state: State) -
     )
     window = await _checked(state, window)
     stored = store.StoredWindow(window, body.name, body.comment, principal.subject_id, now, now)
-    await verbs.write(state, lambda conn: store.insert_window(conn, stored))
+    await verbs.write(state.engine, lambda conn: store.insert_window(conn, stored))
     return _out(stored, now)
 
 
@@ -165,7 +165,7 @@ async def list_windows(principal: Viewer, state: State) -> list[WindowOut]:
 
 @router.get("/{window_id}", response_model=WindowOut)
 async def get_window(window_id: str, principal: Viewer, state: State) -> WindowOut:
-    return _out(await verbs.get(state, WINDOWS, principal.tenant_id, window_id), state.clock.now_us())
+    return _out(await verbs.get(state.engine, WINDOWS, principal.tenant_id, window_id), state.clock.now_us())
 
 
 @router.patch("/{window_id}", response_model=WindowOut)
@@ -186,11 +186,12 @@ async def update_window(window_id: str, body: WindowUpdate, principal: Operator,
         window = await _checked(state, replace(old.window, **changes))
         return store.StoredWindow(window, name, comment, old.created_by, old.created_at, state.clock.now_us())
 
-    stored = await verbs.patch(state, WINDOWS, principal.tenant_id, window_id, change)
+    stored = await verbs.patch(state.engine, WINDOWS, principal.tenant_id, window_id, change)
     return _out(stored, stored.updated_at)
 
 
 @router.delete("/{window_id}", status_code=204, response_class=Response)
 async def delete_window(window_id: str, principal: Operator, state: State) -> Response:
     """Delete a window; machines it has in maintenance leave it on the scheduler's next pass."""
-    return await verbs.delete(state, WINDOWS, principal.tenant_id, window_id)
+    await verbs.delete(state.engine, WINDOWS, principal.tenant_id, window_id)
+    return Response(status_code=204)

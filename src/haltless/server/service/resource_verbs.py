@@ -1,7 +1,8 @@
-"""One helper per REST verb for a tenant's resources (channels, policies, silences, maintenance windows).
+"""One helper per verb for a tenant's configured resources (channels, policies, silences, maintenance windows).
 
-A route says what is particular to its resource (how to read, store and delete one, and what a change is);
-the steps every such route shares (a 404 for an unknown or malformed id, the write transaction) are here.
+A route says what is particular to its resource (how to read, store and delete one, and what a change is); the
+steps every such route shares (a 404 for an unknown or malformed id, the write transaction) are here, for the
+CLI too (through service/notification_config.py).
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from fastapi import Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from haltless.core.readings import normalize_uuid
 from haltless.errors import NotFound
-from haltless.server.state import AppState
 from haltless.store.database import begin_write
 
 _T = TypeVar("_T")
@@ -42,17 +41,17 @@ class Resource(Generic[_T]):
     delete: Callable[[AsyncConnection, _T], Awaitable[None]]
 
 
-async def write(state: AppState, action: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+async def write(engine: AsyncEngine, action: Callable[[AsyncConnection], Awaitable[None]]) -> None:
     """Run `action` in a write transaction."""
-    async with state.engine.begin() as conn:
+    async with engine.begin() as conn:
         await begin_write(conn)
         await action(conn)
 
 
-async def get(state: AppState, resource: Resource[_T], tenant_id: str, raw_id: str) -> _T:
+async def get(engine: AsyncEngine, resource: Resource[_T], tenant_id: str, raw_id: str) -> _T:
     """The tenant's resource with this id, or 404."""
     item_id = parse_id(raw_id, resource.what)
-    async with state.engine.connect() as conn:
+    async with engine.connect() as conn:
         found = await resource.read(conn, tenant_id, item_id)
     if found is None:
         raise NotFound(f"{resource.what} not found")
@@ -60,16 +59,15 @@ async def get(state: AppState, resource: Resource[_T], tenant_id: str, raw_id: s
 
 
 async def patch(
-    state: AppState, resource: Resource[_T], tenant_id: str, raw_id: str, change: Callable[[_T], Awaitable[_T]]
+    engine: AsyncEngine, resource: Resource[_T], tenant_id: str, raw_id: str, change: Callable[[_T], Awaitable[_T]]
 ) -> _T:
     """The tenant's resource (or 404), changed by `change` and stored; returns it as stored."""
-    changed = await change(await get(state, resource, tenant_id, raw_id))
-    await write(state, lambda conn: resource.update(conn, changed))
+    changed = await change(await get(engine, resource, tenant_id, raw_id))
+    await write(engine, lambda conn: resource.update(conn, changed))
     return changed
 
 
-async def delete(state: AppState, resource: Resource[_T], tenant_id: str, raw_id: str) -> Response:
-    """Delete the tenant's resource (or 404): 204."""
-    found = await get(state, resource, tenant_id, raw_id)
-    await write(state, lambda conn: resource.delete(conn, found))
-    return Response(status_code=204)
+async def delete(engine: AsyncEngine, resource: Resource[_T], tenant_id: str, raw_id: str) -> None:
+    """Delete the tenant's resource (or 404)."""
+    found = await get(engine, resource, tenant_id, raw_id)
+    await write(engine, lambda conn: resource.delete(conn, found))
