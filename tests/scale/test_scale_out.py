@@ -97,7 +97,7 @@ class Processes:
                 process.send_signal(signal.SIGINT)
         for process in self.started:
             try:
-                process.wait(15)
+                process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
