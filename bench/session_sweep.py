@@ -87,7 +87,6 @@ async def _measure(url: str, distinct_users: int) -> tuple[float, float]:
                     "tenant",
                     _no_send,
                     limit_bytes=1 << 20,
-                    heartbeat_interval=3600,
                     frames=_Transport(),
                     subject_id=user_ids[i % distinct_users],
                 )

@@ -116,7 +116,7 @@ SERVER_RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # HTTP plumbing the routes share (bodies, errors, auth, origins, OpenAPI, the built-in pages).
     "http": ({"clock", "state"}, ("uvicorn", "websockets")),
     # The WebSocket transport: protocol, hub, frames, endpoint; authenticates through http, never a database query.
-    "ws": ({"http", "service", "state"}, ("sqlalchemy", "asyncpg", "aiosqlite")),
+    "ws": ({"clock", "http", "service", "state"}, ("sqlalchemy", "asyncpg", "aiosqlite")),
     # REST routes: bodies in and out, the service for changes, http for auth.
     "routes": ({"http", "schemas", "service", "state", "ws"}, ()),
 }

@@ -13,7 +13,7 @@ async def _ignore(_text: str) -> None:
 
 
 def _connection(limit_bytes: int = 10) -> DashboardConnection:
-    return DashboardConnection("tenant", _ignore, limit_bytes=limit_bytes, heartbeat_interval=3600.0)
+    return DashboardConnection("tenant", _ignore, limit_bytes=limit_bytes)
 
 
 async def test_an_open_connection_has_no_close_frame() -> None:

@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 
-from haltless.server.ws.fastws import DashboardWSProtocol
+from haltless.server.ws.fastws import UVICORN_SLOTS, DashboardWSProtocol
 from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 # Methods fastws.py overrides or calls.
@@ -72,6 +72,11 @@ async def test_an_upgraded_socket_has_every_attribute_fastws_uses(server: Runnin
         missing = [name for name in ATTRIBUTES if not hasattr(protocol, name)]
         assert not missing, _complaint(missing)
         assert protocol.handshake_complete
+        # The slots take effect only while uvicorn still sets those attributes, and save memory only while
+        # what stays in the instance dict is small enough for CPython's shared-key layout (server/ws/fastws.py).
+        unset = [name for name in UVICORN_SLOTS if not hasattr(protocol, name)]
+        assert not unset, _complaint(unset)
+        assert len(vars(protocol)) <= 26, sorted(vars(protocol))
         # The protocol still works as fastws.py drives it: a bad token is refused with the documented code.
         await ws.send("not a token")
         await asyncio.wait_for(ws.wait_closed(), 30)

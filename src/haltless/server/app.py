@@ -139,7 +139,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         engine = create_engine(settings.effective_database_url)
         await migrate(engine)
         bus = create_bus(settings.bus_url, prefix=settings.bus_prefix, history_size=settings.event_history)
-        hub = DashboardHub(max_pending=settings.ws_max_pending)
+        hub = DashboardHub(
+            max_pending=settings.ws_max_pending, heartbeat_interval=settings.ws_heartbeat_interval, clock=clock
+        )
         bus.subscribe(hub.deliver)
         bus.on_gap(hub.resync)
         await bus.start()

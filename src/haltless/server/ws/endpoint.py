@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -25,7 +26,7 @@ from haltless.server.http.origins import origin_allowed
 from haltless.server.http.security import principal_from_access_token
 from haltless.server.state import AppState, app_state
 from haltless.server.ws.fastws import FRAME_SINK, FrameSink
-from haltless.server.ws.hub import DashboardConnection
+from haltless.server.ws.hub import DashboardConnection, DashboardHub
 
 log = logging.getLogger("haltless.ws")
 router = APIRouter()
@@ -143,12 +144,11 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
         tenant_id,
         skip if resume_after is not None else websocket.send_text,
         limit_bytes=state.settings.ws_send_buffer_bytes,
-        heartbeat_interval=state.settings.ws_heartbeat_interval,
         subject_id=principal.subject_id,
         token_generation=principal.token_generation,
     )
     if resume_after is None:
-        connection.start_heartbeats(state.clock)
+        state.hub.heartbeats.start(connection)
         state.hub.add(connection)
     else:
         # Join the live stream first (events queue in the outbox, nothing is written yet), then replay
@@ -161,7 +161,7 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
             state.hub.remove(connection)
             connection.stop()
             return
-        connection.start_heartbeats(state.clock)
+        state.hub.heartbeats.start(connection)
     writer = asyncio.create_task(connection.run_writer())
     reader = asyncio.create_task(_drain_incoming(websocket))
     ended = asyncio.ensure_future(connection.finished())
@@ -194,25 +194,26 @@ async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink)
         tenant_id,
         _no_send,
         limit_bytes=state.settings.ws_send_buffer_bytes,
-        heartbeat_interval=state.settings.ws_heartbeat_interval,
         frames=sink,
         subject_id=principal.subject_id,
         token_generation=principal.token_generation,
     )
-
-    def finished() -> None:
-        close = _closing(connection)  # None: the client closed the socket
-        hub.remove(connection)
-        connection.stop()
-        if close is not None:
-            sink.close(*close, SLOW_CLOSE_TIMEOUT)
-
     # The protocol drops what the client sends from now on and reports the close to the connection.
     sink.discard_incoming()
-    connection.on_finish(finished)
-    connection.start_heartbeats(state.clock)
+    # A partial, not a closure: it is kept for the life of every idle socket, and is about 200 bytes smaller.
+    connection.on_finish(functools.partial(_finished_frames, hub, connection, sink))
+    hub.heartbeats.start(connection)
     hub.add(connection)
     sink.detach()
+
+
+def _finished_frames(hub: DashboardHub, connection: DashboardConnection, sink: FrameSink) -> None:
+    """A fast-path socket is finished: leave the hub, and close it unless the client already did."""
+    close = _closing(connection)  # None: the client closed the socket
+    hub.remove(connection)
+    connection.stop()
+    if close is not None:
+        sink.close(*close, SLOW_CLOSE_TIMEOUT)
 
 
 def _closing(connection: DashboardConnection) -> tuple[int, str] | None:

@@ -53,7 +53,8 @@ class FrameSink:
 
     def __init__(self, protocol: DashboardWSProtocol) -> None:
         self._protocol = protocol
-        self._callbacks: list[Callable[[], None]] = []
+        # Made on the first `on_close`: most sockets get one callback, some (refused ones) none.
+        self._callbacks: list[Callable[[], None]] | None = None
 
     @property
     def open(self) -> bool:
@@ -79,6 +80,8 @@ class FrameSink:
         """Call `callback` once when the peer closes or the connection is lost."""
         if self._protocol.disconnected or self._protocol.peer_closed:
             callback()
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
@@ -91,13 +94,42 @@ class FrameSink:
         self._protocol.close_after_buffered(code, reason, timeout)
 
     def _closed(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
             callback()
+
+
+# Attributes of uvicorn's protocol kept in slots of our subclass rather than in the instance dict (a slot is a
+# data descriptor on the class, so uvicorn's own `self.x = ...` lands in it). uvicorn sets about 37 attributes
+# per socket; CPython keeps an object's attributes in a compact values array shared-key layout only up to about
+# 30 keys, and in a full dict of its own (about 1.2 KiB more per socket) above. These are uvicorn's keepalive
+# and read-state fields plus the handshake objects; tests/server/test_uvicorn_contract.py checks that uvicorn
+# still sets each of them and that what is left in the dict stays under the limit.
+UVICORN_SLOTS = (
+    "close_timeout",
+    "close_timer",
+    "curr_msg_data_type",
+    "frames",
+    "handshake_initiated",
+    "initial_response",
+    "last_ping_rtt",
+    "pending_ping_payload",
+    "ping_interval",
+    "ping_sent_at",
+    "ping_timeout",
+    "ping_timer",
+    "pong_timer",
+    "read_paused",
+    "request",
+    "response",
+    "scope",
+)
 
 
 class DashboardWSProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol, publishing a FrameSink to the app for every upgraded socket."""
+
+    __slots__ = ("_discarding", "detached", "peer_closed", "sink", *UVICORN_SLOTS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,6 +150,17 @@ class DashboardWSProtocol(WebSocketsSansIOProtocol):
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
+
+    def handle_text(self, event: Frame) -> None:
+        super().handle_text(event)
+        # websockets' frame parser keeps the last frame it read until the next one arrives, for an idle
+        # dashboard that is the first message: the access token. Its bytes were decoded into the ASGI
+        # message above (or kept in `self.frames` while fragmented); the frame need not hold them too.
+        event.data = b""
+
+    def handle_bytes(self, event: Frame) -> None:
+        super().handle_bytes(event)
+        event.data = b""
 
     def send_receive_event_to_app(self) -> None:
         if self._discarding:
@@ -152,11 +195,17 @@ class DashboardWSProtocol(WebSocketsSansIOProtocol):
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
         if self.detached and not self.close_sent and not self.disconnected:
             # The handshake objects are never read again; dropping them is most of what a socket weighs.
+            # websockets' parser keeps the upgrade request for the life of the connection (a local of its
+            # generator): empty its headers, which are most of it (Headers.clear is public API).
+            self.request.headers.clear()
             self.scope = None  # type: ignore[assignment]
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
             self.queue = _NOTHING  # type: ignore[assignment]
             self.writable = _NOTHING  # type: ignore[assignment]
+            # The address tuples were for the scope and uvicorn's trace logs (which skip a None client).
+            self.client = None
+            self.server = None
             return
         if self.close_timer is None:
             self.transport.close()

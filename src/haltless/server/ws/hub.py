@@ -12,6 +12,10 @@ The fast path (a FrameSink from server/ws/fastws.py, which `haltless serve` uses
 batch's WebSocket frames once and writes the same bytes object to every socket's transport, with no
 task and no `await` per socket. The transport's write buffer is then the outbox, and the same byte budget
 applies to it. Without a sink (any other ASGI server) the writer task drains the outbox through `send`.
+
+Heartbeats: one timer per hub, not one per socket (`HeartbeatQueue`). Sockets start beating in the order they
+authenticate and all share one interval, so a FIFO of them is always sorted by due time; each tick beats the
+sockets that are due with one shared frame and puts them back at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Protocol
 from haltless.core import wire
 from haltless.core.clock import Clock
 from haltless.core.wire import CloseCode
+from haltless.server.clock import SystemClock
 from haltless.server.ws.frames import text_frame, text_frames
 
 SendText = Callable[[str], Awaitable[None]]
@@ -62,22 +67,23 @@ class FrameWriter(Protocol):
 # Never appended to nor waited on: the fast path only ever clears and sets them.
 _NO_OUTBOX: deque[Sequence[str]] = deque(maxlen=0)
 _NO_WAKEUP = asyncio.Event()
+# The close a connection reports when nobody chose another (`close_with`): shared, not one tuple per socket.
+_GOING_AWAY: tuple[int, str] = (CloseCode.GOING_AWAY, "")
 
 
 class DashboardConnection:
-    """One authenticated socket: an outbox bounded in bytes, a writer, and a heartbeat timer."""
+    """One authenticated socket: an outbox bounded in bytes and a writer (heartbeats: `HeartbeatQueue`)."""
 
     __slots__ = (
         "_buffered",
         "_close_with",
+        "_finish_callbacks",
         "_finished",
-        "_heartbeat_handle",
-        "_heartbeat_interval",
         "_limit",
-        "_loop",
         "_outbox",
         "_send",
         "_wakeup",
+        "beat_due",
         "frames",
         "state",
         "subject_id",
@@ -91,7 +97,6 @@ class DashboardConnection:
         send: SendText,
         *,
         limit_bytes: int,
-        heartbeat_interval: float,
         frames: FrameWriter | None = None,
         subject_id: str = "",
         token_generation: int = 0,
@@ -103,34 +108,65 @@ class DashboardConnection:
         self.token_generation = token_generation
         self.state = ConnectionState.OPEN
         # Set by `close_with`: the close code and reason the socket handler sends.
-        self._close_with: tuple[int, str] = (CloseCode.GOING_AWAY, "")
+        self._close_with = _GOING_AWAY
         # With a frame writer, events skip the outbox and the writer task: see write_frames.
         self.frames = frames
         self._send = send
         self._limit = limit_bytes
-        self._heartbeat_interval = heartbeat_interval
         # The fast path has no outbox and no writer to wake: share empty stand-ins (about 1.5 KiB per socket).
         self._outbox: deque[Sequence[str]] = deque() if frames is None else _NO_OUTBOX
         self._buffered = 0
         self._wakeup = asyncio.Event() if frames is None else _NO_WAKEUP
-        self._loop = asyncio.get_running_loop()
-        self._heartbeat_handle: asyncio.TimerHandle | None = None
-        # Done when the socket is finished for us: overflowed, stopped, or (fast path) closed by the peer.
-        self._finished: asyncio.Future[None] = self._loop.create_future()
+        # When the next heartbeat is due (loop time), while the socket is in its hub's HeartbeatQueue.
+        self.beat_due = 0.0
+        # True once the socket is finished for us: overflowed, stopped, or (fast path) closed by the peer. Plain
+        # callbacks, not a future: an idle socket then keeps no future, no done-callback list and no handle.
+        self._finished = False
+        self._finish_callbacks: list[Callable[[], None]] | None = None
         if frames is not None:
             frames.on_close(self._finish)
 
     def _finish(self) -> None:
-        if not self._finished.done():
-            self._finished.set_result(None)
+        if self._finished:
+            return
+        self._finished = True
+        callbacks, self._finish_callbacks = self._finish_callbacks, None
+        if callbacks:
+            # Soon, not now: the end may come from inside a loop over the hub's sockets (deliver, close_all),
+            # which the callbacks change.
+            call_soon = asyncio.get_running_loop().call_soon
+            for callback in callbacks:
+                call_soon(callback)
 
     def on_finish(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once the socket overflowed, was stopped, or (fast path) was closed by the client."""
-        self._finished.add_done_callback(lambda _: callback())
+        """Call `callback` once the socket overflowed, was stopped, or (fast path) was closed by the client.
+
+        Already finished: it runs soon (on the loop), never from inside this call, like a future's callback.
+        """
+        if self._finished:
+            asyncio.get_running_loop().call_soon(callback)
+        elif self._finish_callbacks is None:
+            self._finish_callbacks = [callback]
+        else:
+            self._finish_callbacks.append(callback)
 
     async def finished(self) -> None:
         """Wait until the socket overflowed, was stopped, or (fast path) was closed by the client."""
-        await self._finished
+        if self._finished:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.on_finish(wake)
+        await done
+
+    @property
+    def beating(self) -> bool:
+        """Still wants heartbeats: open and not finished."""
+        return not (self.state or self._finished)
 
     def close_frame(self) -> tuple[int, str] | None:
         """The close code and reason the socket's handler sends now that it is finished; None while OPEN (the
@@ -173,24 +209,19 @@ class DashboardConnection:
     def _overflow(self) -> None:
         self._end(ConnectionState.OVERFLOWED)
 
-    def start_heartbeats(self, clock: Clock) -> None:
-        """Queue a heartbeat now, and then one every interval (stamped by `clock`)."""
-        self._heartbeat(clock)
-
-    def _heartbeat(self, clock: Clock) -> None:
+    def heartbeat(self, beat: str, frame: bytes) -> None:
+        """Send one heartbeat: `beat` encoded, and `frame` the same as a WebSocket frame (shared by all sockets)."""
         if self.state:  # no longer OPEN
             return
-        beat = wire.heartbeat(clock.now_us())
         if self.frames is not None:
-            self.write_frames(text_frame(beat))
+            self.write_frames(frame)
         else:
             self.push((beat,), len(beat))
-        self._heartbeat_handle = self._loop.call_later(self._heartbeat_interval, self._heartbeat, clock)
 
     async def run_writer(self) -> None:
         """Drain the outbox into the socket until cancelled (fast path: just wait, frames need no writer)."""
         if self.frames is not None:
-            await self._finished
+            await self.finished()
             return
         outbox = self._outbox
         send = self._send
@@ -218,22 +249,84 @@ class DashboardConnection:
     def _end(self, state: ConnectionState) -> None:
         if not self.state:
             self.state = state
-        if self._heartbeat_handle is not None:
-            self._heartbeat_handle.cancel()
-            self._heartbeat_handle = None
         self._outbox.clear()
         self._buffered = 0
         self._wakeup.set()
         self._finish()
 
 
-class DashboardHub:
-    """All authenticated dashboard sockets of this process, grouped by tenant."""
+class HeartbeatQueue:
+    """Heartbeats for every socket of a hub on one timer: a heartbeat at start, then one every `interval`.
 
-    def __init__(self, *, max_pending: int) -> None:
+    All sockets share the interval and join in the order they start, so the FIFO is sorted by due time. A tick
+    beats every socket that is due (one encoded beat and one frame for all of them), appends it again due
+    `interval` later, and sleeps until the next one is due, but at least `interval / 16`: beats that fall due
+    close together go out in one tick. A socket's beats are thus at least `interval` apart and at most
+    `interval * 17/16`. A finished socket leaves the queue when it next comes due.
+    """
+
+    __slots__ = ("_clock", "_interval", "_loop", "_queue", "_timer")
+
+    def __init__(self, interval: float, clock: Clock) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._queue: deque[DashboardConnection] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def start(self, connection: DashboardConnection) -> None:
+        """Send `connection` a heartbeat now and queue it for the next one."""
+        beat = wire.heartbeat(self._clock.now_us())
+        connection.heartbeat(beat, text_frame(beat))
+        if not connection.beating:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        connection.beat_due = loop.time() + self._interval
+        self._queue.append(connection)
+        if self._timer is None:
+            self._timer = loop.call_at(connection.beat_due, self._tick)
+
+    def _tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._timer = None
+        now = loop.time()
+        queue = self._queue
+        beat = ""
+        frame = b""
+        while queue and queue[0].beat_due <= now:
+            connection = queue.popleft()
+            if not connection.beating:
+                continue
+            if not beat:
+                beat = wire.heartbeat(self._clock.now_us())
+                frame = text_frame(beat)
+            connection.heartbeat(beat, frame)
+            if connection.beating:
+                connection.beat_due = now + self._interval
+                queue.append(connection)
+        if queue:
+            self._timer = loop.call_at(max(queue[0].beat_due, now + self._interval / 16), self._tick)
+
+    def stop(self) -> None:
+        """Cancel the timer and forget every socket."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+
+
+class DashboardHub:
+    """All authenticated dashboard sockets of this process, grouped by tenant, and their heartbeats."""
+
+    def __init__(self, *, max_pending: int, heartbeat_interval: float = 15.0, clock: Clock | None = None) -> None:
         self._by_tenant: dict[str, set[DashboardConnection]] = {}
         self.max_pending = max_pending
         self.pending = 0
+        self.heartbeats = HeartbeatQueue(heartbeat_interval, clock or SystemClock())
 
     def try_reserve_pending(self) -> bool:
         """Count a connection that waits to authenticate; False when the limit is reached."""
@@ -311,6 +404,7 @@ class DashboardHub:
         return sum(len(members) for members in self._by_tenant.values())
 
     def close_all(self) -> None:
+        self.heartbeats.stop()
         for members in self._by_tenant.values():
             for connection in members:
                 connection.stop()
