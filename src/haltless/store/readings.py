@@ -69,15 +69,21 @@ async def store_batch(
         if not conn.in_transaction():
             raise RuntimeError("store_batch needs a transaction")
         driver: Any = (await conn.get_raw_connection()).driver_connection
-        statements = [
-            *_sqlite_inserts(_records(tenant_id, batch, received_at)),
-            machine_store.sqlite_mark_seen(machine_ids, received_at),
-        ]
-        try:
-            # aiosqlite runs the function on the connection's own thread, as it does its `execute`.
-            await driver._execute(_run_sqlite, driver._conn, statements)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(_SQLITE_INSERT, None, exc) from exc
+        # aiosqlite's own way to run a function on the connection's thread (its `execute` is built on it). It is
+        # not public API: were it gone in some release, the two statements go as two round trips instead.
+        run_on_thread = getattr(driver, "_execute", None)
+        if run_on_thread is not None:
+            statements = [
+                *_sqlite_inserts(_records(tenant_id, batch, received_at)),
+                machine_store.sqlite_mark_seen(machine_ids, received_at),
+            ]
+            try:
+                await run_on_thread(_run_sqlite, driver._conn, statements)
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(_SQLITE_INSERT, None, exc) from exc
+            return
+        await insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=received_at)
+        await machine_store.mark_seen(conn, machine_ids=machine_ids, seen=received_at)
         return
     await machine_store.mark_seen(conn, machine_ids=machine_ids, seen=received_at)
     await insert_many(conn, tenant_id=tenant_id, batch=batch, received_at=received_at)
