@@ -33,8 +33,8 @@ from haltless.core.clock import ManualClock
 from haltless.core.plan import Plan
 from haltless.core.planners import rules as rule_planner
 from haltless.core.rules import Condition, Rule, RuleKind, Severity
-from haltless.server.changes import Changes
-from haltless.server.ingest import IngestPipeline
+from haltless.server.service.changes import Changes
+from haltless.server.service.ingest import IngestPipeline
 from haltless.settings import Settings
 from haltless.store import alerts as alert_store
 from haltless.store.database import create_engine
@@ -43,13 +43,13 @@ START_US = 1_800_000_000_000_000
 
 # (module, attribute) of each step `--steps` times; async ones are timed across their awaits (one task runs).
 STEPS = (
-    ("haltless.server.ingest", "decode_valid_batch"),
-    ("haltless.server.units", "UnitBook.check"),
-    ("haltless.server.ingest", "plan_readings"),
+    ("haltless.server.service.ingest", "decode_valid_batch"),
+    ("haltless.server.service.units", "UnitBook.check"),
+    ("haltless.server.service.ingest", "plan_readings"),
     ("haltless.core.wire", "sensor_updates"),
     ("haltless.core.predictive", "settle"),
-    ("haltless.server.changes", "Change.prepare_detectors"),
-    ("haltless.server.changes", "Changes._persist"),
+    ("haltless.server.service.changes", "Change.prepare_detectors"),
+    ("haltless.server.service.changes", "Changes._persist"),
     ("haltless.store.readings", "insert_many"),
     ("haltless.store.machines", "mark_seen"),
     ("haltless.store.alerts", "save_rule_states"),
@@ -59,7 +59,7 @@ STEPS = (
 )
 
 
-_USERS = ("haltless.bus.memory", "haltless.core.planners.readings", "haltless.server.ingest")
+_USERS = ("haltless.bus.memory", "haltless.core.planners.readings", "haltless.server.service.ingest")
 
 
 def _timed_steps() -> dict[str, float]:

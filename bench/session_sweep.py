@@ -1,6 +1,6 @@
 """Revoked-session sweep: what one pass costs a server process with 5,000 open dashboard sockets.
 
-Every server process sweeps its sockets once a second (server/session_sweep.py): one query per 1,000 distinct
+Every server process sweeps its sockets once a second (server/ws/session_sweep.py): one query per 1,000 distinct
 users with sockets open, then a comparison per user. Measured in-process on real databases (a SQLite file, and
 PostgreSQL when reachable at HALTLESS_TEST_POSTGRES_DSN) with 5,000 connections registered in a real hub; the
 sweep touches a socket only to close it, so no network is involved and nothing is closed here. Two shapes:
@@ -8,7 +8,7 @@ sweep touches a socket only to close it, so no network is involved and nothing i
 
 Reported per pass: median wall time, and the CPU time the process spent (event loop and the database driver's
 thread), which at one pass a second is also the share of one core. Also: the per-request user check of
-server/user_lookup.py answered from memory, which every request made with an access token pays.
+server/http/user_lookup.py answered from memory, which every request made with an access token pays.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import asyncpg
 from sqlalchemy import insert
 
 from haltless.core.models import Role
-from haltless.server.hub import DashboardConnection, DashboardHub
-from haltless.server.session_sweep import RevokedSessionSweeper
-from haltless.server.user_lookup import UserStatusLookup
+from haltless.server.http.user_lookup import UserStatusLookup
+from haltless.server.ws.hub import DashboardConnection, DashboardHub
+from haltless.server.ws.session_sweep import RevokedSessionSweeper
 from haltless.store.database import create_engine, migrate
 from haltless.store.tables import tenants, users
 
@@ -175,7 +175,7 @@ async def _run() -> list[str]:
     return [
         *rows,
         "",
-        f"Per-request user check answered from memory (server/user_lookup.py): {lookup:.2f} µs.",
+        f"Per-request user check answered from memory (server/http/user_lookup.py): {lookup:.2f} µs.",
     ]
 
 

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from haltless.admin import create_tenant
 from haltless.core.clock import Clock
 from haltless.server.app import create_app
-from haltless.server.fastws import DashboardWSProtocol
 from haltless.server.state import AppState
+from haltless.server.ws.fastws import DashboardWSProtocol
 from haltless.settings import Settings
 from haltless.store.database import create_engine, migrate
 
@@ -73,7 +73,7 @@ def run_async(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 
 async def _admin_execute(*statements: str) -> None:
     # CREATE/DROP DATABASE cannot run inside a transaction; asyncpg runs plain statements in autocommit.
-    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=EVENT_TIMEOUT)
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -131,7 +131,7 @@ def query_database(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
     dsn = settings.database_url.replace("+asyncpg", "")
 
     async def fetch() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(dsn, timeout=5)
+        conn = await asyncpg.connect(dsn, timeout=EVENT_TIMEOUT)
         try:
             return [tuple(row) for row in await conn.fetch(sql)]
         finally:
@@ -288,7 +288,7 @@ class Tenant:
 
 
 async def login(base_url: str, email: str, password: str = PASSWORD) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=EVENT_TIMEOUT) as http:
         response = await http.post("/api/v1/auth/login", json={"email": email, "password": password})
         assert response.status_code == 200, response.text
         pair: dict[str, Any] = response.json()

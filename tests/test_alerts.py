@@ -30,7 +30,7 @@ STATUS_FIELDS = ["type", "machine_id", "old_status", "new_status", "timestamp"]
 
 
 async def _socket(server: RunningServer, tenant: Tenant) -> ClientConnection:
-    ws = await connect(server.ws_url)
+    ws = await connect(server.ws_url, open_timeout=EVENT_TIMEOUT)
     await ws.send(tenant.access_token)
     assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
     return ws

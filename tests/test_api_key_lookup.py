@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.core.credentials import new_api_key
-from haltless.server.api_key_lookup import KEY_MEMORY_SECONDS, ApiKeyLookup
+from haltless.server.http.api_key_lookup import KEY_MEMORY_SECONDS, ApiKeyLookup
 from haltless.store import accounts
 
 

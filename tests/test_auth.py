@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import jwt
 
-from tests.conftest import PASSWORD, RunningServer, Tenant
+from tests.conftest import EVENT_TIMEOUT, PASSWORD, RunningServer, Tenant
 
 
 async def test_login_returns_token_pair(server: RunningServer, tenant: Tenant) -> None:
@@ -27,7 +27,7 @@ async def test_login_returns_token_pair(server: RunningServer, tenant: Tenant) -
 
 
 async def test_bad_credentials_are_401_with_detail(server: RunningServer, tenant: Tenant) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         wrong = await http.post("/api/v1/auth/login", json={"email": tenant.admin_email, "password": "nope-nope"})
         unknown = await http.post("/api/v1/auth/login", json={"email": "who@example.com", "password": PASSWORD})
         malformed = await http.post("/api/v1/auth/login", json={"email": tenant.admin_email})
@@ -38,7 +38,7 @@ async def test_bad_credentials_are_401_with_detail(server: RunningServer, tenant
 
 
 async def test_refresh_rotates_and_reuse_revokes_family(server: RunningServer, tenant: Tenant) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         first = tenant.tokens["refresh_token"]
         rotated = await http.post("/api/v1/auth/refresh", json={"refresh_token": first})
         assert rotated.status_code == 200
@@ -53,7 +53,7 @@ async def test_refresh_rotates_and_reuse_revokes_family(server: RunningServer, t
 
 
 async def test_logout_revokes_refresh_token(server: RunningServer, tenant: Tenant) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         token = tenant.tokens["refresh_token"]
         out = await http.post("/api/v1/auth/logout", json={"refresh_token": token})
         assert out.status_code == 204
@@ -62,7 +62,7 @@ async def test_logout_revokes_refresh_token(server: RunningServer, tenant: Tenan
 
 
 async def test_token_types_do_not_pass_for_each_other(server: RunningServer, tenant: Tenant) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         as_access = await http.get(
             "/api/v1/auth/me", headers={"Authorization": f"Bearer {tenant.tokens['refresh_token']}"}
         )
@@ -88,7 +88,7 @@ async def test_forged_expired_and_incomplete_tokens_are_refused(server: RunningS
         "alg none": jwt.encode(base, "", algorithm="none"),
         "garbage": "not-a-jwt",
     }
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         for name, token in cases.items():
             response = await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401, name
@@ -103,7 +103,7 @@ async def test_roles_limit_what_users_may_do(server: RunningServer, tenant: Tena
     viewer = await tenant.add_user("viewer")
     operator = await tenant.add_user("operator")
     reading = [{"machine_id": machine_id, "metric_name": "temperature", "value": 1.0}]
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
 
         def auth(pair: dict[str, Any]) -> dict[str, str]:
             return {"Authorization": f"Bearer {pair['access_token']}"}
@@ -131,7 +131,7 @@ async def test_api_key_ingests_only_and_can_be_revoked(server: RunningServer, te
     assert listed.json()[0]["prefix"] == key[:12]
     headers = {"Authorization": f"Bearer {key}"}
     reading = [{"machine_id": machine_id, "metric_name": "temperature", "value": 1.0}]
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         ok = await http.post("/api/v1/sensor-data", json={"readings": reading}, headers=headers)
         assert ok.status_code == 202
         assert ok.json()["accepted"] == 1
@@ -155,7 +155,7 @@ async def test_duplicate_user_email_is_409(server: RunningServer, tenant: Tenant
 
 
 async def test_repeated_failed_logins_get_429_with_retry_after(server: RunningServer, tenant: Tenant) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         for _ in range(10):
             wrong = await http.post("/api/v1/auth/login", json={"email": tenant.admin_email, "password": "nope-nope"})
             assert wrong.status_code == 401

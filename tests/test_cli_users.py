@@ -41,7 +41,10 @@ def _ok(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 async def _refused_soon(server: RunningServer, token: str) -> httpx.Response:
     """The first 401 for `token` (another process changed the user: this server sees it within a second)."""
-    async with httpx.AsyncClient(base_url=server.base_url) as http, asyncio.timeout(EVENT_TIMEOUT):
+    async with (
+        httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http,
+        asyncio.timeout(EVENT_TIMEOUT),
+    ):
         while True:
             response = await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 401:
@@ -62,7 +65,7 @@ async def test_the_user_commands_reach_a_running_server(server: RunningServer, t
         [(tenant.admin_email, "admin", False), (email, "viewer", False)]
     )
 
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(pair["access_token"])
         assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
         assert _ok(_admin_user(server, "disable", email))["disabled"] is True

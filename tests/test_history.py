@@ -398,7 +398,7 @@ async def test_server_with_retention_prunes_in_the_background(server_factory: Ca
     await create_tenant(first.settings, name="Plant", email=email, password=PASSWORD)
     token = (await login(first.base_url, email))["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=first.base_url, headers=headers) as http:
+    async with httpx.AsyncClient(base_url=first.base_url, headers=headers, timeout=EVENT_TIMEOUT) as http:
         machine = (await http.post("/api/v1/machines", json={"name": "Press"})).json()["id"]
         sent = await http.post(
             "/api/v1/sensor-data",
@@ -413,7 +413,7 @@ async def test_server_with_retention_prunes_in_the_background(server_factory: Ca
     first.stop()
     second = server_factory(jwt_secret=secret, retention_days=1)
     old = {"machine_id": machine, "metric_name": "temp", "start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}
-    async with httpx.AsyncClient(base_url=second.base_url, headers=headers) as http:
+    async with httpx.AsyncClient(base_url=second.base_url, headers=headers, timeout=EVENT_TIMEOUT) as http:
         async with asyncio.timeout(EVENT_TIMEOUT):
             while (await http.get("/api/v1/sensor-data", params=old)).json()["items"] != []:
                 await asyncio.sleep(0.05)  # the pruner runs in the background at start-up: wait until it has

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.conftest import RunningServer, Tenant, query_database, wait_until
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, query_database, wait_until
 
 # What every client sends with a body (the server answers 415 to anything else).
 JSON = {"Content-Type": "application/json"}
@@ -261,7 +261,7 @@ async def test_malformed_bodies_are_422(server: RunningServer, tenant: Tenant) -
 
 
 async def test_ingest_requires_credentials(server: RunningServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         response = await http.post("/api/v1/sensor-data", json={"readings": []})
     assert response.status_code == 401
 
@@ -299,7 +299,7 @@ async def _ingest_outcomes(
         ({}, orjson.dumps({"readings": [good["readings"][0]] * 10_001})),
     ]
     outcomes = []
-    async with httpx.AsyncClient(base_url=running.base_url, headers=tenant.http.headers) as http:
+    async with httpx.AsyncClient(base_url=running.base_url, headers=tenant.http.headers, timeout=EVENT_TIMEOUT) as http:
         for extra, body in sent:
             response = await http.post("/api/v1/sensor-data", content=body, headers={**JSON, **headers, **extra})
             outcomes.append((response.status_code, response.json(), response.headers.get("www-authenticate")))

@@ -99,3 +99,44 @@ def test_the_sdk_imports_without_the_server_stack() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# Inside the server: sub-package → (server sub-packages or modules it may import, third-party modules it must not).
+# The domain service changes state and knows nothing of HTTP; schemas are plain pydantic; transports sit on top.
+SERVER = "haltless.server"
+SERVER_RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    # The unit of work and every change made through it: no HTTP, no WebSocket. (schemas: the request bodies
+    # whose rules the admin API and the CLI share, service/notification_config.py.)
+    "service": ({"clock", "schemas"}, ("fastapi", "starlette", "uvicorn", "websockets")),
+    # Request and response bodies: pydantic over the core's types, no I/O.
+    "schemas": (
+        set(),
+        ("fastapi", "starlette", "uvicorn", "websockets", "sqlalchemy", "asyncpg", "aiosqlite", "redis"),
+    ),
+    # HTTP plumbing the routes share (bodies, errors, auth, origins, OpenAPI, the built-in pages).
+    "http": ({"clock", "state"}, ("uvicorn", "websockets")),
+    # The WebSocket transport: protocol, hub, frames, endpoint; authenticates through http, never a database query.
+    "ws": ({"http", "service", "state"}, ("sqlalchemy", "asyncpg", "aiosqlite")),
+    # REST routes: bodies in and out, the service for changes, http for auth.
+    "routes": ({"http", "schemas", "service", "state", "ws"}, ()),
+}
+
+
+@pytest.mark.parametrize("sub", sorted(SERVER_RULES))
+def test_server_sub_package_imports_only_what_it_may(sub: str) -> None:
+    allowed, forbidden = SERVER_RULES[sub]
+    offenders = []
+    for path in sorted((PACKAGE / "server" / sub).rglob("*.py")):
+        for name in _imports(path):
+            parts = name.split(".")
+            other_folder = name.startswith(SERVER + ".") and len(parts) > 2 and parts[2] not in allowed | {sub}
+            if other_folder or parts[0] in forbidden:
+                offenders.append(f"{path.relative_to(PACKAGE)}: {name}")
+    assert offenders == []
+
+
+def test_every_server_sub_package_has_a_rule() -> None:
+    """The server's own modules wire the sub-packages together (app, state, runner, clock, logs); every folder
+    below it is a layer with a rule here."""
+    folders = {p.name for p in (PACKAGE / "server").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert sorted(folders - set(SERVER_RULES)) == []

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from haltless.core.throttle import LoginAttempt
-from haltless.server.login_guard import LocalLoginGuard, RedisLoginGuard, create_login_guard
+from haltless.server.http.login_guard import LocalLoginGuard, RedisLoginGuard, create_login_guard
 from haltless.settings import Settings
 from tests.scale.test_scale_out import REDIS_PORT, _need_services
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from haltless.admin import create_tenant
-from haltless.server.login_guard import LocalLoginGuard
+from haltless.server.http.login_guard import LocalLoginGuard
 from tests.conftest import PASSWORD, RunningServer
 from tests.scale.test_scale_out import REDIS_HOST, REDIS_PORT, _need_services
 

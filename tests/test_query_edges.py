@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from haltless.core.cursors import INVALID_CURSOR
-from tests.conftest import RunningServer, Tenant, login
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, login
 
 T0 = "2026-03-02T10:00:00Z"
 
@@ -142,14 +142,14 @@ async def test_every_process_of_a_deployment_reads_the_others_cursors(server_fac
         "limit": 2,
     }
     cursor = (await tenant.http.get("/api/v1/sensor-data", params=params)).json()["next_cursor"]
-    async with httpx.AsyncClient(base_url=second.base_url, headers=tenant.http.headers) as http:
+    async with httpx.AsyncClient(base_url=second.base_url, headers=tenant.http.headers, timeout=EVENT_TIMEOUT) as http:
         response = await http.get("/api/v1/sensor-data", params={**params, "cursor": cursor})
         assert response.status_code == 200, response.text
         assert [p["value"] for p in response.json()["items"]] == [2.0, 3.0]
     elsewhere = server_factory(jwt_secret="another-deployment-" + uuid.uuid4().hex)
     pair = await login(elsewhere.base_url, tenant.admin_email)
     async with httpx.AsyncClient(
-        base_url=elsewhere.base_url, headers={"Authorization": f"Bearer {pair['access_token']}"}
+        base_url=elsewhere.base_url, headers={"Authorization": f"Bearer {pair['access_token']}"}, timeout=EVENT_TIMEOUT
     ) as http:
         response = await http.get("/api/v1/sensor-data", params={**params, "cursor": cursor})
         assert response.status_code == 422

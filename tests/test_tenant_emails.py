@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import PASSWORD, RunningServer, Tenant
+from tests.conftest import EVENT_TIMEOUT, PASSWORD, RunningServer, Tenant
 
 LOGIN = "/api/v1/auth/login"
 
 
 async def _me(base_url: str, pair: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=EVENT_TIMEOUT) as http:
         me = await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
         result: dict[str, Any] = me.json()
         return result
@@ -37,7 +37,7 @@ async def test_an_email_taken_in_another_tenant_is_no_conflict(
     assert again.status_code == 409  # within one tenant an email is still one user
     assert "this tenant" in again.json()["detail"]
 
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         as_a = await http.post(LOGIN, json={"email": shared, "password": PASSWORD})
         as_b = await http.post(LOGIN, json={"email": shared, "password": "b-password-123"})
         wrong = await http.post(LOGIN, json={"email": shared, "password": "neither-password"})
@@ -58,7 +58,7 @@ async def test_the_same_email_and_password_in_two_tenants_need_a_tenant_id(
     for plant in (plant_a, plant_b):
         assert (await plant.http.post("/api/v1/users", json=body)).status_code == 201
     credentials = {"email": body["email"], "password": PASSWORD}
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         ambiguous = await http.post(LOGIN, json=credentials)
         assert ambiguous.status_code == 409
         assert plant_a.tenant_id in ambiguous.json()["detail"]

@@ -35,7 +35,7 @@ async def _user(tenant: Tenant, role: str) -> tuple[str, str, dict[str, Any]]:
 
 
 async def _socket(server: RunningServer, first_message: str) -> ClientConnection:
-    ws = await connect(server.ws_url)
+    ws = await connect(server.ws_url, open_timeout=EVENT_TIMEOUT)
     await ws.send(first_message)
     assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
     return ws
@@ -58,7 +58,7 @@ async def _admin_id(tenant: Tenant) -> str:
 
 async def test_a_disabled_user_is_locked_out_at_once_and_enabled_again(server: RunningServer, tenant: Tenant) -> None:
     user_id, email, pair = await _user(tenant, "operator")
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         assert (await http.get("/api/v1/machines", headers=_auth(pair))).status_code == 200  # the token is known now
         fast = await _socket(server, pair["access_token"])
         resumed = await _socket(server, orjson.dumps({"token": pair["access_token"], "resume_after": "1-1"}).decode())
@@ -77,7 +77,7 @@ async def test_a_disabled_user_is_locked_out_at_once_and_enabled_again(server: R
         right_password = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert right_password.status_code == 403
         assert "disabled" in right_password.json()["detail"]
-        async with connect(server.ws_url) as ws:
+        async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
             await ws.send(pair["access_token"])
             assert (await _closed_with(ws))[0] == 4001
 
@@ -91,7 +91,7 @@ async def test_a_disabled_user_is_locked_out_at_once_and_enabled_again(server: R
 
 async def test_a_deleted_admin_cannot_create_another_admin(server: RunningServer, tenant: Tenant) -> None:
     user_id, _email, pair = await _user(tenant, "admin")
-    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(pair)) as rogue:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(pair), timeout=EVENT_TIMEOUT) as rogue:
         assert (await rogue.get("/api/v1/users")).status_code == 200
         ws = await _socket(server, pair["access_token"])
         assert (await tenant.http.delete(f"/api/v1/users/{user_id}")).status_code == 204
@@ -107,7 +107,7 @@ async def test_a_deleted_admin_cannot_create_another_admin(server: RunningServer
 
 async def test_a_new_role_refuses_old_tokens_and_a_refresh_brings_it(server: RunningServer, tenant: Tenant) -> None:
     user_id, _email, pair = await _user(tenant, "admin")
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         assert (await http.get("/api/v1/users", headers=_auth(pair))).status_code == 200
         demoted = await tenant.http.patch(f"/api/v1/users/{user_id}", json={"role": "viewer"})
         assert demoted.json()["role"] == "viewer"
@@ -133,7 +133,7 @@ async def test_an_admin_cannot_lock_themself_out_but_another_admin_can(server: R
     assert (await tenant.http.patch(f"/api/v1/users/{admin_id}", json={"role": "admin", "disabled": False})).is_success
     # Another admin can; the demoted admin's token is refused from then on.
     _second_id, _email, second = await _user(tenant, "admin")
-    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(second)) as other:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(second), timeout=EVENT_TIMEOUT) as other:
         assert (await other.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"})).status_code == 200
     assert (await tenant.http.get("/api/v1/users")).status_code == 401
 
@@ -142,7 +142,7 @@ async def test_two_admins_removing_each_other_at_once_leave_one(server: RunningS
     """Concurrent demotions are serialised: the last-admin check of the second sees the first."""
     admin_id = await _admin_id(tenant)
     second_id, _email, second = await _user(tenant, "admin")
-    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(second)) as other:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(second), timeout=EVENT_TIMEOUT) as other:
         first_result, second_result = await asyncio.gather(
             tenant.http.patch(f"/api/v1/users/{second_id}", json={"disabled": True}),
             other.patch(f"/api/v1/users/{admin_id}", json={"disabled": True}),
@@ -162,7 +162,7 @@ async def test_an_admin_resets_a_password_and_ends_every_session(server: Running
     reset = await tenant.http.patch(f"/api/v1/users/{user_id}", json={"password": "a-brand-new-password"})
     assert reset.status_code == 200
     assert (await _closed_with(ws))[0] == SESSION_REVOKED
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         assert (await http.get("/api/v1/machines", headers=_auth(pair))).status_code == 401
         assert (
             await http.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
@@ -175,7 +175,7 @@ async def test_users_change_their_own_password(server: RunningServer, tenant: Te
     _user_id, email, laptop = await _user(tenant, "viewer")
     phone = await login(server.base_url, email)
     phone_socket = await _socket(server, phone["access_token"])
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         wrong = await http.post(
             "/api/v1/auth/password",
             json={"current_password": "not-my-password", "new_password": "a-brand-new-password"},
@@ -213,7 +213,7 @@ async def test_sign_out_everywhere(server: RunningServer, tenant: Tenant) -> Non
     _user_id, email, first = await _user(tenant, "operator")
     second = await login(server.base_url, email)
     ws = await _socket(server, second["access_token"])
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         assert (await http.delete("/api/v1/auth/sessions", headers=_auth(first))).status_code == 204
         assert (await _closed_with(ws))[0] == SESSION_REVOKED
         for pair in (first, second):
@@ -230,7 +230,7 @@ async def test_an_admin_signs_a_user_out_everywhere(server: RunningServer, tenan
     other_ws = await _socket(server, tenant.access_token)  # the admin's own socket stays open
     assert (await tenant.http.delete(f"/api/v1/users/{user_id}/sessions")).status_code == 204
     assert (await _closed_with(ws))[0] == SESSION_REVOKED
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         assert (await http.get("/api/v1/auth/me", headers=_auth(pair))).status_code == 401
     assert server.state.hub.connection_count() == 1
     await other_ws.close()
@@ -255,7 +255,7 @@ async def test_users_of_other_tenants_are_not_found(server: RunningServer, tenan
 
 async def test_only_admins_manage_users(server: RunningServer, tenant: Tenant) -> None:
     user_id, _email, operator = await _user(tenant, "operator")
-    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(operator)) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=_auth(operator), timeout=EVENT_TIMEOUT) as http:
         assert (await http.patch(f"/api/v1/users/{user_id}", json={"role": "admin"})).status_code == 403
         assert (await http.delete(f"/api/v1/users/{user_id}")).status_code == 403
         bad = await tenant.http.patch(f"/api/v1/users/{user_id}", json={"role": "god"})
@@ -270,7 +270,7 @@ async def test_a_session_ends_at_its_max_age_however_often_it_is_refreshed(
     await create_tenant(running.settings, name="Plant", email=email, password=PASSWORD)
     pair = await login(running.base_url, email)
     logged_in_at = jwt.decode(pair["refresh_token"], options={"verify_signature": False})["iat"]
-    async with httpx.AsyncClient(base_url=running.base_url) as http:
+    async with httpx.AsyncClient(base_url=running.base_url, timeout=EVENT_TIMEOUT) as http:
         async with asyncio.timeout(EVENT_TIMEOUT):
             while True:
                 refreshed = await http.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haltless.core.accounts import UserChange, UserStatus
 from haltless.core.models import Role
-from haltless.server.user_lookup import USER_MEMORY_SECONDS, UserStatusLookup
+from haltless.server.http.user_lookup import USER_MEMORY_SECONDS, UserStatusLookup
 from haltless.store import accounts
 from tests.test_api_key_lookup import Clock
 

@@ -28,6 +28,7 @@ async def _close_code(ws: ClientConnection, timeout: float = EVENT_TIMEOUT) -> i
 
 
 async def _authenticated(server: RunningServer, token: str, **kwargs: Any) -> ClientConnection:
+    kwargs.setdefault("open_timeout", EVENT_TIMEOUT)
     ws = await connect(server.ws_url, **kwargs)
     await ws.send(token)
     first = orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))
@@ -37,7 +38,7 @@ async def _authenticated(server: RunningServer, token: str, **kwargs: Any) -> Cl
 
 async def test_guide_flow_streams_sensor_updates_with_exact_fields(server: RunningServer, tenant: Tenant) -> None:
     machine_id = await tenant.add_machine()
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tenant.access_token)
         heartbeat = orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))
         assert list(heartbeat) == ["type", "server_time"]
@@ -106,21 +107,21 @@ async def test_bad_tokens_close_4001(server: RunningServer, tenant: Tenant, toke
         "bad_json": '{"token": ',
         "empty": "   ",
     }
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tokens[token_kind])
         assert await _close_code(ws) == 4001
 
 
 async def test_silent_socket_closes_4002(server_factory: Any) -> None:
     running = server_factory(ws_auth_timeout=0.2)
-    async with connect(running.ws_url) as ws:
+    async with connect(running.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         assert await _close_code(ws) == 4002
 
 
 async def test_token_in_url_is_ignored(server_factory: Any, tenant_factory: Any) -> None:
     running = server_factory(ws_auth_timeout=0.3)
     tenant: Tenant = await tenant_factory(running)
-    async with connect(f"{running.ws_url}?token={tenant.access_token}") as ws:
+    async with connect(f"{running.ws_url}?token={tenant.access_token}", open_timeout=EVENT_TIMEOUT) as ws:
         # A valid token in the URL authenticates nothing: the socket still waits for the first message.
         assert await _close_code(ws) == 4002
 
@@ -128,8 +129,8 @@ async def test_token_in_url_is_ignored(server_factory: Any, tenant_factory: Any)
 async def test_too_many_pending_closes_4003(server_factory: Any, tenant_factory: Any) -> None:
     running = server_factory(ws_max_pending=2, ws_auth_timeout=EVENT_TIMEOUT)
     tenant: Tenant = await tenant_factory(running)
-    waiting = [await connect(running.ws_url) for _ in range(2)]
-    async with connect(running.ws_url) as third:
+    waiting = [await connect(running.ws_url, open_timeout=EVENT_TIMEOUT) for _ in range(2)]
+    async with connect(running.ws_url, open_timeout=EVENT_TIMEOUT) as third:
         assert await _close_code(third) == 4003
     # The pending ones are still allowed to authenticate, and then free their slots.
     for ws in waiting:
@@ -141,13 +142,13 @@ async def test_too_many_pending_closes_4003(server_factory: Any, tenant_factory:
 
 
 async def test_binary_first_frame_closes_1003(server: RunningServer, tenant: Tenant) -> None:
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tenant.access_token.encode())
         assert await _close_code(ws) == 1003
 
 
 async def test_oversized_first_frame_closes_1009(server: RunningServer) -> None:
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send("x" * (17 * 1024))
         assert await _close_code(ws) == 1009
 
@@ -197,7 +198,7 @@ async def test_disallowed_origin_is_refused_at_upgrade(server_factory: Any, tena
     running = server_factory(allowed_origins="https://dash.example.com")
     tenant: Tenant = await tenant_factory(running)
     with pytest.raises(websockets.InvalidStatus) as info:
-        await connect(running.ws_url, origin="https://evil.example.com")  # type: ignore[arg-type]
+        await connect(running.ws_url, origin="https://evil.example.com", open_timeout=EVENT_TIMEOUT)  # type: ignore[arg-type]
     assert info.value.response.status_code == 403
     allowed = await _authenticated(running, tenant.access_token, origin="https://dash.example.com")
     same = await _authenticated(running, tenant.access_token, origin=f"http://127.0.0.1:{running.port}")

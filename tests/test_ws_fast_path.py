@@ -13,7 +13,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 import tests.conftest as conftest
-from haltless.server.frames import text_frames
+from haltless.server.ws.frames import text_frames
 from tests.conftest import EVENT_TIMEOUT, Tenant, next_event
 
 
@@ -34,7 +34,7 @@ def test_prebuilt_frames_parse_as_text_frames_of_every_length_class() -> None:
 
 async def _stream_one_event(running: Any, tenant: Tenant) -> None:
     machine_id = await tenant.add_machine()
-    async with connect(running.ws_url) as ws:
+    async with connect(running.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tenant.access_token)
         assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
         # Whatever a client sends after its token is ignored, and the stream carries on.
@@ -62,7 +62,7 @@ async def test_asgi_send_path_still_streams(
 async def test_hub_shutdown_closes_1001(server_factory: Any, tenant_factory: Any) -> None:
     running = server_factory(ws_heartbeat_interval=30)
     tenant: Tenant = await tenant_factory(running)
-    async with connect(running.ws_url) as ws:
+    async with connect(running.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tenant.access_token)
         await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT)
         # What the lifespan does at shutdown, run on the server's own loop (it lives in another thread).

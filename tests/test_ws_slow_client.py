@@ -11,7 +11,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.conftest import Tenant
+from tests.conftest import EVENT_TIMEOUT, Tenant
 
 
 async def _socket_count(http: httpx.AsyncClient) -> int:
@@ -31,10 +31,10 @@ async def test_stalled_client_is_cut_off_while_healthy_client_keeps_up(
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect(("127.0.0.1", running.port))
     raw.setblocking(False)
-    stalled = await connect(running.ws_url, sock=raw, max_queue=1)
+    stalled = await connect(running.ws_url, sock=raw, max_queue=1, open_timeout=EVENT_TIMEOUT)
     await stalled.send(tenant.access_token)
 
-    healthy = await connect(running.ws_url)
+    healthy = await connect(running.ws_url, open_timeout=EVENT_TIMEOUT)
     await healthy.send(tenant.access_token)
     received = 0
 

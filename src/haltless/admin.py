@@ -1,15 +1,17 @@
 """Administrative actions that run without a server (CLI `haltless admin ...`, `haltless demo`).
 
-They work on the database directly. Running servers notice a change to a user within a second: the user's
-access tokens are refused and their open dashboards closed with 4004 (server/session_sweep.py).
+They work on the database directly; notification channels, policies and silences with the admin API's own rules
+(server/service/notification_config.py). Running servers notice a change to a user within a second: the user's
+access tokens are refused and their open dashboards closed with 4004 (server/ws/session_sweep.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.accounts import UserChange
@@ -17,6 +19,10 @@ from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
 from haltless.errors import Conflict, InvalidRequest, NotFound
 from haltless.server.clock import SystemClock
+from haltless.server.http.errors import validation_detail
+from haltless.server.schemas.notifications import ChannelTestResult
+from haltless.server.service import notification_config as config
+from haltless.server.service.notifier import Notifier
 from haltless.settings import Settings
 from haltless.store import accounts
 from haltless.store.accounts import User
@@ -135,5 +141,59 @@ async def list_notifications(settings: Settings, *, tenant_id: str, state: str |
         return await notifications.list_deliveries(
             conn, tenant_id=tenant_id, state=state, channel_id=None, after=None, limit=1000
         )
+
+    return await _in_transaction(settings, work)
+
+
+# ---- notification channels, policies and silences ---------------------------------------------------------------
+# The same request bodies and rules as the admin API (server/service/notification_config.py): a body the API
+# answers with 422 is refused here with the same detail.
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def request_body(model: type[_Body], fields: dict[str, Any]) -> _Body:
+    """`fields` as the API's request body, or InvalidRequest with the detail the API's 422 gives."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_detail(exc.errors())) from None
+
+
+async def notification_config(
+    settings: Settings, tenant_id: str, work: Callable[[config.Config, str], Awaitable[_T]]
+) -> _T:
+    """Run `work(config, tenant_id)` on a migrated database; NotFound for a tenant that does not exist."""
+    tenant = _tenant_id(tenant_id)
+    make_private_dir(settings.data_dir)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            if not await accounts.tenant_exists(conn, tenant):
+                raise NotFound(f"no tenant with id {tenant}")
+        return await work(config.Config(engine, SystemClock().now_us), tenant)
+    finally:
+        await engine.dispose()
+
+
+async def test_channel(settings: Settings, tenant_id: str, channel_id: str) -> ChannelTestResult:
+    """Send a `test` notification to the channel from this process, as the server would (same network rules)."""
+
+    async def work(where: config.Config, tenant: str) -> ChannelTestResult:
+        notifier = Notifier(where.engine, settings, clock=where.clock)
+        try:
+            return await config.test_channel(where, tenant, channel_id, notifier)
+        finally:
+            await notifier.stop()
+
+    return await notification_config(settings, tenant_id, work)
+
+
+async def user_id_of(settings: Settings, tenant_id: str, user: str) -> str:
+    """The id of the tenant's user named by id or email (a silence's creator)."""
+
+    async def work(conn: AsyncConnection) -> str:
+        return (await _find(conn, user, tenant_id)).id
 
     return await _in_transaction(settings, work)

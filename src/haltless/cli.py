@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -254,10 +255,15 @@ def _user_json(user: Any) -> str:
 
 def _admin_call(make: Any) -> Any:
     """Run an admin coroutine; our errors (not found, last admin, ambiguous email) exit 1 with their detail."""
+    return _refused_exits(lambda: _run(make()))
+
+
+def _refused_exits(call: Any) -> Any:
+    """`call()`; our errors exit 1 with their detail."""
     from haltless.errors import HaltlessError
 
     try:
-        return _run(make())
+        return call()
     except HaltlessError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
@@ -382,6 +388,373 @@ def notifications_command(
             "alerts": [alert.alert_id for alert in item.alerts],
         }
         typer.echo(json.dumps(row))
+
+
+# ---- notification channels, policies and silences ---------------------------------------------------------------
+# Same bodies and rules as the admin API (server/service/notification_config.py); a refused one exits 1 with the
+# API's detail.
+
+channel_app = typer.Typer(
+    help="A tenant's notification channels: list, create-webhook, create-email, update, delete, test. Secrets are "
+    "read from a hidden prompt, standard input or an environment variable, never from the command line (where `ps` "
+    "would show them), and never printed.",
+    no_args_is_help=True,
+)
+policy_app = typer.Typer(help="A tenant's notification policies: list, create, delete.", no_args_is_help=True)
+silence_app = typer.Typer(help="A tenant's silences: list, create, expire, delete.", no_args_is_help=True)
+admin_app.add_typer(channel_app, name="channel")
+admin_app.add_typer(policy_app, name="policy")
+admin_app.add_typer(silence_app, name="silence")
+
+TenantId = Annotated[str, typer.Option("--tenant-id", help="The tenant (its id).")]
+ChannelArg = Annotated[str, typer.Argument(metavar="CHANNEL", help="The channel's id.")]
+SecretEnv = Annotated[
+    str | None, typer.Option("--secret-env", metavar="VAR", help="Read the signing secret from this variable.")
+]
+SecretStdin = Annotated[bool, typer.Option("--secret-stdin", help="Read the signing secret from standard input.")]
+PasswordEnv = Annotated[
+    str | None, typer.Option("--password-env", metavar="VAR", help="Read the SMTP password from this variable.")
+]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the SMTP password from standard input.")]
+
+
+def _secret(what: str, flag: str, env: str | None, stdin: bool, prompt: bool) -> str | None:
+    """A secret from exactly one source (None when none is asked for); exit 2 when the source gives nothing."""
+    if (env is not None) + stdin + prompt > 1:
+        typer.echo(f"error: choose one of {flag}-env, {flag}-stdin and {flag}-prompt", err=True)
+        raise typer.Exit(2)
+    value: str | None = None
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            typer.echo(f"error: {flag}-env: the environment variable {env} is not set", err=True)
+            raise typer.Exit(2)
+    elif stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif prompt:
+        value = typer.prompt(what, hide_input=True, confirmation_prompt=True)
+    if value is not None and not value:
+        typer.echo(f"error: the {what.lower()} is empty", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+def _config_call(data_dir: Path | None, database_url: str | None, tenant_id: str, work: Any) -> Any:
+    """Run `work(config, tenant_id)` (server/service/notification_config.py) against the database; errors exit 1."""
+    from haltless.admin import notification_config
+
+    settings = _settings(data_dir, database_url)
+    return _admin_call(lambda: notification_config(settings, tenant_id, work))
+
+
+def _body(model: Any, fields: dict[str, Any]) -> Any:
+    from haltless.admin import request_body
+
+    return _refused_exits(lambda: request_body(model, fields))
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The options that were given: the API's defaults (one place) apply to the rest."""
+    return {key: value for key, value in fields.items() if value is not None and value != []}
+
+
+@channel_app.command("list")
+def channel_list_command(tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the tenant's channels, one JSON object a line (secrets only as has_secret / has_password)."""
+    from haltless.server.service import notification_config as config
+
+    for channel in _config_call(data_dir, database_url, tenant_id, config.list_channels):
+        typer.echo(channel.model_dump_json())
+
+
+@channel_app.command("create-webhook")
+def channel_create_webhook_command(
+    tenant_id: TenantId,
+    name: Annotated[str, typer.Option(help="The channel's name.")],
+    url: Annotated[str, typer.Option(help="Where to POST the notifications.")],
+    webhook_format: Annotated[
+        str | None, typer.Option("--format", help="haltless (the default), slack, mattermost or teams.")
+    ] = None,
+    secret_env: SecretEnv = None,
+    secret_stdin: SecretStdin = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a webhook channel; prints it. The signing secret (16+ characters) is asked for, hidden, unless
+    --secret-env or --secret-stdin says where to read it."""
+    from haltless.server.schemas.notifications import ChannelCreate
+    from haltless.server.service import notification_config as config
+
+    secret = _secret("Signing secret", "--secret", secret_env, secret_stdin, prompt=not (secret_env or secret_stdin))
+    webhook = _given(url=url, format=webhook_format, secret=secret)
+    body = _body(ChannelCreate, {"name": name, "type": "webhook", "webhook": webhook})
+    created = _config_call(data_dir, database_url, tenant_id, lambda where, t: config.create_channel(where, t, body))
+    typer.echo(created.model_dump_json())
+
+
+@channel_app.command("create-email")
+def channel_create_email_command(
+    tenant_id: TenantId,
+    name: Annotated[str, typer.Option(help="The channel's name.")],
+    host: Annotated[str, typer.Option(help="The SMTP relay.")],
+    from_address: Annotated[str, typer.Option("--from", help="The sender address.")],
+    to_addresses: Annotated[list[str], typer.Option("--to", help="A recipient; repeatable (up to 10).")],
+    port: Annotated[int | None, typer.Option(help="The relay's port (default 587).")] = None,
+    security: Annotated[str | None, typer.Option(help="starttls (the default), tls or none.")] = None,
+    username: Annotated[str | None, typer.Option(help="Log in to the relay as this user.")] = None,
+    password_env: PasswordEnv = None,
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an email channel; prints it. With --username the SMTP password is asked for, hidden, unless
+    --password-env or --password-stdin says where to read it."""
+    from haltless.server.schemas.notifications import ChannelCreate
+    from haltless.server.service import notification_config as config
+
+    ask = username is not None and not (password_env or password_stdin)
+    password = _secret("SMTP password", "--password", password_env, password_stdin, prompt=ask)
+    email = _given(
+        host=host,
+        port=port,
+        security=security,
+        username=username,
+        password=password,
+        from_address=from_address,
+        to_addresses=to_addresses,
+    )
+    body = _body(ChannelCreate, {"name": name, "type": "email", "email": email})
+    created = _config_call(data_dir, database_url, tenant_id, lambda where, t: config.create_channel(where, t, body))
+    typer.echo(created.model_dump_json())
+
+
+@channel_app.command("update")
+def channel_update_command(
+    channel: ChannelArg,
+    tenant_id: TenantId,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    url: Annotated[str | None, typer.Option(help="Webhook: a new URL.")] = None,
+    webhook_format: Annotated[str | None, typer.Option("--format", help="Webhook: a new format.")] = None,
+    secret_env: SecretEnv = None,
+    secret_stdin: SecretStdin = False,
+    secret_prompt: Annotated[bool, typer.Option("--secret-prompt", help="Ask for a new signing secret.")] = False,
+    host: Annotated[str | None, typer.Option(help="Email: a new SMTP relay.")] = None,
+    port: Annotated[int | None, typer.Option(help="Email: a new port.")] = None,
+    security: Annotated[str | None, typer.Option(help="Email: starttls, tls or none.")] = None,
+    username: Annotated[str | None, typer.Option(help="Email: log in as this user.")] = None,
+    password_env: PasswordEnv = None,
+    password_stdin: PasswordStdin = False,
+    password_prompt: Annotated[bool, typer.Option("--password-prompt", help="Ask for a new SMTP password.")] = False,
+    from_address: Annotated[str | None, typer.Option("--from", help="Email: a new sender.")] = None,
+    to_addresses: Annotated[list[str] | None, typer.Option("--to", help="Email: new recipients; repeatable.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a channel: what is given replaces, the rest (and the stored secret or password) is kept."""
+    from haltless.admin import request_body
+    from haltless.server.schemas.notifications import ChannelOut, ChannelUpdate
+    from haltless.server.service import notification_config as config
+
+    secret = _secret("Signing secret", "--secret", secret_env, secret_stdin, secret_prompt)
+    password = _secret("SMTP password", "--password", password_env, password_stdin, password_prompt)
+    webhook = _given(url=url, format=webhook_format, secret=secret)
+    email = _given(
+        host=host,
+        port=port,
+        security=security,
+        username=username,
+        password=password,
+        from_address=from_address,
+        to_addresses=to_addresses,
+    )
+
+    async def work(where: Any, tenant: str) -> ChannelOut:
+        current = await config.get_channel(where, tenant, channel)
+        fields: dict[str, Any] = _given(name=name)
+        # The API replaces a type's settings as a whole: start from the stored ones (secrets stay out: kept).
+        if webhook:
+            old = current.webhook.model_dump(mode="json", exclude={"has_secret"}) if current.webhook else {}
+            fields["webhook"] = old | webhook
+        if email:
+            old = current.email.model_dump(mode="json", exclude={"has_password"}) if current.email else {}
+            fields["email"] = _given(**old) | email
+        return await config.update_channel(where, tenant, channel, request_body(ChannelUpdate, fields))
+
+    typer.echo(_config_call(data_dir, database_url, tenant_id, work).model_dump_json())
+
+
+@channel_app.command("delete")
+def channel_delete_command(
+    channel: ChannelArg, tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Delete a channel and its notifications; policies that named it go on with their other channels."""
+    from haltless.server.service import notification_config as config
+
+    _config_call(data_dir, database_url, tenant_id, lambda where, t: config.delete_channel(where, t, channel))
+
+
+@channel_app.command("test")
+def channel_test_command(
+    channel: ChannelArg, tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Send a `test` notification from this host now and print {"ok": ..., "error": ...}; exit 1 when it failed.
+    Webhooks reach only what HALTLESS_WEBHOOK_ALLOW_NETWORKS allows, as from the server."""
+    from haltless.admin import test_channel
+
+    settings = _settings(data_dir, database_url)
+    result = _admin_call(lambda: test_channel(settings, tenant_id, channel))
+    typer.echo(result.model_dump_json())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+MatcherMachine = Annotated[list[str] | None, typer.Option("--machine", help="Match this machine id; repeatable.")]
+MatcherTag = Annotated[list[str] | None, typer.Option("--tag", help="Match machines with this tag; repeatable.")]
+MatcherRule = Annotated[list[str] | None, typer.Option("--rule", help="Match this rule id; repeatable.")]
+MatcherSeverity = Annotated[
+    list[str] | None, typer.Option("--severity", help="Match info, warning or critical; repeatable.")
+]
+MatcherMetric = Annotated[list[str] | None, typer.Option("--metric", help="Match this metric; repeatable.")]
+
+
+@policy_app.command("list")
+def policy_list_command(tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the tenant's policies by position, one JSON object a line."""
+    from haltless.server.service import notification_config as config
+
+    for policy in _config_call(data_dir, database_url, tenant_id, config.list_policies):
+        typer.echo(policy.model_dump_json())
+
+
+@policy_app.command("create")
+def policy_create_command(
+    tenant_id: TenantId,
+    name: Annotated[str, typer.Option(help="The policy's name.")],
+    channels: Annotated[list[str], typer.Option("--channel", help="Send to this channel (id); repeatable.")],
+    is_default: Annotated[bool, typer.Option("--default", help="Take what no other policy matches.")] = False,
+    machine: MatcherMachine = None,
+    tag: MatcherTag = None,
+    rule: MatcherRule = None,
+    severity: MatcherSeverity = None,
+    metric: MatcherMetric = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Match firing, resolved or acknowledged; repeatable.")
+    ] = None,
+    group_by: Annotated[str | None, typer.Option(help="rule (the default), machine or nothing.")] = None,
+    group_wait: Annotated[float | None, typer.Option(help="Seconds the first notification of a group waits.")] = None,
+    group_interval: Annotated[float | None, typer.Option(help="Least seconds between two of a group.")] = None,
+    position: Annotated[int | None, typer.Option(help="Order among the tenant's policies.")] = None,
+    repeat_interval: Annotated[float | None, typer.Option(help="Remind every so many seconds.")] = None,
+    escalate_after: Annotated[float | None, typer.Option(help="Escalate when unacknowledged this long.")] = None,
+    escalation_channels: Annotated[
+        list[str] | None, typer.Option("--escalation-channel", help="Escalate to this channel; repeatable.")
+    ] = None,
+    escalation_severity: Annotated[str | None, typer.Option(help="Raise escalated alerts to this severity.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a policy routing matching alert changes to channels; prints it. Options left out take the API's
+    defaults (docs/notifications.md)."""
+    from haltless.server.schemas.notifications import PolicyCreate
+    from haltless.server.service import notification_config as config
+
+    fields = _given(
+        name=name,
+        channel_ids=channels,
+        is_default=is_default or None,
+        matchers=_given(
+            machine_ids=machine, tags=tag, rule_ids=rule, severities=severity, metric_names=metric, kinds=kind
+        ),
+        group_by=group_by,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        position=position,
+        repeat_interval=repeat_interval,
+        escalate_after=escalate_after,
+        escalation_channel_ids=escalation_channels,
+        escalation_severity=escalation_severity,
+    )
+    body = _body(PolicyCreate, fields)
+    created = _config_call(data_dir, database_url, tenant_id, lambda where, t: config.create_policy(where, t, body))
+    typer.echo(created.model_dump_json())
+
+
+@policy_app.command("delete")
+def policy_delete_command(
+    policy: Annotated[str, typer.Argument(metavar="POLICY", help="The policy's id.")],
+    tenant_id: TenantId,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete a policy; changes waiting in its groups are dropped."""
+    from haltless.server.service import notification_config as config
+
+    _config_call(data_dir, database_url, tenant_id, lambda where, t: config.delete_policy(where, t, policy))
+
+
+SilenceArg = Annotated[str, typer.Argument(metavar="SILENCE", help="The silence's id.")]
+
+
+@silence_app.command("list")
+def silence_list_command(tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the tenant's silences, one JSON object a line (with `active` and the alerts each silenced)."""
+    from haltless.server.service import notification_config as config
+
+    for silence in _config_call(data_dir, database_url, tenant_id, config.list_silences):
+        typer.echo(silence.model_dump_json())
+
+
+@silence_app.command("create")
+def silence_create_command(
+    tenant_id: TenantId,
+    ends_at: Annotated[str, typer.Option(help="ISO 8601 with a zone, e.g. 2026-12-24T06:00:00Z.")],
+    comment: Annotated[str, typer.Option(help="Why (shown with the silence).")],
+    created_by: Annotated[str, typer.Option(help="The tenant's user (id or email) this silence is from.")],
+    starts_at: Annotated[str | None, typer.Option(help="ISO 8601 with a zone; default now; may be later.")] = None,
+    machine: MatcherMachine = None,
+    tag: MatcherTag = None,
+    rule: MatcherRule = None,
+    severity: MatcherSeverity = None,
+    metric: MatcherMetric = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Silence matching alerts (at least one matcher) from --starts-at until --ends-at; prints the silence."""
+    from haltless.admin import user_id_of
+    from haltless.server.schemas.notifications import SilenceCreate
+    from haltless.server.service import notification_config as config
+
+    matchers = _given(machine_ids=machine, tags=tag, rule_ids=rule, severities=severity, metric_names=metric)
+    fields = _given(matchers=matchers, starts_at=starts_at, ends_at=ends_at, comment=comment)
+    body = _body(SilenceCreate, fields)
+    settings = _settings(data_dir, database_url)
+    creator = _admin_call(lambda: user_id_of(settings, tenant_id, created_by))
+
+    async def work(where: Any, tenant: str) -> Any:
+        return await config.create_silence(where, tenant, body, created_by=creator)
+
+    typer.echo(_config_call(data_dir, database_url, tenant_id, work).model_dump_json())
+
+
+@silence_app.command("expire")
+def silence_expire_command(
+    silence: SilenceArg, tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """End a silence now (a future one never starts); prints it."""
+    from haltless.server.service import notification_config as config
+
+    expired = _config_call(data_dir, database_url, tenant_id, lambda where, t: config.expire_silence(where, t, silence))
+    typer.echo(expired.model_dump_json())
+
+
+@silence_app.command("delete")
+def silence_delete_command(
+    silence: SilenceArg, tenant_id: TenantId, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Delete a silence."""
+    from haltless.server.service import notification_config as config
+
+    _config_call(data_dir, database_url, tenant_id, lambda where, t: config.delete_silence(where, t, silence))
 
 
 @app.command()

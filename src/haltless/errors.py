@@ -1,4 +1,4 @@
-"""The one exception hierarchy of the server. `server/errors.py` maps it to HTTP responses.
+"""The one exception hierarchy of the server. `server/http/errors.py` maps it to HTTP responses.
 
 HaltlessError
 ├── NotFound            404: the resource does not exist in the caller's tenant

@@ -15,7 +15,7 @@ from haltless.agent.config import load_config
 from haltless.agent.runner import Agent
 from haltless.agent.sources.mqtt import MqttSource
 from tests.agent.conftest import create_api_key, stored_readings, write_config
-from tests.conftest import RunningServer, Tenant, next_event, start_server
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event, start_server
 
 
 async def _wait_for(condition: object, what: str, seconds: float = 60.0) -> None:
@@ -72,7 +72,7 @@ async def test_published_readings_reach_the_dashboard_as_sensor_updates(
     agent, task = await _start_agent(write_config(tmp_path, server.base_url, await create_api_key(tenant), body))
     stop_agents.append(task)
 
-    async with websockets.connect(server.ws_url) as ws:
+    async with websockets.connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tenant.access_token)
         assert (await next_event(ws, skip_heartbeats=False))["type"] == "heartbeat"
         async with aiomqtt.Client(*mqtt_broker) as publisher:

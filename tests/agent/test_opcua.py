@@ -22,7 +22,7 @@ from haltless.agent.sources.opcua import OpcUaSource
 from haltless.agent.stats import AgentStats
 from tests.agent.conftest import agent_env, create_api_key, stored_readings, write_config
 from tests.agent.industrial import OpcUaSecurity, OpcUaTestServer, make_certificate
-from tests.conftest import RunningServer, Tenant, free_port, next_event
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, free_port, next_event
 
 START = datetime.datetime(2026, 11, 28, 10, 0, tzinfo=datetime.UTC)
 DEADLINE = 60.0  # seconds; generous, for a loaded 2-core machine
@@ -99,7 +99,7 @@ async def test_value_changes_reach_the_dashboard_at_their_source_time(
     )
     config = write_config(tmp_path, server.base_url, await create_api_key(tenant), body)
 
-    async with websockets.connect(server.ws_url) as ws:
+    async with websockets.connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         await ws.send(tenant.access_token)
         assert (await next_event(ws, skip_heartbeats=False))["type"] == "heartbeat"
         agent, _ = await _start_agent(config, running_agents)

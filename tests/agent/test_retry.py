@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.agent.conftest import create_api_key, run_agent_once, stored_readings, write_config, write_csv
-from tests.conftest import RunningServer, Tenant, free_port
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, free_port
 
 
 class OverloadedFront:
@@ -36,7 +36,7 @@ class OverloadedFront:
             status, retry_after = self.refusals.pop(0)
             response = Response("busy", status_code=status, headers={"Retry-After": retry_after})
         else:
-            async with httpx.AsyncClient(base_url=self.upstream) as http:
+            async with httpx.AsyncClient(base_url=self.upstream, timeout=EVENT_TIMEOUT) as http:
                 forwarded = await http.post(
                     request.url.path,
                     content=body,

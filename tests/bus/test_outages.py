@@ -19,7 +19,7 @@ ServerFactory = Callable[..., RunningServer]
 
 
 async def _open(server: RunningServer, first_message: str) -> ClientConnection:
-    ws = await connect(server.ws_url)
+    ws = await connect(server.ws_url, open_timeout=EVENT_TIMEOUT)
     await ws.send(first_message)
     assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
     return ws

@@ -26,7 +26,7 @@ from haltless.client import (
     ValidationError,
 )
 from tests.client.helpers import wait_until_expired
-from tests.conftest import PASSWORD, RunningServer, Tenant, free_port
+from tests.conftest import EVENT_TIMEOUT, PASSWORD, RunningServer, Tenant, free_port
 
 
 async def test_async_client_manages_machines_with_typed_results(server: RunningServer, tenant: Tenant) -> None:
@@ -130,7 +130,7 @@ async def test_revoked_session_raises_session_expired(
     tenant: Tenant = await tenant_factory(running)
     async with AsyncHaltlessClient(running.base_url, email=tenant.admin_email, password=PASSWORD) as client:
         await client.login()
-        async with httpx.AsyncClient(base_url=running.base_url) as http:
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=EVENT_TIMEOUT) as http:
             revoked = await http.post("/api/v1/auth/logout", json={"refresh_token": client.refresh_token})
             assert revoked.status_code == 204
         await wait_until_expired(client.access_token or "")

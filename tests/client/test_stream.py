@@ -126,7 +126,7 @@ async def test_revoked_refresh_token_ends_the_stream_with_session_expired(
         )
         try:
             await recorder.next_of(Connected)
-            async with httpx.AsyncClient(base_url=running.base_url) as http:
+            async with httpx.AsyncClient(base_url=running.base_url, timeout=EVENT_TIMEOUT) as http:
                 logout = await http.post("/api/v1/auth/logout", json={"refresh_token": client.refresh_token})
                 assert logout.status_code == 204
             await asyncio.to_thread(running.stop)

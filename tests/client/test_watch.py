@@ -19,7 +19,11 @@ HALTLESS = [sys.executable, "-m", "haltless"]
 
 
 class Process:
-    """A subprocess whose stdout lines are collected by a thread, so a test can wait for a line with a timeout."""
+    """A subprocess whose stdout lines are collected by a thread, so a test can wait for a line with a timeout.
+
+    The timeouts only bound a failure: on a loaded CI machine a demo takes tens of seconds to start, and the
+    watch's reconnect backoff (up to 30 s with jitter) may then wait that long again before it connects.
+    """
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.popen = subprocess.Popen(
@@ -34,7 +38,7 @@ class Process:
         for line in self.popen.stdout:
             self.lines.put(line.rstrip("\n"))
 
-    def wait_for(self, text: str, timeout: float = 30) -> str:
+    def wait_for(self, text: str, timeout: float = 120) -> str:
         while True:
             try:
                 line = self.lines.get(timeout=timeout)
@@ -47,7 +51,7 @@ class Process:
     def interrupt(self) -> int:
         self.popen.send_signal(signal.SIGINT)
         try:
-            return self.popen.wait(15)
+            return self.popen.wait(60)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()

@@ -11,7 +11,7 @@ import asyncio
 
 import httpx
 
-from tests.conftest import PASSWORD, RunningServer, Tenant, login
+from tests.conftest import EVENT_TIMEOUT, PASSWORD, RunningServer, Tenant, login
 from tests.contract.credential import fresh_admin_token
 
 
@@ -40,7 +40,7 @@ async def test_a_locked_and_signed_out_admin_cannot_log_in_again_for_a_minute(
 ) -> None:
     """The failure itself, with the one admin the run used to log in as: even its right password is refused."""
     await _lock_own_account_then_sign_out(server, tenant.access_token)
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         relogin = await http.post("/api/v1/auth/login", json={"email": tenant.admin_email, "password": PASSWORD})
     assert relogin.status_code == 429, relogin.text
 
@@ -50,7 +50,9 @@ async def test_the_next_token_works_whatever_the_run_did_to_the_last_one(server:
         token = await _token(server, tenant)
         await _lock_own_account_then_sign_out(server, token)
     token = await _token(server, tenant)
-    async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=EVENT_TIMEOUT
+    ) as http:
         me = await http.get("/api/v1/auth/me")
         assert me.status_code == 200
         assert me.json()["role"] == "admin" and me.json()["tenant_id"] == tenant.tenant_id

@@ -57,7 +57,7 @@ def _alert(
 
 @dataclass
 class Outbox:
-    """What the store keeps between cycles, applied exactly as server/notifier.py writes it."""
+    """What the store keeps between cycles, applied exactly as server/service/notifier.py writes it."""
 
     policies: list[Policy]
     silences: list[Silence] = field(default_factory=list)

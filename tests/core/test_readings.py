@@ -18,7 +18,7 @@ from haltless.core.readings import (
     validate_reading,
 )
 from haltless.core.timefmt import format_micros as _iso
-from haltless.server.ingest import parse_body
+from haltless.server.service.ingest import parse_body
 
 NOW = 1_780_000_000_000_000  # 2026-05-28, microseconds
 SKEW = 300_000_000

@@ -72,3 +72,14 @@ def test_control_messages_carry_no_event_id() -> None:
     assert orjson.loads(wire.resync_required('lost "some"')) == {"type": "resync_required", "reason": 'lost "some"'}
     assert orjson.loads(wire.heartbeat(0)) == {"type": "heartbeat", "server_time": format_micros(0)}
     assert event_key_of(wire.resync_required("x")) is None and event_key_of(wire.heartbeat(0)) is None
+
+
+def test_alert_flapping_is_the_bytes_it_always_was() -> None:
+    """The event moved here from core/flapping.py (all events are encoded in wire.py): the same bytes, in the
+    guide's field order (docs/websocket.md, "Extension: alert_flapping")."""
+    encoded = wire.alert_flapping("a-1", 'm "2"', "r-3", 4, 1_775_298_600_123_456)
+    assert encoded == (
+        '{"type":"alert_flapping","alert_id":"a-1","machine_id":"m \\"2\\"","rule_id":"r-3",'
+        '"alerts_in_window":4,"since":"2026-04-04T10:30:00.123456Z"}'
+    )
+    assert wire.alert_flapping("a", "m", "r", 4, 0).endswith('"since":"1970-01-01T00:00:00Z"}')

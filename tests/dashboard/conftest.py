@@ -153,7 +153,7 @@ class Demo:
             self.process.send_signal(signal.SIGCONT)
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(15)
+                self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -153,3 +153,45 @@ def test_viewers_see_maintenance_windows_but_change_nothing(
     expect(page.get_by_role("button", name=re.compile("^(Edit|Delete)"))).to_have_count(0)
     no_null_text(page)
     shared_demo.api("DELETE", f"/maintenance-windows/{window.json()['id']}").raise_for_status()
+
+
+def test_the_maintenance_page_follows_windows_starting_and_ending_live(
+    shared_demo: Demo, page_factory: Callable[..., Page]
+) -> None:
+    """No reload: the scheduler moving a machine into and out of maintenance reaches the open page over the socket."""
+    tag = f"live-{uuid.uuid4().hex[:6]}"
+    name = f"Spare press {uuid.uuid4().hex[:6]}"
+    machine = shared_demo.api("POST", "/machines", json={"name": name, "tags": [tag]})
+    machine.raise_for_status()
+    page = page_factory()
+    as_role(page, shared_demo, "viewer")
+    page.get_by_role("link", name="Maintenance").click()
+    now_list = page.locator("#maintenance-now")
+    expect(now_list).not_to_contain_text(name)
+
+    window_name = f"Live window {uuid.uuid4().hex[:6]}"
+    created = shared_demo.api(
+        "POST",
+        "/maintenance-windows",
+        json={
+            "name": window_name,
+            "tag": tag,
+            "frequency": "daily",
+            "start_time": (datetime.now(UTC) - timedelta(minutes=1)).strftime("%H:%M"),
+            "duration_seconds": 7200,
+            "timezone": "UTC",
+        },
+    )
+    created.raise_for_status()
+    # The page was not told of the new window; the machine entering maintenance brings it, already on.
+    expect(now_list.get_by_role("link", name=name)).to_be_visible()
+    row = row_named(page, "maintenance-table", window_name)
+    expect(row.locator(".window-state")).to_have_text("🔧 On now")
+
+    window_id = created.json()["id"]
+    shared_demo.api("PATCH", f"/maintenance-windows/{window_id}", json={"enabled": False}).raise_for_status()
+    expect(now_list).not_to_contain_text(name)
+    expect(row.locator(".window-state")).to_have_text("⏸ Disabled")
+    no_null_text(page)
+    shared_demo.api("DELETE", f"/maintenance-windows/{window_id}").raise_for_status()
+    shared_demo.api("DELETE", f"/machines/{machine.json()['id']}").raise_for_status()

@@ -8,7 +8,7 @@ from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 
 def test_page_is_served_at_root_with_a_strict_content_security_policy(server: RunningServer) -> None:
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         page = http.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -20,7 +20,7 @@ def test_page_is_served_at_root_with_a_strict_content_security_policy(server: Ru
 
 
 def test_scripts_styles_and_vendored_chart_library_are_served(server: RunningServer) -> None:
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         for path, kind in [
             ("/ui/app.js", "javascript"),
             ("/ui/live.js", "javascript"),
@@ -39,7 +39,7 @@ def test_scripts_styles_and_vendored_chart_library_are_served(server: RunningSer
 
 
 def test_config_tells_the_page_the_servers_heartbeat_interval(server: RunningServer) -> None:
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         config = (http.get("/ui/config.json")).json()
     assert config["heartbeat_interval"] == server.settings.ws_heartbeat_interval
     assert "/" not in http_openapi_paths(server)

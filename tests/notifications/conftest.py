@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -15,23 +14,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from haltless.core.clock import ManualClock
+from haltless.server.clock import SystemClock
 from tests.conftest import RunningServer, free_port, wait_until
 
 SMTP_USER = "haltless"
 SMTP_PASSWORD = "relay-password-1"
-
-
-class ManualClock:
-    """Microseconds since the epoch that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time_ns() // 1000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1_000_000)
 
 
 @dataclass
@@ -133,7 +121,7 @@ def smtp_relay() -> Iterator[MailRelay]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(SystemClock().now_us())
 
 
 @pytest.fixture
@@ -141,7 +129,7 @@ def server(server_factory: Callable[..., RunningServer], clock: ManualClock) -> 
     """The tests' server (and the `tenant` fixture's): webhooks may reach loopback, the notification dispatcher
     runs on `clock`."""
     running = server_factory(ws_heartbeat_interval=30.0, webhook_allow_networks="127.0.0.0/8")
-    running.state.notifier.clock = clock
+    running.state.notifier.clock = clock.now_us
     return running
 
 

@@ -9,15 +9,9 @@ from typing import Any
 
 import orjson
 
+from haltless.core.clock import ManualClock
 from tests.conftest import RunningServer, Tenant, start_server, wait_until
-from tests.notifications.conftest import (
-    SMTP_PASSWORD,
-    SMTP_USER,
-    MailRelay,
-    ManualClock,
-    WebhookReceiver,
-    run_cycle,
-)
+from tests.notifications.conftest import SMTP_PASSWORD, SMTP_USER, MailRelay, WebhookReceiver, run_cycle
 
 SECRET = "whsec-0123456789abcdef"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
@@ -238,7 +232,7 @@ async def test_future_silence_holds_alerts_inside_and_not_outside(
     await _policy(tenant, [hook], group_wait=0, matchers={"kinds": ["firing"]})
     await _rule(tenant)
     machine = await tenant.add_machine("Press 9")
-    start = clock.now + 3600 * 1_000_000
+    start = clock.now_us() + 3600 * 1_000_000
     silence = await tenant.http.post(
         "/api/v1/silences",
         json={
@@ -253,7 +247,7 @@ async def test_future_silence_holds_alerts_inside_and_not_outside(
 
     fired: dict[str, list[str]] = {}
     for phase, offset in (("before", 600), ("inside", 3600 + 1800), ("after", 7200 + 1800)):
-        clock.now = start - 3600 * 1_000_000 + offset * 1_000_000
+        clock.set(start - 3600 * 1_000_000 + offset * 1_000_000)
         await tenant.ingest([_reading(machine, 90.0)])
         await run_cycle(server)
         alerts = (await tenant.http.get("/api/v1/alerts", params={"state": "open"})).json()["items"]
@@ -394,7 +388,7 @@ async def test_outbox_survives_a_restart_between_commit_and_delivery(
 
     again = start_server(server.settings, port=server.port)
     try:
-        again.state.notifier.clock = clock
+        again.state.notifier.clock = clock.now_us
         clock.advance(30)
         await run_cycle(again)
         assert len(receiver.delivered()) == 1

@@ -10,8 +10,9 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from haltless.core.clock import ManualClock
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant, next_event, start_server
-from tests.notifications.conftest import ManualClock, WebhookReceiver, run_cycle
+from tests.notifications.conftest import WebhookReceiver, run_cycle
 
 THRESHOLD = 100.0
 
@@ -83,7 +84,7 @@ async def test_an_hour_of_flapping_is_at_most_one_notification_per_channel(
     server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver
 ) -> None:
     rule_id, machine = await _setup(tenant, receiver, flap_threshold=3)
-    ws = await connect(server.ws_url)
+    ws = await connect(server.ws_url, open_timeout=EVENT_TIMEOUT)
     await ws.send(tenant.access_token)
     await _oscillate(server, tenant, clock, machine, 3600)
 

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from haltless.core.clock import ManualClock
 from tests.conftest import Tenant
-from tests.notifications.conftest import ManualClock, WebhookReceiver, run_cycle
+from tests.notifications.conftest import WebhookReceiver, run_cycle
 from tests.notifications.test_delivery import _policy, _reading, _rule, _webhook
 
 
@@ -26,7 +27,7 @@ async def test_two_dispatchers_send_each_notification_once(
     }
     first, second = server_factory(**shared), server_factory(**shared)
     for running in (first, second):
-        running.state.notifier.clock = clock
+        running.state.notifier.clock = clock.now_us
     tenant: Tenant = await tenant_factory(first)
     hook = await _webhook(tenant, receiver)
     await _policy(tenant, [hook], group_by="machine", group_wait=10)

@@ -20,7 +20,7 @@ from tests.scale.test_scale_out import PASSWORD, REDIS_HOST, REDIS_PORT, Process
 
 
 async def _login(base: str, email: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=EVENT_TIMEOUT) as http:
         response = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert response.status_code == 200, response.text
         pair: dict[str, Any] = response.json()
@@ -38,7 +38,7 @@ async def _close_of(ws: ClientConnection) -> tuple[int | None, str]:
 
 async def _refused(base: str, token: str) -> str:
     """The detail of the first 401 for `token` on `base` (the other process sees the change within a second)."""
-    async with httpx.AsyncClient(base_url=base) as http, asyncio.timeout(EVENT_TIMEOUT):
+    async with httpx.AsyncClient(base_url=base, timeout=EVENT_TIMEOUT) as http, asyncio.timeout(EVENT_TIMEOUT):
         while True:
             response = await http.get("/api/v1/machines", headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 401:
@@ -60,7 +60,7 @@ async def test_a_revoked_user_is_locked_out_of_every_process(tmp_path: Path, pg_
             ids[name] = ((await admin.post("/api/v1/users", json=body)).json()["id"], email)
         pairs = {name: await _login(base_b, email) for name, (_id, email) in ids.items()}
         sockets = {name: await _socket(base_b, pair["access_token"]) for name, pair in pairs.items()}
-        async with httpx.AsyncClient(base_url=base_b) as http:
+        async with httpx.AsyncClient(base_url=base_b, timeout=EVENT_TIMEOUT) as http:
             for pair in pairs.values():  # process B now remembers each user as active
                 headers = {"Authorization": f"Bearer {pair['access_token']}"}
                 assert (await http.get("/api/v1/machines", headers=headers)).status_code == 200
@@ -78,7 +78,7 @@ async def test_a_revoked_user_is_locked_out_of_every_process(tmp_path: Path, pg_
         for name, reason in expected.items():
             assert await _close_of(sockets[name]) == (4004, reason), name
             assert await _refused(base_b, pairs[name]["access_token"]) == reason, name
-        async with httpx.AsyncClient(base_url=base_b) as http:
+        async with httpx.AsyncClient(base_url=base_b, timeout=EVENT_TIMEOUT) as http:
             for name in expected:
                 refreshed = await http.post(
                     "/api/v1/auth/refresh", json={"refresh_token": pairs[name]["refresh_token"]}

@@ -97,7 +97,7 @@ class Processes:
                 process.send_signal(signal.SIGINT)
         for process in self.started:
             try:
-                process.wait(15)
+                process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -145,7 +145,7 @@ async def _tenant(base: str, env: dict[str, str]) -> tuple[httpx.AsyncClient, st
         capture_output=True,
         timeout=60,
     )
-    async with httpx.AsyncClient(base_url=base) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=EVENT_TIMEOUT) as http:
         token = (await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()[
             "access_token"
         ]
@@ -153,7 +153,7 @@ async def _tenant(base: str, env: dict[str, str]) -> tuple[httpx.AsyncClient, st
 
 
 async def _socket(base: str, first: str) -> ClientConnection:
-    ws = await connect(base.replace("http", "ws", 1) + "/api/v1/ws/dashboard")
+    ws = await connect(base.replace("http", "ws", 1) + "/api/v1/ws/dashboard", open_timeout=EVENT_TIMEOUT)
     await ws.send(first)
     assert orjson.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
     return ws
@@ -164,7 +164,9 @@ def _reading(machine_id: str, value: float) -> dict[str, Any]:
 
 
 async def _post(base: str, token: str, readings: list[dict[str, Any]]) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=EVENT_TIMEOUT
+    ) as http:
         return await http.post("/api/v1/sensor-data", json={"readings": readings})
 
 
@@ -229,7 +231,7 @@ async def test_failed_logins_are_counted_across_processes(tmp_path: Path, pg_url
     bases = [processes.start(env), processes.start(env)]
     victim = f"victim-{uuid.uuid4().hex[:8]}@example.com"
     # Five wrong passwords through each process: ten in all, the limit, though neither saw ten itself.
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=EVENT_TIMEOUT) as http:
         for attempt in range(10):
             wrong = await http.post(
                 f"{bases[attempt % 2]}/api/v1/auth/login", json={"email": victim, "password": "guess-guess"}

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from haltless.server.schemas import Email, Location, Name
+from haltless.server.schemas.base import Email, Location, Name
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant
 
 

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from tests.conftest import RunningServer
+from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 # Every URL a page can make the browser fetch: src= and href= attributes, and the schema the script loads.
 _REFERENCE = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url:\s*'([^']+)'""")
@@ -18,7 +18,7 @@ def _references(page: str) -> list[str]:
 
 
 def test_docs_pages_load_only_same_origin_assets_that_are_served(server: RunningServer) -> None:
-    with httpx.Client(base_url=server.base_url) as http:
+    with httpx.Client(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         for page_path, needs in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
             page = http.get(page_path)
             assert page.status_code == 200, page_path

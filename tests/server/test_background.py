@@ -1,4 +1,4 @@
-"""The supervised background loop (server/background.py), driven through its injected `sleep`."""
+"""The supervised background loop (server/service/background.py), driven through its injected `sleep`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from haltless.server.background import every
+from haltless.server.service.background import every
 
 BOUND = 10.0  # seconds any wait below may take at most; each ends on an event, never on elapsed time
 

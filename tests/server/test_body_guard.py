@@ -1,4 +1,4 @@
-"""Request bodies are bounded, JSON, and never read before the sender is authenticated (server/body_guard.py).
+"""Request bodies are bounded, JSON, and never read before the sender is authenticated (server/http/body_guard.py).
 
 The raw-socket tests send a body's head and leave the rest unsent: an answer that arrives is proof that the
 server decided without reading the body (it cannot have read what was never written).
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from haltless.server.body_guard import JSON_BODY_LIMIT
+from haltless.server.http.body_guard import JSON_BODY_LIMIT
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant
 
 MIB = 1024 * 1024
@@ -82,7 +82,7 @@ async def test_chunked_body_stops_being_read_at_the_limit(server: RunningServer)
 
 async def test_small_refusal_keeps_the_connection(server: RunningServer, tenant: Tenant) -> None:
     # A declared body within the limit is drained after the answer, so the client's next request works.
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         refused = await http.post("/api/v1/machines", json={"name": "Press"})
         assert refused.status_code == 401
         assert "connection" not in refused.headers
@@ -101,7 +101,7 @@ async def test_api_key_is_checked_once_and_still_only_ingests(server: RunningSer
     machine_id = await tenant.add_machine()
     key = (await tenant.http.post("/api/v1/api-keys", json={"name": "agent"})).json()["key"]
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=EVENT_TIMEOUT) as http:
         refused = await http.post("/api/v1/machines", json={"name": "Press 2"})
         assert refused.status_code == 403
         assert "API keys" in refused.json()["detail"]
@@ -146,7 +146,7 @@ async def test_a_body_that_is_not_json_text_is_a_422_saying_where(server: Runnin
             response = await tenant.http.post("/api/v1/machines", content=content, headers=json_type)
             assert (response.status_code, response.json()) == (422, {"detail": detail}), body[:20]
     # Unauthenticated routes too: the login's body is decoded the same way.
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         login = await http.post("/api/v1/auth/login", content=b'{"email": "a@b", ', headers=json_type)
     assert login.status_code == 422
     assert login.json()["detail"].startswith("request body is not valid JSON: ")
@@ -167,7 +167,7 @@ async def test_refusals_carry_cors_headers(server_factory: Any) -> None:
     # The guard runs inside the CORS middleware: a browser can read why it was refused.
     running = server_factory(allowed_origins="https://dash.example.com")
     origin = {"Origin": "https://dash.example.com"}
-    async with httpx.AsyncClient(base_url=running.base_url, headers=origin) as http:
+    async with httpx.AsyncClient(base_url=running.base_url, headers=origin, timeout=EVENT_TIMEOUT) as http:
         unauthenticated = await http.post("/api/v1/machines", json={"name": "P"})
         too_large = await http.post("/api/v1/auth/login", content=b" " * (JSON_BODY_LIMIT + 1))
     assert unauthenticated.status_code == 401

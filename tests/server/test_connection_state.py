@@ -1,11 +1,11 @@
-"""A dashboard connection's state is one enum (server/hub.py ConnectionState); it alone decides the close."""
+"""A dashboard connection's state is one enum (server/ws/hub.py ConnectionState); it alone decides the close."""
 
 from __future__ import annotations
 
 import asyncio
 
 from haltless.core.wire import CloseCode
-from haltless.server.hub import SLOW_CONSUMER_REASON, ConnectionState, DashboardConnection
+from haltless.server.ws.hub import SLOW_CONSUMER_REASON, ConnectionState, DashboardConnection
 
 
 async def _ignore(_text: str) -> None:

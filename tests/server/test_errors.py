@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from haltless.server.errors import install_error_handlers
+from haltless.server.http.errors import install_error_handlers
 from tests.conftest import EVENT_TIMEOUT, free_port
 
 

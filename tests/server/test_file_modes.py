@@ -10,7 +10,7 @@ import httpx
 
 from haltless.admin import create_tenant
 from haltless.settings import Settings
-from tests.conftest import PASSWORD, login, start_server
+from tests.conftest import EVENT_TIMEOUT, PASSWORD, login, start_server
 
 
 def _mode(path: Path) -> int:
@@ -25,7 +25,7 @@ async def _write_through_the_server(settings: Settings) -> None:
         await create_tenant(settings, name="Plant", email="admin@example.com", password=PASSWORD)
         pair = await login(running.base_url, "admin@example.com")
         auth = {"Authorization": f"Bearer {pair['access_token']}"}
-        async with httpx.AsyncClient(base_url=running.base_url, headers=auth) as http:
+        async with httpx.AsyncClient(base_url=running.base_url, headers=auth, timeout=EVENT_TIMEOUT) as http:
             assert (await http.post("/api/v1/machines", json={"name": "Press"})).status_code == 201
         data = settings.data_dir
         assert _mode(data) == 0o700

@@ -7,7 +7,7 @@ import time
 import httpx
 import jwt
 
-from tests.conftest import RunningServer, Tenant
+from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant
 
 
 def _resign(server: RunningServer, token: str, **changes: object) -> str:
@@ -17,7 +17,7 @@ def _resign(server: RunningServer, token: str, **changes: object) -> str:
 
 
 async def _logout(server: RunningServer, token: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         return await http.post("/api/v1/auth/logout", json={"refresh_token": token})
 
 
@@ -28,7 +28,7 @@ async def test_access_token_is_422_and_revokes_nothing(server: RunningServer, te
     past = int(time.time()) - 60
     expired_access = _resign(server, tenant.access_token, iat=past - 60, exp=past)
     assert (await _logout(server, expired_access)).status_code == 422
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         still = await http.post("/api/v1/auth/refresh", json={"refresh_token": tenant.tokens["refresh_token"]})
     assert still.status_code == 200
 
@@ -55,6 +55,6 @@ async def test_expired_genuine_refresh_token_is_204(server: RunningServer, tenan
 
 async def test_live_refresh_token_is_204_and_its_session_ends(server: RunningServer, tenant: Tenant) -> None:
     assert (await _logout(server, tenant.tokens["refresh_token"])).status_code == 204
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_TIMEOUT) as http:
         after = await http.post("/api/v1/auth/refresh", json={"refresh_token": tenant.tokens["refresh_token"]})
     assert after.status_code == 401

@@ -75,7 +75,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:
-                process.wait(15)
+                process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

@@ -1,4 +1,4 @@
-"""Request bodies take JSON types as they are: no string read as a boolean or a number (server/schemas.py)."""
+"""Request bodies take JSON types as they are: no string read as a boolean or a number (server/schemas/)."""
 
 from __future__ import annotations
 

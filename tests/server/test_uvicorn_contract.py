@@ -1,4 +1,4 @@
-"""What server/fastws.py takes from uvicorn's sans-I/O WebSocket protocol, checked against the installed release.
+"""What server/ws/fastws.py takes from uvicorn's sans-I/O WebSocket protocol, checked against the installed release.
 
 fastws.py subclasses `WebSocketsSansIOProtocol` and reads and writes some of its private attributes. A uvicorn
 release that renames one would break dashboards in ways other tests see only as timeouts; this test names the
@@ -14,8 +14,8 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 
-from haltless.server.fastws import DashboardWSProtocol
-from tests.conftest import RunningServer
+from haltless.server.ws.fastws import DashboardWSProtocol
+from tests.conftest import EVENT_TIMEOUT, RunningServer
 
 # Methods fastws.py overrides or calls.
 METHODS = (
@@ -52,7 +52,7 @@ ATTRIBUTES = (
 def _complaint(missing: list[str]) -> str:
     return (
         f"uvicorn {uvicorn.__version__}: WebSocketsSansIOProtocol no longer has {', '.join(missing)}, which "
-        "haltless/server/fastws.py relies on; port fastws.py to this release or keep uvicorn below it in pyproject.toml"
+        "haltless/server/ws/fastws.py relies on; port fastws.py to this release or keep uvicorn below it in pyproject.toml"
     )
 
 
@@ -64,7 +64,7 @@ def test_the_protocol_class_has_every_method_fastws_uses() -> None:
 
 async def test_an_upgraded_socket_has_every_attribute_fastws_uses(server: RunningServer) -> None:
     """A real upgrade on the test server (which runs DashboardWSProtocol, as `haltless serve` does)."""
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, open_timeout=EVENT_TIMEOUT) as ws:
         protocols: set[Any] = server.server.server_state.connections
         upgraded = [p for p in protocols if isinstance(p, DashboardWSProtocol)]
         assert len(upgraded) == 1, "the server's connection set should hold our protocol for the socket"

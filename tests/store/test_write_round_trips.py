@@ -11,7 +11,7 @@ from sqlalchemy import text
 from haltless.bus.memory import MemoryBus
 from haltless.core.clock import ManualClock
 from haltless.core.readings import Reading
-from haltless.server.changes import Changes
+from haltless.server.service.changes import Changes
 from haltless.store import readings
 from tests.store.conftest import Fleet
 

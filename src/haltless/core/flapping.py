@@ -17,10 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import orjson
-
 from haltless.core.rules import AlertCleared, AlertOpened, Rule, RuleState, Transition
-from haltless.core.timefmt import format_micros
 
 MICROS = 1_000_000
 # The defaults of new rules (docs/alerts.md): a fourth alert within ten minutes is a flap.
@@ -67,19 +64,3 @@ def decide(
     if after.flap_fires is not before.flap_fires:
         after = replace(after, flap_fires=before.flap_fires, flapping=False, calm_since=None)
     return Decision(after, transition)
-
-
-def flapping_event(alert_id: str, machine_id: str, rule_id: str, alerts_in_window: int, since_us: int) -> str:
-    """Extension WebSocket event (docs/websocket.md): the alert that just opened (its `alert` event came first)
-    is flapping. `alerts_in_window`: how many alerts the rule opened on the machine within the window, this one
-    included; `since`: the oldest of them."""
-    return orjson.dumps(
-        {
-            "type": "alert_flapping",
-            "alert_id": alert_id,
-            "machine_id": machine_id,
-            "rule_id": rule_id,
-            "alerts_in_window": alerts_in_window,
-            "since": format_micros(since_us),
-        }
-    ).decode()

@@ -1,7 +1,7 @@
 """A tenant's fleet as this process knows it: machines' health, the rule index, rule states, open alerts.
 
 Planners read it; only `apply` changes it, with a plan the unit of work has committed, so memory never runs
-ahead of the database. No I/O: the server loads it and, across processes, refreshes it (server/changes.py).
+ahead of the database. No I/O: the server loads it and, across processes, refreshes it (server/service/changes.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Notifications, pure: what an alert change is, which policies route it, which silences hold it, when a group
 of changes becomes one notification, how a failed delivery is retried, and what a receiver gets.
 
-The dispatcher (server/notifier.py) feeds `plan_cycle` the changes recorded since its last cycle, the entries
+The dispatcher (server/service/notifier.py) feeds `plan_cycle` the changes recorded since its last cycle, the entries
 still waiting in their groups, the tenant's policies and silences and the groups' last sends, with `now`; it
 writes back what the plan says. Nothing here does I/O or reads a clock.
 """

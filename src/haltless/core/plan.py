@@ -1,7 +1,7 @@
 """A plan: everything one change writes, remembers and publishes, decided before any of it happens.
 
 Planners (`core/planners/`) build plans from the in-memory state (`core/fleet.py`), an input and `now`; the
-server's unit of work (`server/changes.py`) persists a plan in one transaction, commits, applies it to the
+server's unit of work (`server/service/changes.py`) persists a plan in one transaction, commits, applies it to the
 in-memory state (`Fleet.apply`) and publishes its events, in that order.
 """
 

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_RULE, shown, text_problem, valid_metric_name
+from haltless.core.names import (
+    CLEAN_TEXT_PATTERN,
+    MAX_METRIC_NAME_LENGTH,
+    METRIC_NAME_PATTERN,
+    METRIC_NAME_RULE,
+    shown,
+    text_problem,
+    valid_metric_name,
+)
 from haltless.core.timefmt import TimestampError, parse_timestamp, to_micros
 
 MAX_READINGS_PER_REQUEST = 10_000
@@ -19,6 +27,7 @@ MAX_UNIT_LENGTH = 32
 MAX_READING_ID_LENGTH = 128
 _isfinite = math.isfinite
 _CANONICAL_UUID_LENGTH = 36
+_CLEAN_TEXT = {"pattern": CLEAN_TEXT_PATTERN}  # the rule text_problem checks, as the schema states it
 _KNOWN_FIELDS = frozenset({"machine_id", "metric_name", "value", "unit", "timestamp", "reading_id"})
 
 
@@ -133,18 +142,53 @@ def validate_reading(index: int, item: object, now_us: int, max_future_us: int) 
 
 
 class _WireReading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """One item as `decode_valid_batch` reads it: types and lengths are checked in C while decoding."""
+    """One item as `decode_valid_batch` reads it: types and lengths are checked in C while decoding.
 
-    machine_id: Annotated[str, msgspec.Meta(max_length=_CANONICAL_UUID_LENGTH)]
-    metric_name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_METRIC_NAME_LENGTH)]
+    It is also the ingest body's published schema (`ingest_body_schema`): what msgspec cannot check in C (the
+    uuid form, the metric-name alphabet, clean text, the timestamp format) is stated through `extra_json_schema`,
+    which only adds to the schema, and checked by the code below and by `validate_reading`.
+    """
+
+    machine_id: Annotated[str, msgspec.Meta(max_length=_CANONICAL_UUID_LENGTH, extra_json_schema={"format": "uuid"})]
+    metric_name: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1, max_length=MAX_METRIC_NAME_LENGTH, extra_json_schema={"pattern": METRIC_NAME_PATTERN}
+        ),
+    ]
     value: float  # JSON integers are taken as floats; booleans, strings and out-of-range numbers are refused
-    unit: Annotated[str, msgspec.Meta(max_length=MAX_UNIT_LENGTH)] | None = None
-    timestamp: str | None = None
-    reading_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_READING_ID_LENGTH)] | None = None
+    unit: Annotated[str, msgspec.Meta(max_length=MAX_UNIT_LENGTH, extra_json_schema=_CLEAN_TEXT)] | None = None
+    timestamp: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})] | None = None
+    reading_id: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_READING_ID_LENGTH, extra_json_schema=_CLEAN_TEXT)]
+        | None
+    ) = None
 
 
 class _WireBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     readings: Annotated[list[_WireReading], msgspec.Meta(max_length=MAX_READINGS_PER_REQUEST)]
+
+
+def ingest_body_schema() -> dict[str, Any]:
+    """The JSON Schema of an ingest body (the OpenAPI request schema of `POST /api/v1/sensor-data`), generated
+    from the types the fast path decodes with, so the published limits are the enforced ones."""
+    generated = msgspec.json.schema(_WireBody)
+    definitions = generated["$defs"]
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items() if key not in ("title", "default")}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    body: dict[str, Any] = inline(generated)
+    body["properties"]["readings"]["items"]["description"] = (
+        "Checked on its own: an invalid reading is rejected alone, with its index and why."
+    )
+    return body
 
 
 _decode_wire_body = msgspec.json.Decoder(_WireBody).decode

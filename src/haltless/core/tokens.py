@@ -144,7 +144,7 @@ class AccessTokenVerifier:
 
     Sound because verification depends only on the token and the secret: a remembered token gives the claims
     it gave the first time, and expiry is checked against `now` on every use. Whether the user behind the token
-    may still use it (disabled, deleted, signed out) is not the token's to say: server/security.py checks that
+    may still use it (disabled, deleted, signed out) is not the token's to say: server/http/security.py checks that
     on every request after this, remembered or not. At most `max_tokens` are kept
     (the oldest is forgotten first), so a flood of distinct tokens costs memory only up to that.
     """

@@ -222,6 +222,22 @@ def alert_escalated(
     ).decode()
 
 
+def alert_flapping(alert_id: str, machine_id: str, rule_id: str, alerts_in_window: int, since_us: int) -> str:
+    """Extension: the alert that just opened (its `alert` event came first) is flapping (core/flapping.py).
+    `alerts_in_window`: how many alerts the rule opened on the machine within the window, this one included;
+    `since`: the oldest of them."""
+    return orjson.dumps(
+        {
+            "type": "alert_flapping",
+            "alert_id": alert_id,
+            "machine_id": machine_id,
+            "rule_id": rule_id,
+            "alerts_in_window": alerts_in_window,
+            "since": format_micros(since_us),
+        }
+    ).decode()
+
+
 def machine_status(machine_id: str, old_status: str, new_status: str, at_us: int) -> str:
     """A `machine_status` event with exactly the guide's fields in the guide's order."""
     return orjson.dumps(

@@ -21,23 +21,15 @@ from haltless.core.credentials import new_secret
 from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.tokens import AccessTokenVerifier
-from haltless.server.api_contract import install_api_contract
-from haltless.server.api_docs import install_api_docs
-from haltless.server.api_key_lookup import ApiKeyLookup
-from haltless.server.background import every
-from haltless.server.body_guard import BodyGuard
-from haltless.server.changes import Changes
 from haltless.server.clock import SystemClock
-from haltless.server.dashboard import install_dashboard
-from haltless.server.errors import install_error_handlers
-from haltless.server.hub import DashboardHub
-from haltless.server.ingest import IngestPipeline
-from haltless.server.lifecycle import apply_escalations
-from haltless.server.login_guard import create_login_guard
-from haltless.server.maintenance_windows import WindowScheduler
-from haltless.server.no_data import NoDataWatcher
-from haltless.server.notifier import Notifier
-from haltless.server.offline import OfflineWatcher
+from haltless.server.http.api_contract import install_api_contract
+from haltless.server.http.api_docs import install_api_docs
+from haltless.server.http.api_key_lookup import ApiKeyLookup
+from haltless.server.http.body_guard import BodyGuard
+from haltless.server.http.dashboard import install_dashboard
+from haltless.server.http.errors import install_error_handlers
+from haltless.server.http.login_guard import create_login_guard
+from haltless.server.http.user_lookup import UserStatusLookup
 from haltless.server.routes import (
     alerts,
     api_keys,
@@ -50,10 +42,18 @@ from haltless.server.routes import (
     sensor_history,
     users,
 )
-from haltless.server.session_sweep import RevokedSessionSweeper
+from haltless.server.service.background import every
+from haltless.server.service.changes import Changes
+from haltless.server.service.ingest import IngestPipeline
+from haltless.server.service.lifecycle import apply_escalations
+from haltless.server.service.maintenance_windows import WindowScheduler
+from haltless.server.service.no_data import NoDataWatcher
+from haltless.server.service.notifier import Notifier
+from haltless.server.service.offline import OfflineWatcher
 from haltless.server.state import AppState
-from haltless.server.user_lookup import UserStatusLookup
-from haltless.server.ws import router as ws_router
+from haltless.server.ws.endpoint import router as ws_router
+from haltless.server.ws.hub import DashboardHub
+from haltless.server.ws.session_sweep import RevokedSessionSweeper
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
 from haltless.store.database import create_engine, make_private_dir, migrate
@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         bus.subscribe(hub.deliver)
         bus.on_gap(hub.resync)
         await bus.start()
-        # Several processes share state only through PostgreSQL and Redis; see server/changes.py.
+        # Several processes share state only through PostgreSQL and Redis; see server/service/changes.py.
         shared = settings.multi_process and engine.dialect.name == "postgresql"
         changes = Changes(engine, bus, clock, offline_after=settings.offline_after, shared=shared)
         await changes.load()

@@ -7,8 +7,8 @@ from typing import Any
 import uvicorn
 
 from haltless.server.app import create_app
-from haltless.server.fastws import DashboardWSProtocol
 from haltless.server.logs import uvicorn_log_config
+from haltless.server.ws.fastws import DashboardWSProtocol
 from haltless.settings import Settings
 
 # Clients send one small auth frame; nothing bigger is ever expected from them.
@@ -22,7 +22,7 @@ def uvicorn_config(settings: Settings, *, host: str, port: int, log_level: str =
         "port": port,
         "log_config": uvicorn_log_config(log_level),
         "log_level": log_level,
-        # uvicorn's websockets-sansio plus direct frame writes for dashboards (server/fastws.py); chosen by
+        # uvicorn's websockets-sansio plus direct frame writes for dashboards (server/ws/fastws.py); chosen by
         # docs/benchmarks.md: per-message ASGI send was the fan-out bottleneck.
         "ws": DashboardWSProtocol,
         "ws_max_size": WS_MAX_INCOMING_BYTES,

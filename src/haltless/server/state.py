@@ -12,15 +12,15 @@ from haltless.bus import EventBus
 from haltless.core.clock import Clock
 from haltless.core.cursors import CursorCodec
 from haltless.core.tokens import AccessTokenVerifier
-from haltless.server.api_key_lookup import ApiKeyLookup
-from haltless.server.changes import Changes
-from haltless.server.hub import DashboardHub
-from haltless.server.ingest import IngestPipeline
-from haltless.server.login_guard import LoginGuard
-from haltless.server.maintenance_windows import WindowScheduler
-from haltless.server.no_data import NoDataWatcher
-from haltless.server.notifier import Notifier
-from haltless.server.user_lookup import UserStatusLookup
+from haltless.server.http.api_key_lookup import ApiKeyLookup
+from haltless.server.http.login_guard import LoginGuard
+from haltless.server.http.user_lookup import UserStatusLookup
+from haltless.server.service.changes import Changes
+from haltless.server.service.ingest import IngestPipeline
+from haltless.server.service.maintenance_windows import WindowScheduler
+from haltless.server.service.no_data import NoDataWatcher
+from haltless.server.service.notifier import Notifier
+from haltless.server.ws.hub import DashboardHub
 from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
 
@@ -41,9 +41,9 @@ class AppState:
     login_guard: LoginGuard
     checkpointer: WalCheckpointer  # SQLite only; idle on PostgreSQL
     cursors: CursorCodec  # signs page cursors with a key derived from jwt_secret
-    notifier: Notifier  # notification outbox and dispatcher (server/notifier.py)
-    no_data: NoDataWatcher | None = None  # opens no_data alerts (server/no_data.py)
-    windows: WindowScheduler | None = None  # recurring maintenance windows (server/maintenance_windows.py)
+    notifier: Notifier  # notification outbox and dispatcher (server/service/notifier.py)
+    no_data: NoDataWatcher | None = None  # opens no_data alerts (server/service/no_data.py)
+    windows: WindowScheduler | None = None  # recurring maintenance windows (server/service/maintenance_windows.py)
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -131,6 +131,11 @@ async def user_by_id(conn: AsyncConnection, user_id: str) -> User | None:
     return _user(row) if row else None
 
 
+async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:
+    found = await conn.scalar(select(tenants.c.id).where(tenants.c.id == tenant_id))
+    return found is not None
+
+
 async def tenant_user(conn: AsyncConnection, tenant_id: str, user_id: str) -> User | None:
     """The user, if it belongs to `tenant_id`."""
     user = await user_by_id(conn, user_id)

@@ -91,15 +91,26 @@ async def get_window(conn: AsyncConnection, *, tenant_id: str, window_id: str) -
             )
         )
     ).first()
-    return _stored(row) if row is not None else None
+    return None if row is None else _stored(row)
 
 
-async def list_windows(conn: AsyncConnection, *, tenant_id: str | None = None) -> list[StoredWindow]:
-    """A tenant's windows (every tenant's: None), oldest first."""
-    query = select(maintenance_windows)
-    if tenant_id is not None:
-        query = query.where(maintenance_windows.c.tenant_id == tenant_id)
-    rows = await conn.execute(query.order_by(maintenance_windows.c.created_at, maintenance_windows.c.id))
+async def list_windows(conn: AsyncConnection, *, tenant_id: str) -> list[StoredWindow]:
+    """A tenant's windows, oldest first."""
+    rows = await conn.execute(
+        select(maintenance_windows)
+        .where(maintenance_windows.c.tenant_id == tenant_id)
+        .order_by(maintenance_windows.c.created_at, maintenance_windows.c.id)
+    )
+    return [_stored(row) for row in rows]
+
+
+async def enabled_windows(conn: AsyncConnection) -> list[StoredWindow]:
+    """Every tenant's enabled windows (the scheduler's), oldest first."""
+    rows = await conn.execute(
+        select(maintenance_windows)
+        .where(maintenance_windows.c.enabled.is_(True))
+        .order_by(maintenance_windows.c.created_at, maintenance_windows.c.id)
+    )
     return [_stored(row) for row in rows]
 
 

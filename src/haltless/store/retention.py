@@ -38,7 +38,7 @@ async def prune_readings(
 
 class RetentionPruner:
     """Retention passes: the server runs `prune_pass` at start and then every `period` seconds
-    (server/background.py; a failed pass, e.g. the database briefly locked, is retried next period)."""
+    (server/service/background.py; a failed pass, e.g. the database briefly locked, is retried next period)."""
 
     def __init__(
         self, engine: AsyncEngine, clock: Clock, *, retention_days: float, period: float = PRUNE_PERIOD_SECONDS

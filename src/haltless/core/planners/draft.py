@@ -67,7 +67,8 @@ class Draft:
         comment: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """One transition of an alert: the alert after it, persisted with its audit entry (server/changes.py)."""
+        """One transition of an alert: the alert after it, persisted with its audit entry
+        (server/service/changes.py)."""
         self._alerts[alert.id] = alert
         self.plan.alert_transitions.append(AlertTransition(kind, alert, actor, at, comment, details))
 

@@ -9,7 +9,6 @@ from operator import attrgetter
 from haltless.core import predictive, wire
 from haltless.core.alerts import AlertState, Resolution, StoredAlert
 from haltless.core.flapping import decide as flap_decide
-from haltless.core.flapping import flapping_event
 from haltless.core.fleet import Fleet
 from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
@@ -159,7 +158,7 @@ def _evaluate(draft: Draft, rule: Rule, health: MachineHealth, reading: Reading,
         if flapping:
             fires = state.flap_fires
             draft.plan.events.append(
-                flapping_event(transition.alert_id, health.machine_id, rule.id, len(fires), fires[0])
+                wire.alert_flapping(transition.alert_id, health.machine_id, rule.id, len(fires), fires[0])
             )
     elif isinstance(transition, AlertCleared):
         draft.resolve(health, transition.alert_id, rule.severity.value, transition.ts, SYSTEM, Resolution.CLEARED)

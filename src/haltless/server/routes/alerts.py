@@ -24,7 +24,8 @@ from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Condition, Rule, RuleKind, Severity
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
 from haltless.errors import InvalidRequest, NotFound
-from haltless.server.alert_schemas import (
+from haltless.server.http.security import Admin, Operator, State, Viewer
+from haltless.server.schemas.alerts import (
     AlertActionIn,
     AlertHistoryEntryOut,
     AlertOut,
@@ -34,7 +35,6 @@ from haltless.server.alert_schemas import (
     AlertRuleUpdate,
     AlertShelveIn,
 )
-from haltless.server.security import Admin, Operator, State, Viewer
 from haltless.server.state import AppState
 from haltless.store import accounts, machines
 from haltless.store import alert_history as history_store

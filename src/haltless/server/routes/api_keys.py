@@ -8,8 +8,8 @@ from haltless.core.credentials import new_api_key
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
-from haltless.server.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from haltless.server.security import Admin, State
+from haltless.server.http.security import Admin, State
+from haltless.server.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from haltless.store import accounts
 from haltless.store.accounts import ApiKey
 
@@ -61,6 +61,6 @@ async def revoke_api_key(key_id: str, principal: Admin, state: State) -> Respons
         )
     if not revoked:
         raise NotFound("API key not found")
-    # At once here; other server processes forget it within KEY_MEMORY_SECONDS (server/api_key_lookup.py).
+    # At once here; other server processes forget it within KEY_MEMORY_SECONDS (server/http/api_key_lookup.py).
     state.api_keys.forget(normalized)
     return Response(status_code=204)

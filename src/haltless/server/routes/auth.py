@@ -14,11 +14,11 @@ from haltless.core.credentials import hash_password, verify_password
 from haltless.core.readings import normalize_uuid
 from haltless.core.throttle import LoginAttempt
 from haltless.errors import AuthenticationError, Conflict, InvalidRequest, NotFound, PermissionDenied, TooManyRequests
-from haltless.server.login_guard import wait_seconds, waiting_time
-from haltless.server.schemas import LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
-from haltless.server.security import State, Viewer
-from haltless.server.session_sweep import user_changed_here
+from haltless.server.http.login_guard import wait_seconds, waiting_time
+from haltless.server.http.security import State, Viewer
+from haltless.server.schemas.auth import LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
 from haltless.server.state import AppState
+from haltless.server.ws.session_sweep import user_changed_here
 from haltless.store import accounts
 from haltless.store.accounts import RefreshUse, User
 

@@ -14,15 +14,9 @@ from haltless.core.plan import NewMachine
 from haltless.core.planners import machines as machine_planner
 from haltless.core.timefmt import format_micros
 from haltless.errors import Conflict, PermissionDenied
-from haltless.server.fleet import INCLUDE_PATTERN, FleetPage, fleet_page, parse_include
-from haltless.server.schemas import (
-    LatestReading,
-    MachineCreate,
-    MachineLatest,
-    MachineOut,
-    MachineUpdate,
-)
-from haltless.server.security import Admin, Operator, State, Viewer
+from haltless.server.http.security import Admin, Operator, State, Viewer
+from haltless.server.routes.machines_latest import INCLUDE_PATTERN, FleetPage, fleet_page, latest_reading, parse_include
+from haltless.server.schemas.machines import MachineCreate, MachineLatest, MachineOut, MachineUpdate
 from haltless.server.state import AppState
 from haltless.store import machines, readings
 from haltless.store.machines import Machine
@@ -150,16 +144,4 @@ async def latest(machine_id: str, principal: Viewer, state: State) -> MachineLat
     machine = await _get(state, principal.tenant_id, machine_id)
     async with state.engine.connect() as conn:
         rows = await readings.latest_per_metric(conn, machine_id=machine.id)
-    return MachineLatest(
-        machine_id=machine.id,
-        readings=[
-            LatestReading(
-                metric_name=r.metric_name,
-                value=r.value,
-                unit=r.unit,
-                timestamp=format_micros(r.ts),
-                received_at=format_micros(r.received_at),
-            )
-            for r in rows
-        ],
-    )
+    return MachineLatest(machine_id=machine.id, readings=[latest_reading(r) for r in rows])

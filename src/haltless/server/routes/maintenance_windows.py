@@ -16,15 +16,15 @@ from haltless.core.maintenance_windows import (
     occurrence,
     schedule_error,
 )
-from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest, NotFound
-from haltless.server.schemas import JsonEnum, Name, StrictBody, Tag
-from haltless.server.security import Operator, State, Viewer
+from haltless.server.http.security import Operator, State, Viewer
+from haltless.server.schemas.base import JsonEnum, Name, StrictBody, Tag
+from haltless.server.service import resource_verbs as verbs
+from haltless.server.service.resource_verbs import Resource
 from haltless.server.state import AppState
 from haltless.store import machines
 from haltless.store import maintenance_windows as store
-from haltless.store.database import begin_write
 
 router = APIRouter(prefix="/api/v1/maintenance-windows", tags=["maintenance windows"])
 
@@ -125,24 +125,12 @@ async def _checked(state: AppState, window: Window) -> Window:
     return window
 
 
-async def _get(state: AppState, tenant_id: str, window_id: str) -> store.StoredWindow:
-    normalized = normalize_uuid(window_id)
-    found = None
-    if normalized is not None:
-        async with state.engine.connect() as conn:
-            found = await store.get_window(conn, tenant_id=tenant_id, window_id=normalized)
-    if found is None:
-        raise NotFound("maintenance window not found")
-    return found
-
-
-async def _write(state: AppState, stored: store.StoredWindow, *, new: bool) -> None:
-    async with state.engine.connect() as conn, conn.begin():
-        await begin_write(conn)
-        if new:
-            await store.insert_window(conn, stored)
-        else:
-            await store.update_window(conn, stored)
+WINDOWS: Resource[store.StoredWindow] = Resource(
+    "maintenance window",
+    read=lambda conn, tenant_id, item_id: store.get_window(conn, tenant_id=tenant_id, window_id=item_id),
+    update=store.update_window,
+    delete=lambda conn, stored: store.delete_window(conn, stored.window.id),
+)
 
 
 @router.post("", status_code=201, response_model=WindowOut)
@@ -163,7 +151,7 @@ async def create_window(body: WindowCreate, principal: Operator, state: State) -
     )
     window = await _checked(state, window)
     stored = store.StoredWindow(window, body.name, body.comment, principal.subject_id, now, now)
-    await _write(state, stored, new=True)
+    await verbs.write(state.engine, lambda conn: store.insert_window(conn, stored))
     return _out(stored, now)
 
 
@@ -177,35 +165,33 @@ async def list_windows(principal: Viewer, state: State) -> list[WindowOut]:
 
 @router.get("/{window_id}", response_model=WindowOut)
 async def get_window(window_id: str, principal: Viewer, state: State) -> WindowOut:
-    return _out(await _get(state, principal.tenant_id, window_id), state.clock.now_us())
+    return _out(await verbs.get(state.engine, WINDOWS, principal.tenant_id, window_id), state.clock.now_us())
 
 
 @router.patch("/{window_id}", response_model=WindowOut)
 async def update_window(window_id: str, body: WindowUpdate, principal: Operator, state: State) -> WindowOut:
     """Change any field; the scheduler applies the new schedule on its next pass (within a second)."""
-    old = await _get(state, principal.tenant_id, window_id)
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    for name in ("name", "frequency", "days", "start_time", "duration_seconds", "timezone", "enabled", "comment"):
-        if name in changes and changes[name] is None:
-            raise InvalidRequest(f"{name}: may not be null")
-    name = changes.pop("name", old.name)
-    comment = changes.pop("comment", old.comment)
-    if "days" in changes:
-        changes["days"] = tuple(changes["days"])
-    if changes.get("frequency") == Frequency.DAILY and "days" not in changes:
-        changes["days"] = ()
-    window = await _checked(state, replace(old.window, **changes))
-    now = state.clock.now_us()
-    stored = store.StoredWindow(window, name, comment, old.created_by, old.created_at, now)
-    await _write(state, stored, new=False)
-    return _out(stored, now)
+
+    async def change(old: store.StoredWindow) -> store.StoredWindow:
+        changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+        for name in ("name", "frequency", "days", "start_time", "duration_seconds", "timezone", "enabled", "comment"):
+            if name in changes and changes[name] is None:
+                raise InvalidRequest(f"{name}: may not be null")
+        name = changes.pop("name", old.name)
+        comment = changes.pop("comment", old.comment)
+        if "days" in changes:
+            changes["days"] = tuple(changes["days"])
+        if changes.get("frequency") == Frequency.DAILY and "days" not in changes:
+            changes["days"] = ()
+        window = await _checked(state, replace(old.window, **changes))
+        return store.StoredWindow(window, name, comment, old.created_by, old.created_at, state.clock.now_us())
+
+    stored = await verbs.patch(state.engine, WINDOWS, principal.tenant_id, window_id, change)
+    return _out(stored, stored.updated_at)
 
 
 @router.delete("/{window_id}", status_code=204, response_class=Response)
 async def delete_window(window_id: str, principal: Operator, state: State) -> Response:
     """Delete a window; machines it has in maintenance leave it on the scheduler's next pass."""
-    found = await _get(state, principal.tenant_id, window_id)
-    async with state.engine.connect() as conn, conn.begin():
-        await begin_write(conn)
-        await store.delete_window(conn, found.window.id)
+    await verbs.delete(state.engine, WINDOWS, principal.tenant_id, window_id)
     return Response(status_code=204)

@@ -9,54 +9,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from haltless.core.models import Principal
-from haltless.core.names import CLEAN_TEXT_PATTERN, MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
-from haltless.core.readings import MAX_READING_ID_LENGTH, MAX_READINGS_PER_REQUEST, MAX_UNIT_LENGTH
+from haltless.core.readings import ingest_body_schema
 from haltless.errors import HaltlessError
-from haltless.server.errors import error_response, http_error_response, unexpected_error_response
-from haltless.server.schemas import IngestResponse
-from haltless.server.security import INGEST_ROLE, Ingester, State, authorize
+from haltless.server.http.errors import error_response, http_error_response, unexpected_error_response
+from haltless.server.http.security import INGEST_ROLE, Ingester, State, authorize
+from haltless.server.schemas.ingest import IngestResponse
 from haltless.server.state import AppState, app_state
 
 INGEST_PATH = "/api/v1/sensor-data"
 router = APIRouter(prefix=INGEST_PATH, tags=["sensor data"])
 
-# The body as /openapi.json states it, from the limits core/readings.py enforces. The batch is refused whole
-# (422) only for its envelope; each reading is checked on its own and, when invalid, listed in `rejected` of a
-# 202 beside the accepted ones (schemathesis is told so in tests/contract/schemathesis.toml).
-INGEST_BODY_SCHEMA = {
-    "type": "object",
-    "required": ["readings"],
-    "additionalProperties": False,
-    "properties": {
-        "readings": {
-            "type": "array",
-            "maxItems": MAX_READINGS_PER_REQUEST,
-            "items": {
-                "type": "object",
-                "description": "Checked on its own: an invalid reading is rejected alone, with its index and why.",
-                "required": ["machine_id", "metric_name", "value"],
-                "additionalProperties": False,
-                "properties": {
-                    "machine_id": {"type": "string", "format": "uuid"},
-                    "metric_name": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": MAX_METRIC_NAME_LENGTH,
-                        "pattern": METRIC_NAME_PATTERN,
-                    },
-                    "value": {"type": "number"},
-                    "unit": {"type": "string", "maxLength": MAX_UNIT_LENGTH, "pattern": CLEAN_TEXT_PATTERN},
-                    "timestamp": {"type": "string", "format": "date-time"},
-                    "reading_id": {
-                        "type": "string",
-                        "maxLength": MAX_READING_ID_LENGTH,
-                        "pattern": CLEAN_TEXT_PATTERN,
-                    },
-                },
-            },
-        }
-    },
-}
+# The body as /openapi.json states it, generated from the types core/readings.py decodes with (one place for
+# the limits). The batch is refused whole (422) only for its envelope; each reading is checked on its own and,
+# when invalid, listed in `rejected` of a 202 beside the accepted ones (tests/contract/schemathesis.toml).
+INGEST_BODY_SCHEMA = ingest_body_schema()
 
 
 @router.post(

@@ -20,8 +20,8 @@ from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Condition, Rule, RuleKind, Severity
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest
+from haltless.server.http.security import State, Viewer
 from haltless.server.routes.sensor_history import End, MachineId, Start, _check_machine
-from haltless.server.security import State, Viewer
 from haltless.store import alerts as alert_store
 from haltless.store import readings as reading_store
 

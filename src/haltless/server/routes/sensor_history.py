@@ -29,7 +29,7 @@ from haltless.core.history import (
 from haltless.core.models import Principal
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
-from haltless.server.security import State, Viewer
+from haltless.server.http.security import State, Viewer
 from haltless.server.state import AppState
 from haltless.store import history, machines
 

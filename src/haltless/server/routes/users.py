@@ -3,7 +3,7 @@ enable, reset the password, sign out everywhere, delete.
 
 Whatever takes a user's access away (disable, delete, new role, new password, signing out) takes effect at
 once on this server process and within a second on the others: their access tokens are refused, their open
-dashboards closed with 4004 (server/session_sweep.py). The tenant's last active admin cannot be disabled,
+dashboards closed with 4004 (server/ws/session_sweep.py). The tenant's last active admin cannot be disabled,
 demoted or deleted (409), and no admin can do that to themself, nor set their own password here (403):
 another admin can, and POST /api/v1/auth/password changes one's own with the current one.
 """
@@ -19,9 +19,9 @@ from haltless.core.credentials import hash_password
 from haltless.core.readings import normalize_uuid
 from haltless.core.timefmt import format_micros
 from haltless.errors import NotFound
-from haltless.server.schemas import UserCreate, UserOut, UserUpdate
-from haltless.server.security import Admin, State
-from haltless.server.session_sweep import user_changed_here
+from haltless.server.http.security import Admin, State
+from haltless.server.schemas.users import UserCreate, UserOut, UserUpdate
+from haltless.server.ws.session_sweep import user_changed_here
 from haltless.store import accounts
 from haltless.store.accounts import User
 

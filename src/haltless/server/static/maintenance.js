@@ -44,6 +44,7 @@ export class MaintenanceView {
     const operator = this.store.can("operator");
     this.error = h("p", { class: "error", role: "alert", id: "maintenance-error" });
     this.tbody = h("tbody");
+    this.now = h("ul", { id: "maintenance-now", "aria-live": "polite" });
     this.editor = h("div", { id: "maintenance-editor" });
     fill(
       container,
@@ -56,22 +57,54 @@ export class MaintenanceView {
       ),
       this.error,
       table("maintenance-table", ["Name", "Covers", "When", "Next", "State"], this.tbody, operator),
+      h("h2", {}, "In maintenance now"),
+      this.now,
       this.editor,
       operator ? h("div", { id: "maintenance-creator" }, this.#form(null)) : null,
     );
+    // Live: a window starting or ending moves machines into or out of maintenance (machine_status events):
+    // the list below follows at once, the windows' state and next occurrence are asked for again.
+    this.unsubscribe = this.store.subscribe((change) => this.#onChange(change));
+    this.#renderNow();
     this.load();
   }
 
-  unmount() {}
+  unmount() {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.tbody = null;
+  }
+
+  #onChange(change) {
+    const maintenance = change.statusChanges.some((e) => e.new_status === "maintenance" || e.old_status === "maintenance");
+    if (change.fleet || maintenance) this.#renderNow();
+    if (maintenance) this.load();
+    else if (change.fleet) this.#render();
+  }
+
+  /** The machines in maintenance now, as the live store has them. */
+  #renderNow() {
+    const machines = [...this.store.machines.values()].filter((m) => m.status === "maintenance").sort((a, b) => a.name.localeCompare(b.name));
+    if (machines.length === 0) {
+      this.now.replaceChildren(h("li", { class: "muted" }, "No machine is in maintenance."));
+      return;
+    }
+    this.now.replaceChildren(...machines.map((m) => h("li", { dataset: { machineId: m.id } }, h("a", { href: `#/machines/${m.id}` }, m.name))));
+  }
 
   async load() {
     if (!this.tbody) return;
+    // Several loads may overlap (a burst of status changes): only the latest one's answer is shown.
+    const mine = (this.loading = (this.loading ?? 0) + 1);
+    let windows = null;
     try {
-      this.windows = await this.api.get("/maintenance-windows");
-      this.error.textContent = "";
+      windows = await this.api.get("/maintenance-windows");
+      if (mine === this.loading && this.error) this.error.textContent = "";
     } catch (error) {
-      this.error.textContent = `Could not load the maintenance windows: ${error.message}`;
+      if (mine === this.loading && this.error) this.error.textContent = `Could not load the maintenance windows: ${error.message}`;
     }
+    if (mine !== this.loading || !this.tbody) return;
+    if (windows !== null) this.windows = windows;
     this.#render();
   }
 

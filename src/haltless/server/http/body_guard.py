@@ -45,8 +45,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from haltless.errors import HaltlessError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from haltless.server.errors import error_response, unexpected_error_response
-from haltless.server.security import PRINCIPAL_SCOPE_KEY, authenticate
+from haltless.server.http.errors import error_response, unexpected_error_response
+from haltless.server.http.security import PRINCIPAL_SCOPE_KEY, authenticate
 
 # Every JSON body but ingest's: the largest legitimate one (an alert rule, a machine with 50 tags) is a few
 # KiB, so 64 KiB leaves room and keeps what any one request can make the server buffer small.

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections import defaultdict
 
 from haltless.core.maintenance_windows import MachineView, Window, plan_windows
 from haltless.core.planners.maintenance import plan_maintenance_of
-from haltless.server.changes import Changes
+from haltless.server.service.background import Background, every
+from haltless.server.service.changes import Changes
 from haltless.store import maintenance_windows as store
-
-log = logging.getLogger("haltless.maintenance_windows")
 
 
 class WindowScheduler:
@@ -26,29 +22,20 @@ class WindowScheduler:
     def __init__(self, changes: Changes, *, tick: float) -> None:
         self._changes = changes
         self._tick = tick
-        self._task: asyncio.Task[None] | None = None
+        self._loop: Background | None = None
         # Passes started and finished: a test that moved the clock waits for a pass started after that.
         self.passes_started = 0
         self.passes_finished = 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="haltless-maintenance-windows")
+        if self._loop is None:
+            # A database hiccup must not stop the schedule for good: `every` logs it and goes on.
+            self._loop = every(self._tick, self.check, name="maintenance window pass")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick)
-            try:
-                await self.check()
-            except Exception:  # a database hiccup must not stop the schedule for good
-                log.exception("maintenance window pass failed; retrying")
+        if self._loop is not None:
+            await self._loop.stop()
+            self._loop = None
 
     async def check(self) -> None:
         """One pass (one change per tenant whose machines' maintenance changes)."""
@@ -58,9 +45,8 @@ class WindowScheduler:
             now_us = changes.clock.now_us()
             async with changes.engine.connect() as conn:
                 windows: dict[str, list[Window]] = defaultdict(list)
-                for stored in await store.list_windows(conn):
-                    if stored.window.enabled:
-                        windows[stored.window.tenant_id].append(stored.window)
+                for stored in await store.enabled_windows(conn):
+                    windows[stored.window.tenant_id].append(stored.window)
                 views = await store.machine_views(conn, windows)
             for tenant_id, machines in views.items():
                 if not plan_windows(windows[tenant_id], machines, now_us):

@@ -1,6 +1,6 @@
 """The notification dispatcher: records alert changes in the outbox, routes and groups them, delivers them.
 
-- `record_alert_changes(conn, ...)` runs inside the transaction of the alert change (server/changes.py,
+- `record_alert_changes(conn, ...)` runs inside the transaction of the alert change (server/service/changes.py,
   `persist_alert_transitions`): it only inserts outbox rows, so ingest never waits for a delivery and a crash
   never loses one.
 - A background task runs cycles: route new changes through policies and silences into groups, turn due groups
@@ -55,7 +55,7 @@ from haltless.core.notifications import (
 from haltless.core.plan import SYSTEM, TransitionKind
 from haltless.core.retry_after import parse_retry_after
 from haltless.core.timefmt import format_micros
-from haltless.server.background import Background, every
+from haltless.server.service.background import Background, every
 from haltless.settings import Settings
 from haltless.store import alert_history
 from haltless.store import alerts as alert_store
@@ -275,7 +275,7 @@ class Notifier:
         self.cycles_started = 0
         self.cycles_finished = 0
         self._pruned_at = 0
-        # After a cycle escalated alerts (committed): announce them, raise severities (server/lifecycle.py).
+        # After a cycle escalated alerts (committed): announce them, raise severities (server/service/lifecycle.py).
         self.on_escalated: Callable[[Sequence[Escalation]], Awaitable[None]] | None = None
 
     # ---- writing the outbox (inside the caller's transaction) --------------------------------------------------

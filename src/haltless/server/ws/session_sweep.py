@@ -11,7 +11,7 @@ single process on the in-memory bus could never hear from it; Redis pub/sub drop
 disconnected, which would leave a revoked socket open for good, while a sweep reads the database, the one
 source of truth, and catches up on its next tick; and it needs nothing from the bus. Its cost is one indexed
 query a second per process while sockets are open (docs/websocket.md gives the numbers for 5,000 sockets),
-and it refreshes the per-request memory of the same users (server/user_lookup.py) as it goes.
+and it refreshes the per-request memory of the same users (server/http/user_lookup.py) as it goes.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import logging
 
 from haltless.core.accounts import UserStatus, revocation
 from haltless.core.wire import CloseCode
-from haltless.server.background import Background, every
-from haltless.server.hub import DashboardHub
-from haltless.server.user_lookup import UserStatusLookup
+from haltless.server.http.user_lookup import UserStatusLookup
+from haltless.server.service.background import Background, every
+from haltless.server.ws.hub import DashboardHub
 
 log = logging.getLogger("haltless.ws")
 

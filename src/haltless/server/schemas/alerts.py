@@ -13,7 +13,7 @@ from haltless.core.flapping import DEFAULT_FLAP_THRESHOLD, DEFAULT_FLAP_WINDOW_S
 from haltless.core.forecast import MAX_WINDOW_READINGS, MIN_READINGS
 from haltless.core.names import MAX_METRIC_NAME_LENGTH, METRIC_NAME_PATTERN
 from haltless.core.rules import Condition, RuleKind, Severity, message_template_error
-from haltless.server.schemas import CleanText, CleanTextSchema, JsonEnum, NonBlankSchema, StrictBody, at_most
+from haltless.server.schemas.base import CleanText, CleanTextSchema, JsonEnum, NonBlankSchema, StrictBody, at_most
 
 RuleName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), at_most(200), CleanText, NonBlankSchema

@@ -1,9 +1,10 @@
 """Supervised background loops: run a job every N seconds; a run that fails is logged and the loop goes on.
 
-The offline watcher, retention, the revoked-session sweep and the notification dispatcher are each one
-`every(...)`. A job may ask for its next run sooner than the interval (by returning seconds), and `wake()`
-runs it soon from outside (the dispatcher, when outbox rows are written). `stop()` cancels the loop, a run
-in flight included, and waits for it. Tests drive the loop through `sleep`, the one way it waits.
+The offline watcher, the no_data watcher, the maintenance window scheduler, retention, the revoked-session
+sweep and the notification dispatcher are each one `every(...)`. A job may ask for its next run sooner than
+the interval (by returning seconds), and `wake()` runs it soon from outside (the dispatcher, when outbox rows
+are written). `stop()` cancels the loop, a run in flight included, and waits for it. Tests drive the loop
+through `sleep`, the one way it waits.
 """
 
 from __future__ import annotations

@@ -21,11 +21,11 @@ from haltless.core.event_ids import EventKey, event_key_of, parse_event_id
 from haltless.core.models import Principal
 from haltless.core.wire import CloseCode
 from haltless.errors import AuthenticationError
-from haltless.server.fastws import FRAME_SINK, FrameSink
-from haltless.server.hub import DashboardConnection
-from haltless.server.origins import origin_allowed
-from haltless.server.security import principal_from_access_token
+from haltless.server.http.origins import origin_allowed
+from haltless.server.http.security import principal_from_access_token
 from haltless.server.state import AppState, app_state
+from haltless.server.ws.fastws import FRAME_SINK, FrameSink
+from haltless.server.ws.hub import DashboardConnection
 
 log = logging.getLogger("haltless.ws")
 router = APIRouter()
@@ -185,7 +185,7 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
 async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink) -> None:
     """The fast path: the hub writes shared pre-built frames to the transport; callbacks handle the end.
 
-    This coroutine returns at once and the socket is detached from ASGI (server/fastws.py), so an open
+    This coroutine returns at once and the socket is detached from ASGI (server/ws/fastws.py), so an open
     dashboard costs no task and no coroutine stack: no reader, no writer, nothing awaiting.
     """
     hub = state.hub

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from haltless.core.planners.lifecycle import plan_escalated
 from haltless.core.rules import Severity
-from haltless.server.changes import Changes
-from haltless.server.notifier import Escalation
+from haltless.server.service.changes import Changes
+from haltless.server.service.notifier import Escalation
 
 
 async def apply_escalations(changes: Changes, escalations: Sequence[Escalation]) -> None:

@@ -18,7 +18,7 @@ from haltless.core.readings import (
     validate_reading,
 )
 from haltless.errors import InvalidRequest, PayloadTooLarge
-from haltless.server.changes import Change, Changes
+from haltless.server.service.changes import Change, Changes
 from haltless.settings import Settings
 from haltless.store import alerts as alert_store
 from haltless.store import machines, readings
@@ -90,7 +90,7 @@ _STORE_ATTEMPTS = 5
 
 
 class IngestPipeline:
-    """Validates a batch and stores it as one change (server/changes.py); one instance per app."""
+    """Validates a batch and stores it as one change (server/service/changes.py); one instance per app."""
 
     def __init__(self, settings: Settings, changes: Changes) -> None:
         self._changes = changes

@@ -26,19 +26,6 @@ DetectorKey = tuple[str, str]  # (rule id, machine id)
 _FRESH = RuleState()
 
 
-def group_series(ordered: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:
-    """The readings of a batch (in measurement order) per (machine, metric) series, in that order."""
-    series: dict[tuple[str, str], list[Reading]] = {}
-    for reading in ordered:
-        key = (reading.machine_id, reading.metric_name)
-        members = series.get(key)
-        if members is None:
-            series[key] = [reading]
-        else:
-            members.append(reading)
-    return series
-
-
 def first_readings(batch: Sequence[Reading]) -> dict[tuple[str, str], int]:
     """The earliest measurement time of each (machine, metric) series in a batch."""
     first: dict[tuple[str, str], int] = {}
@@ -58,7 +45,7 @@ async def prepare(
     before_reads: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Rebuild the detectors of `due` (rule, machine, earliest reading of the batch) that are out of step;
-    `before_reads` is awaited before the first query (the change's write lock, server/changes.py)."""
+    `before_reads` is awaited before the first query (the change's write lock, server/service/changes.py)."""
     for rule, machine_id, first_ts in due:
         key = (rule.id, machine_id)
         state = states.get(key, _FRESH)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from haltless.core.planners.offline import due_offline, plan_offline
-from haltless.server.background import Background, every
-from haltless.server.changes import Changes, group_by_tenant
+from haltless.server.service.background import Background, every
+from haltless.server.service.changes import Changes, group_by_tenant
 from haltless.store import alerts as alert_store
 
 

@@ -1,13 +1,13 @@
 """What `/openapi.json` says each operation answers, derived in this one place from what the operation is.
 
 FastAPI documents a route's success and a 422 of its own shape (`detail` a list), while every error of ours
-is `{"detail": "<what is wrong>"}` (server/errors.py). The schema FastAPI generates is rewritten once:
+is `{"detail": "<what is wrong>"}` (server/http/errors.py). The schema FastAPI generates is rewritten once:
 
 - every documented error, 422 included, has the `Error` body;
 - an authenticated operation (its `security` lists the bearer scheme, see `security.BEARER_SCHEME`) answers
   401 (no, bad, expired or revoked credential) and 403 (too low a role, or an API key where only users may);
 - an operation with path parameters answers 404 (no such object in the caller's tenant) and 422;
-- one with a request body answers 413 (over its limit, server/body_guard.py), 415 (not JSON) and 422;
+- one with a request body answers 413 (over its limit, server/http/body_guard.py), 415 (not JSON) and 422;
 - one with query parameters answers 422;
 - what a handler answers because of what it does (409, 429) is listed in `DECLARED`, beside why.
 

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from haltless.core.notifications import GroupBy, Kind, WebhookFormat, url_problem
 from haltless.core.rules import Severity
-from haltless.server.schemas import (
+from haltless.server.schemas.base import (
     CleanText,
     CleanTextSchema,
     Email,
@@ -26,7 +26,7 @@ Item = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), at_most(200), CleanText, NonBlankSchema
 ]
 # Ids (UUIDs) and short names. The list limits below keep the largest valid body under the 64 KiB request limit
-# (server/body_guard.py) even with every character JSON-escaped.
+# (server/http/body_guard.py) even with every character JSON-escaped.
 Ident = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), at_most(40), CleanText, NonBlankSchema
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from haltless.core.names import shown
 from haltless.errors import AuthenticationError, HaltlessError, TooManyRequests
-from haltless.server.api_contract import allowed_methods
+from haltless.server.http.api_contract import allowed_methods
 
 log = logging.getLogger("haltless.server")
 
@@ -21,6 +23,12 @@ def _location(loc: tuple[object, ...] | list[object]) -> str:
     # A client's own field names come back here: escaped when they hold what no JSON answer should carry.
     parts = [shown(str(p)) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "request"
+
+
+def validation_detail(errors: Sequence[Any]) -> str:
+    """The `detail` of a 422 for pydantic's errors: "field.path: message; ..." (also the CLI's message)."""
+    message = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
+    return message or "invalid request"
 
 
 def error_response(exc: HaltlessError) -> JSONResponse:
@@ -85,9 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        message = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
-        return JSONResponse({"detail": message or "invalid request"}, status_code=422)
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,7 +16,7 @@ from haltless.core.models import Principal, Role
 from haltless.errors import AuthenticationError, PermissionDenied
 from haltless.server.state import AppState, request_state
 
-# Declares the bearer scheme on every authenticated operation of /openapi.json (server/api_contract.py then
+# Declares the bearer scheme on every authenticated operation of /openapi.json (server/http/api_contract.py then
 # documents their 401 and 403). It never refuses: `authorize` reads the credential, or takes BodyGuard's.
 BEARER_SCHEME = HTTPBearer(
     auto_error=False,
@@ -46,7 +46,7 @@ async def principal_from_access_token(state: AppState, token: str) -> Principal:
     except tokens.TokenError as exc:
         raise AuthenticationError(str(exc)) from None
     # On every request, after the verifier's memory of tokens: a deleted, disabled or signed-out user's token is
-    # refused within a second everywhere (server/user_lookup.py), however long it has been valid.
+    # refused within a second everywhere (server/http/user_lookup.py), however long it has been valid.
     status = await state.users.status(claims.subject)
     refused = revocation(status, tenant_id=claims.tenant_id, token_generation=claims.generation)
     if refused is not None:

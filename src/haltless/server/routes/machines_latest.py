@@ -6,7 +6,7 @@ from pydantic import Field
 
 from haltless.core.timefmt import format_micros
 from haltless.errors import InvalidRequest
-from haltless.server.schemas import LatestReading, MachineOut, MachinePage
+from haltless.server.schemas.machines import LatestReading, MachineOut, MachinePage
 from haltless.store.readings import StoredReading
 
 KNOWN_INCLUDES = frozenset({"latest"})
@@ -36,6 +36,17 @@ def parse_include(include: str | None) -> frozenset[str]:
     return wanted
 
 
+def latest_reading(r: StoredReading) -> LatestReading:
+    """A stored reading as `GET /machines/{id}/latest` and `include=latest` show it."""
+    return LatestReading(
+        metric_name=r.metric_name,
+        value=r.value,
+        unit=r.unit,
+        timestamp=format_micros(r.ts),
+        received_at=format_micros(r.received_at),
+    )
+
+
 def fleet_page(
     items: list[MachineOut],
     latest: dict[str, list[StoredReading]] | None,
@@ -49,15 +60,6 @@ def fleet_page(
     for item in items:
         fields = item.model_dump()
         if latest is not None:
-            fields["latest"] = [
-                LatestReading(
-                    metric_name=r.metric_name,
-                    value=r.value,
-                    unit=r.unit,
-                    timestamp=format_micros(r.ts),
-                    received_at=format_micros(r.received_at),
-                )
-                for r in latest.get(item.id, [])
-            ]
+            fields["latest"] = [latest_reading(r) for r in latest.get(item.id, [])]
         out.append(MachineWithLatest(**fields))
     return FleetPage(items=out, total=total, limit=limit, offset=offset)

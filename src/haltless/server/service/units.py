@@ -28,7 +28,7 @@ class UnitBook:
         trust_memory: bool,
         before_reads: Callable[[], Awaitable[None]] | None = None,
     ) -> UnitCheck:
-        """Split the batch by unit; its `new_units` go into the plan, which registers them (server/changes.py).
+        """Split the batch by unit; its `new_units` go into the plan, which registers them (server/service/changes.py).
         `before_reads` is awaited before a query (the change's write lock)."""
         if not batch:
             return UnitCheck([])

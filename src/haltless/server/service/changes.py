@@ -35,15 +35,15 @@ from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
 from haltless.core.readings import Reading
 from haltless.core.rules import RuleKind, RuleState
-from haltless.server import predictive as predictive_detectors
-from haltless.server.units import UnitBook
+from haltless.server.service import predictive as predictive_detectors
+from haltless.server.service.units import UnitBook
 from haltless.store import alert_history, machines, readings
 from haltless.store import alerts as alert_store
 from haltless.store import units as unit_store
 from haltless.store.database import begin_write
 
 if TYPE_CHECKING:
-    from haltless.server.notifier import Notifier
+    from haltless.server.service.notifier import Notifier
 
 
 class Change:
@@ -76,7 +76,7 @@ class Change:
 
     async def prepare_detectors(self, batch: Sequence[Reading]) -> None:
         """Before a stored batch is planned: bring the detectors of predictive rules it will feed in step with the
-        database (server/predictive.py); nothing to do for a tenant without such rules."""
+        database (server/service/predictive.py); nothing to do for a tenant without such rules."""
         fleet = self.fleet
         if not fleet.predictive_rules:
             return

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections import defaultdict
 
 from haltless.core.planners.no_data import due_no_data, plan_no_data
-from haltless.server.changes import Changes
+from haltless.server.service.background import Background, every
+from haltless.server.service.changes import Changes
 from haltless.store import alerts as alert_store
 from haltless.store.no_data import silent_pairs
-
-log = logging.getLogger("haltless.no_data")
 
 
 class NoDataWatcher:
     """Every `tick` seconds: (rule, machine) pairs silent for the rule's `for_seconds` get an alert.
 
-    Modelled on the offline watcher (server/offline.py): from memory in one process, from the database when
+    Modelled on the offline watcher (server/service/offline.py): from memory in one process, from the database when
     several share it; the unit of work re-checks under the tenant's lock, so two processes open one alert.
     """
 
     def __init__(self, changes: Changes, *, tick: float) -> None:
         self._changes = changes
         self._tick = tick
-        self._task: asyncio.Task[None] | None = None
+        self._loop: Background | None = None
         # The server's own downtime is no gap (core/planners/no_data.py): silence counts from here at the earliest.
         self.started_at = changes.clock.now_us()
         # Passes started and finished: a test that moved the clock waits for a pass started after that.
@@ -33,24 +29,15 @@ class NoDataWatcher:
         self.passes_finished = 0
 
     def start(self) -> None:
-        if self._task is None:
+        if self._loop is None:
             self.started_at = self._changes.clock.now_us()
-            self._task = asyncio.create_task(self._run(), name="haltless-no-data")
+            # A database hiccup must not stop no_data detection for good: `every` logs it and goes on.
+            self._loop = every(self._tick, self.check, name="no_data check")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick)
-            try:
-                await self.check()
-            except Exception:  # a database hiccup must not stop no_data detection for good
-                log.exception("no_data check failed; retrying")
+        if self._loop is not None:
+            await self._loop.stop()
+            self._loop = None
 
     async def check(self) -> None:
         """One pass at the clock's `now` (one change per tenant with something due)."""

@@ -8,7 +8,7 @@ earlier events when a new batch arrives is dropped from the hub at once (no more
 work) and closed with 4008. One batch of any size is always accepted on top of the budget, so a
 large ingest request never cuts off a client that keeps up.
 
-The fast path (a FrameSink from server/fastws.py, which `haltless serve` uses): the hub builds each
+The fast path (a FrameSink from server/ws/fastws.py, which `haltless serve` uses): the hub builds each
 batch's WebSocket frames once and writes the same bytes object to every socket's transport, with no
 task and no `await` per socket. The transport's write buffer is then the outbox, and the same byte budget
 applies to it. Without a sink (any other ASGI server) the writer task drains the outbox through `send`.
@@ -25,7 +25,7 @@ from typing import Protocol
 from haltless.core import wire
 from haltless.core.clock import Clock
 from haltless.core.wire import CloseCode
-from haltless.server.frames import text_frame, text_frames
+from haltless.server.ws.frames import text_frame, text_frames
 
 SendText = Callable[[str], Awaitable[None]]
 
@@ -50,7 +50,7 @@ SLOW_CONSUMER_REASON = "too slow: send buffer overflowed"
 
 
 class FrameWriter(Protocol):
-    """Where the fast path writes pre-built frames (server.fastws.FrameSink)."""
+    """Where the fast path writes pre-built frames (server.ws.fastws.FrameSink)."""
 
     def write(self, frames: bytes) -> None: ...
 

@@ -16,7 +16,7 @@ from starlette.types import Scope
 
 from haltless.settings import Settings
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 UI_PREFIX = "/ui"
 
 # The page loads only its own scripts and styles; the socket and REST calls go to this origin.
