@@ -210,3 +210,23 @@ async def test_redis_bus_resumes_publishing_before_it_says_reconnected(private_r
         await wait_until(delivered_or_told, "the event after the reconnect, or a new resync for its tenant")
     finally:
         await bus.stop()
+
+
+@pytest.mark.parametrize("batches", [[2, 2, 1], [1, 5], [4], [3, 3], [2, 0, 2, 2]])
+async def test_the_memory_bus_keeps_the_newest_events_and_refuses_points_before_them(batches: list[int]) -> None:
+    """Whatever the batch sizes, the in-process history holds the newest `history_size` events; a point among
+    the evicted ones asks for a reload, the newest evicted one still resumes from the oldest event held."""
+    bus = MemoryBus(history_size=3)
+    received = Received(bus)
+    value = 0
+    for size in batches:
+        await bus.publish("tenant-a", [_event(value + i) for i in range(size)])
+        value += size
+    everything = [event for _, batch in received.batches for event in batch]
+    assert len(everything) == value
+    held = everything[-3:]
+    evicted = everything[:-3]
+    assert await bus.history("tenant-a", _id(evicted[-1])) == held
+    for event in evicted[:-1]:
+        assert await bus.history("tenant-a", _id(event)) is None
+    assert await bus.history("tenant-a", _id(held[0])) == held[1:]

@@ -170,3 +170,40 @@ async def test_concurrent_batches_to_two_servers_store_each_reading_id_once(
     )
     assert page.status_code == 200, page.text
     assert sorted(p["value"] for p in page.json()["items"]) == [float(n) for n in range(200)]
+
+
+async def test_store_batch_inserts_and_marks_the_machines_seen_in_the_callers_transaction(fleet: Fleet) -> None:
+    batch = _batch(fleet.machine_id, [None, "b"])
+    async with fleet.engine.begin() as conn:
+        await readings.store_batch(
+            conn, tenant_id=fleet.tenant_id, batch=batch, received_at=500, machine_ids=[fleet.machine_id]
+        )
+    async with fleet.engine.connect() as conn:
+        seen = await conn.execute(text("SELECT last_seen_at FROM machines WHERE id = :id"), {"id": fleet.machine_id})
+        assert seen.scalar_one() == 500
+    assert await _count(fleet) == 2
+    # Rolled back with the caller's transaction: neither the rows nor the new last_seen_at stay.
+    with pytest.raises(RuntimeError, match="rolled back"):
+        async with fleet.engine.begin() as conn:
+            await readings.store_batch(
+                conn,
+                tenant_id=fleet.tenant_id,
+                batch=_batch(fleet.machine_id, ["c"]),
+                received_at=900,
+                machine_ids=[fleet.machine_id],
+            )
+            raise RuntimeError("rolled back")
+    async with fleet.engine.connect() as conn:
+        seen = await conn.execute(text("SELECT last_seen_at FROM machines WHERE id = :id"), {"id": fleet.machine_id})
+        assert seen.scalar_one() == 500
+    assert await _count(fleet) == 2
+    # A stored reading id (or a machine deleted meanwhile) surfaces as IntegrityError, as from insert_many.
+    with pytest.raises(IntegrityError):
+        async with fleet.engine.begin() as conn:
+            await readings.store_batch(
+                conn,
+                tenant_id=fleet.tenant_id,
+                batch=_batch(fleet.machine_id, ["b"]),
+                received_at=950,
+                machine_ids=[fleet.machine_id],
+            )

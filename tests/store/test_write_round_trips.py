@@ -10,7 +10,9 @@ from sqlalchemy import text
 
 from haltless.bus.memory import MemoryBus
 from haltless.core.clock import ManualClock
+from haltless.core.readings import Reading
 from haltless.server.service.changes import Changes
+from haltless.store import readings
 from tests.store.conftest import Fleet
 
 
@@ -66,3 +68,29 @@ async def test_a_change_takes_the_write_lock_before_it_reads(fleet: Fleet) -> No
         assert driver.in_transaction
         await tx.before_reads()  # once is enough; a second call sends nothing
         assert driver.in_transaction
+
+
+async def test_a_batch_and_its_last_seen_update_take_one_round_trip(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fleet.engine.dialect.name != "sqlite":
+        pytest.skip("aiosqlite's connection thread (store/readings.py store_batch)")
+    calls: list[object] = []
+    original: Any = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fn)
+        return await original(self, fn, *args, **kwargs)
+
+    batch = [Reading(i, fleet.machine_id, "temp", float(i), "celsius", 1_000 + i, None) for i in range(700)]
+    async with fleet.engine.connect() as conn, conn.begin():
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+        await readings.store_batch(
+            conn, tenant_id=fleet.tenant_id, batch=batch, received_at=5, machine_ids=[fleet.machine_id]
+        )
+        monkeypatch.undo()
+    assert len(calls) == 1  # the INSERTs (500 rows, then 200) and the UPDATE, in one call on SQLite's thread
+    async with fleet.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM readings"))).scalar_one() == 700
+        seen = await conn.execute(text("SELECT last_seen_at FROM machines WHERE id = :id"), {"id": fleet.machine_id})
+        assert seen.scalar_one() == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
 
 from haltless.bus import EventSink, GapListener, deliver
 from haltless.core.event_ids import EventKey, parse_event_id, with_sequential_ids
@@ -33,13 +34,19 @@ class MemoryBus:
         boot, first = self._boot, self._sequences.get(tenant_id, 0) + 1
         stamped = with_sequential_ids(events, boot, first)
         last = self._sequences[tenant_id] = first + len(stamped) - 1
-        history = self._history.setdefault(tenant_id, deque())
-        history.extend(zip([(boot, sequence) for sequence in range(first, last + 1)], stamped, strict=True))
-        overflow = len(history) - self._history_size
+        history = self._history.get(tenant_id)
+        if history is None:
+            history = self._history[tenant_id] = deque(maxlen=self._history_size)
+        # Hot path (every ingest batch, bench M4): the deque drops what overflows by itself and the keys are made
+        # in C (zip, repeat); a Python loop building each key and popping each evicted entry cost ~0.15 ms a
+        # 500-event batch (docs/benchmarks.md "Hot-path choices"). Only the newest key it drops is worked out here.
+        overflow = len(history) + len(stamped) - self._history_size
         if overflow > 0:
-            for _ in range(overflow):
-                evicted, _ = history.popleft()
-            self._evicted_through[tenant_id] = evicted
+            held = len(history)
+            self._evicted_through[tenant_id] = (
+                history[overflow - 1][0] if overflow <= held else (boot, first + overflow - held - 1)
+            )
+        history.extend(zip(zip(repeat(boot), range(first, last + 1), strict=False), stamped, strict=True))
         deliver(self._sinks, tenant_id, stamped)
 
     def subscribe(self, sink: EventSink) -> None:

@@ -154,6 +154,11 @@ _SQLITE_MARK_SEEN = (
 )
 
 
+def sqlite_mark_seen(machine_ids: Iterable[str], seen: int) -> tuple[str, tuple[int, str], bool]:
+    """mark_seen's statement on SQLite as (sql, parameters, executemany?), for a caller that runs it itself."""
+    return _SQLITE_MARK_SEEN, (seen, orjson.dumps(sorted(set(machine_ids))).decode()), False
+
+
 async def mark_seen(conn: AsyncConnection, *, machine_ids: Iterable[str], seen: int) -> None:
     """Advance `last_seen_at` (arrival time of the newest reading) of the machines, in one round trip."""
     wanted = sorted(set(machine_ids))
@@ -163,7 +168,7 @@ async def mark_seen(conn: AsyncConnection, *, machine_ids: Iterable[str], seen: 
         if not conn.in_transaction():
             raise RuntimeError("mark_seen needs a transaction")
         driver: Any = (await conn.get_raw_connection()).driver_connection
-        await driver.execute(_SQLITE_MARK_SEEN, (seen, orjson.dumps(wanted).decode()))
+        await driver.execute(*sqlite_mark_seen(wanted, seen)[:2])
         return
     for start in range(0, len(wanted), 500):
         await conn.execute(

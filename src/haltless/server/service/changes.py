@@ -217,8 +217,9 @@ class Changes:
             # A pair another writer registered meanwhile raises IntegrityError: ingest retries against the database.
             await unit_store.register(conn, units=plan.units)
         if plan.readings:
-            await readings.insert_many(conn, tenant_id=tenant_id, batch=plan.readings, received_at=plan.at)
-            await machines.mark_seen(conn, machine_ids=plan.reporting, seen=plan.at)
+            await readings.store_batch(
+                conn, tenant_id=tenant_id, batch=plan.readings, received_at=plan.at, machine_ids=plan.reporting
+            )
         for machine in plan.machines_added:
             await machines.create(
                 conn,
