@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+import aiosqlite
 import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +49,10 @@ async def seen_reading_ids(
 
 
 # Columns written by an insert, in the order COPY receives them (`id` comes from its sequence).
+# aiosqlite's own way to run a function on the connection's thread (its `execute` is built on it) and the
+# sqlite3 connection it runs on. Not public API: were either gone in some release, store_batch sends its two
+# statements as two round trips instead (tests/store/test_readings.py runs both ways).
+_AIOSQLITE_RUNS_ON_ITS_THREAD = hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")
 _INSERT_COLUMNS = ("tenant_id", "machine_id", "metric_name", "value", "unit", "ts", "received_at", "reading_id")
 
 
@@ -68,17 +73,14 @@ async def store_batch(
     if conn.dialect.name == "sqlite":
         if not conn.in_transaction():
             raise RuntimeError("store_batch needs a transaction")
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        # aiosqlite's own way to run a function on the connection's thread (its `execute` is built on it). It is
-        # not public API: were it gone in some release, the two statements go as two round trips instead.
-        run_on_thread = getattr(driver, "_execute", None)
-        if run_on_thread is not None:
+        if _AIOSQLITE_RUNS_ON_ITS_THREAD:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
             statements = [
                 *_sqlite_inserts(_records(tenant_id, batch, received_at)),
                 machine_store.sqlite_mark_seen(machine_ids, received_at),
             ]
             try:
-                await run_on_thread(_run_sqlite, driver._conn, statements)
+                await driver._execute(_run_sqlite, driver._conn, statements)
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(_SQLITE_INSERT, None, exc) from exc
             return
