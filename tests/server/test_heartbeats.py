@@ -12,7 +12,7 @@ from haltless.core.clock import ManualClock
 from haltless.server.ws.hub import DashboardConnection, DashboardHub
 from tests.conftest import wait_until
 
-INTERVAL = 0.05
+INTERVAL = 0.2
 
 
 class _Transport:
@@ -54,8 +54,10 @@ async def test_sockets_share_one_timer_and_get_beats_an_interval_apart() -> None
         await wait_until(lambda: len(first.beats) >= 4 and len(second.beats) >= 4, "four heartbeats each")
         for record in (first, second):
             times = [at for at, _ in record.beats]
-            # A lower bound only, which a loaded machine cannot break: never two beats within an interval.
-            assert all(later - earlier >= INTERVAL * 0.99 for earlier, later in itertools.pairwise(times)), times
+            # A lower bound only, with room for the writer being preempted inside a tick on a loaded machine (the
+            # hub schedules by the loop time it read before writing): the queue never beats a socket a tick early
+            # (interval / 16 apart) or twice in one tick.
+            assert all(later - earlier >= INTERVAL / 2 for earlier, later in itertools.pairwise(times)), times
         # Stamped by the hub's clock (here a manual one that never moves).
         assert {stamp for _, stamp in first.beats} == {"2023-11-14T22:13:20Z"}
 
