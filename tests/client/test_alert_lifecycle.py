@@ -12,6 +12,7 @@ from haltless.client import (
     AlertShelved,
     AlertUnshelved,
     AsyncHaltlessClient,
+    Connected,
     Reading,
 )
 from haltless.client._events import parse_event
@@ -26,9 +27,12 @@ async def test_comments_shelving_and_history_through_the_sdk(server: RunningServ
         me = await client.me()
         await client.create_alert_rule("Too hot", "temperature", ">", 85.0, severity="critical")
         recorder = StreamRecorder(
-            client.stream(types={"alert", "alert_acknowledged", "alert_shelved", "alert_unshelved"})
+            client.stream(types={"alert", "alert_acknowledged", "alert_shelved", "alert_unshelved"}, status_events=True)
         )
         try:
+            # A stream opened without an event id starts at what comes after it connects: wait for that, or
+            # the alert may be published before the socket is subscribed (it was, in CI on a loaded machine).
+            await recorder.next_of(Connected)
             await client.ingest([Reading(machine_id, "temperature", 87.3)])
             opened: Alert = await recorder.next_of(Alert)
             acked = await client.acknowledge_alert(opened.alert_id, comment="on it")
