@@ -231,13 +231,15 @@ def _policy_out(stored: store.StoredPolicy) -> PolicyOut:
     )
 
 
-async def _channel_ids(where: Config, tenant_id: str, ids: list[str]) -> tuple[str, ...]:
+async def _channel_ids(
+    where: Config, tenant_id: str, ids: list[str], field_name: str = "channel_ids"
+) -> tuple[str, ...]:
     normalized = [normalize_uuid(i) for i in ids]
     async with where.engine.connect() as conn:
         known = await store.existing_channel_ids(conn, tenant_id=tenant_id, ids=[i for i in normalized if i])
     unknown = [raw for raw, n in zip(ids, normalized, strict=True) if n is None or n not in known]
     if unknown:
-        raise InvalidRequest(f"channel_ids: no such channel in this tenant: {', '.join(unknown[:5])}")
+        raise InvalidRequest(f"{field_name}: no such channel in this tenant: {', '.join(unknown[:5])}")
     return tuple(dict.fromkeys(cast("list[str]", normalized)))
 
 
@@ -274,7 +276,9 @@ async def create_policy(where: Config, tenant_id: str, body: PolicyCreate) -> Po
         position=body.position,
         repeat_interval=body.repeat_interval,
         escalate_after=body.escalate_after,
-        escalation_channel_ids=await _channel_ids(where, tenant_id, body.escalation_channel_ids),
+        escalation_channel_ids=await _channel_ids(
+            where, tenant_id, body.escalation_channel_ids, "escalation_channel_ids"
+        ),
         escalation_severity=body.escalation_severity.value if body.escalation_severity else None,
     )
     _check_escalation(policy)
@@ -317,7 +321,7 @@ async def update_policy(where: Config, tenant_id: str, policy_id: str, body: Pol
             repeat_interval=changes.get("repeat_interval", p.repeat_interval),
             escalate_after=changes.get("escalate_after", p.escalate_after),
             escalation_channel_ids=(
-                await _channel_ids(where, tenant_id, body.escalation_channel_ids)
+                await _channel_ids(where, tenant_id, body.escalation_channel_ids, "escalation_channel_ids")
                 if body.escalation_channel_ids is not None
                 else p.escalation_channel_ids
             ),
