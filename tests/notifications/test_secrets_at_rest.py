@@ -17,7 +17,7 @@ import pytest
 
 from haltless.admin import create_tenant
 from haltless.core.clock import ManualClock
-from haltless.core.secret_box import new_key
+from haltless.core.secret_box import SecretBox, new_key
 from haltless.server.app import create_app
 from haltless.server.keys import UnreadableSecrets
 from haltless.settings import Settings
@@ -196,3 +196,26 @@ def test_a_bad_secrets_key_is_refused_by_position(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert "HALTLESS_SECRETS_KEYS: key 2 of 2 is not a Fernet key" in result.stderr
     assert "not-a-fernet-key" not in result.stderr and KEY_A not in result.stderr
+
+
+async def test_a_channel_sealed_with_a_key_this_server_lacks_fails_clearly(
+    server: RunningServer, tenant: Tenant, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """As when another host with other keys wrote it: its deliveries fail saying why, and a PATCH (which would
+    store it again without its secret) is a 409."""
+    hook = await _webhook(tenant, receiver)
+    foreign = orjson.dumps(SecretBox([KEY_B]).seal({"secret": SECRET}, 0)).decode()
+    query_database(server.settings, f"UPDATE notification_channels SET secrets = '{foreign}' WHERE id = '{hook}'")
+
+    patched = await tenant.http.patch(f"/api/v1/notification-channels/{hook}", json={"name": "Renamed"})
+    assert patched.status_code == 409
+    assert "HALTLESS_SECRETS_KEYS" in patched.json()["detail"]
+    assert _stored_secrets(server.settings)[hook] == orjson.loads(foreign)  # left as it was
+
+    await _policy(tenant, [hook], group_wait=0)
+    await _rule(tenant)
+    await _fire(tenant, server, 95.0)
+    assert receiver.requests == []
+    (notification,) = (await tenant.http.get("/api/v1/notifications")).json()["items"]
+    assert notification["state"] == "pending"  # retried: the operator may yet configure the key
+    assert "cannot be decrypted with the configured HALTLESS_SECRETS_KEYS" in notification["last_error"]
