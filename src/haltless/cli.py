@@ -270,14 +270,18 @@ def _admin_call(make: Any) -> Any:
 
 
 def _refused_exits(call: Any) -> Any:
-    """`call()`; our errors exit 1 with their detail."""
+    """`call()`; our errors exit 1 with their detail (exit 2: a secrets key file in the data dir that is damaged)."""
     from haltless.errors import HaltlessError
+    from haltless.server.keys import KeyFileError
 
     try:
         return call()
     except HaltlessError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
+    except KeyFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @user_app.command("list")
@@ -378,14 +382,9 @@ def rotate_secrets_command(data_dir: DataDir = None, database_url: DatabaseUrl =
     before sealing too); prints how many were current, sealed with an older key, plain or unreadable. Safe to run
     again (it then changes nothing); exit 1 when some no configured key opens."""
     from haltless.admin import rotate_secrets
-    from haltless.server.keys import KeyFileError
 
     settings = _settings(data_dir, database_url)
-    try:
-        counts = _admin_call(lambda: rotate_secrets(settings))
-    except KeyFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    counts = _admin_call(lambda: rotate_secrets(settings))
     resealed = counts["old_key"] + counts["plaintext"]
     typer.echo(json.dumps({"resealed": resealed, **counts}))
     if counts["unreadable"]:

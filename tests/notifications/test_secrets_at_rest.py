@@ -219,3 +219,13 @@ async def test_a_channel_sealed_with_a_key_this_server_lacks_fails_clearly(
     (notification,) = (await tenant.http.get("/api/v1/notifications")).json()["items"]
     assert notification["state"] == "pending"  # retried: the operator may yet configure the key
     assert "cannot be decrypted with the configured HALTLESS_SECRETS_KEYS" in notification["last_error"]
+
+
+def test_a_damaged_generated_key_file_is_named_not_shown(tmp_path: Any) -> None:
+    settings = Settings(data_dir=tmp_path / "data", jwt_secret="x" * 32)
+    settings.data_dir.mkdir(mode=0o700)
+    (settings.data_dir / "secrets_key").write_text("half-a-key-damaged")
+    result = _haltless(settings, "admin", "rotate-secrets")
+    assert result.returncode == 2, result.stderr
+    assert "secrets_key: key 1 of 1 is not a Fernet key" in result.stderr
+    assert "half-a-key" not in result.stderr and "Traceback" not in result.stderr
