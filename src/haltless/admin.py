@@ -20,11 +20,12 @@ from haltless.core.readings import normalize_uuid
 from haltless.errors import Conflict, InvalidRequest, NotFound
 from haltless.server.clock import SystemClock
 from haltless.server.http.errors import validation_detail
+from haltless.server.keys import load_secret_box
 from haltless.server.schemas.notifications import ChannelTestResult
 from haltless.server.service import notification_config as config
 from haltless.server.service.notifier import Notifier
 from haltless.settings import Settings
-from haltless.store import accounts
+from haltless.store import accounts, notifications
 from haltless.store.accounts import User
 from haltless.store.database import create_engine, make_private_dir, migrate
 from haltless.store.notifications import Delivery
@@ -135,7 +136,6 @@ async def delete_user(settings: Settings, user: str, *, tenant_id: str | None = 
 
 async def list_notifications(settings: Settings, *, tenant_id: str, state: str | None = None) -> list[Delivery]:
     """A tenant's notifications, newest first (at most 1000), with their delivery state and last error."""
-    from haltless.store import notifications
 
     async def work(conn: AsyncConnection) -> list[Delivery]:
         return await notifications.list_deliveries(
@@ -172,7 +172,7 @@ async def notification_config(
         async with engine.connect() as conn:
             if not await accounts.tenant_exists(conn, tenant):
                 raise NotFound(f"no tenant with id {tenant}")
-        return await work(config.Config(engine, SystemClock().now_us), tenant)
+        return await work(config.Config(engine, SystemClock().now_us, load_secret_box(settings)), tenant)
     finally:
         await engine.dispose()
 
@@ -181,13 +181,27 @@ async def test_channel(settings: Settings, tenant_id: str, channel_id: str) -> C
     """Send a `test` notification to the channel from this process, as the server would (same network rules)."""
 
     async def work(where: config.Config, tenant: str) -> ChannelTestResult:
-        notifier = Notifier(where.engine, settings, clock=where.clock)
+        notifier = Notifier(where.engine, settings, box=where.box, clock=where.clock)
         try:
             return await config.test_channel(where, tenant, channel_id, notifier)
         finally:
             await notifier.stop()
 
     return await notification_config(settings, tenant_id, work)
+
+
+async def rotate_secrets(settings: Settings) -> dict[str, int]:
+    """Seal every channel's secrets with the first configured key (legacy plain ones too); how each stood before.
+
+    Idempotent: a second run finds every channel `current` and writes nothing. Channels no configured key opens
+    are counted as `unreadable` and left as they are."""
+    box = load_secret_box(settings)
+
+    async def work(conn: AsyncConnection) -> dict[str, int]:
+        counts = await notifications.reseal_secrets(conn, box, now_s=SystemClock().now_us() // 1_000_000)
+        return {sealing.value: count for sealing, count in counts.items()}
+
+    return await _in_transaction(settings, work)
 
 
 async def user_id_of(settings: Settings, tenant_id: str, user: str) -> str:

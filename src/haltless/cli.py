@@ -86,6 +86,7 @@ def serve(
 
     settings = _settings(data_dir, database_url)
     _reachable_database(settings)
+    _readable_secrets(settings)
     if workers == 1:
         run_server(settings, host=host, port=port, log_level=log_level)
         return
@@ -99,6 +100,16 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _readable_secrets(settings: Settings) -> None:
+    """Exit 2 with one line when the configured keys cannot open the stored channel secrets."""
+    from haltless.server.keys import secrets_problem
+
+    problem = _run(secrets_problem(settings))
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -259,14 +270,18 @@ def _admin_call(make: Any) -> Any:
 
 
 def _refused_exits(call: Any) -> Any:
-    """`call()`; our errors exit 1 with their detail."""
+    """`call()`; our errors exit 1 with their detail (exit 2: a secrets key file in the data dir that is damaged)."""
     from haltless.errors import HaltlessError
+    from haltless.server.keys import KeyFileError
 
     try:
         return call()
     except HaltlessError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
+    except KeyFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @user_app.command("list")
@@ -361,6 +376,26 @@ def user_delete_command(
     typer.echo(_user_json(_admin_call(lambda: delete_user(settings, user, tenant_id=tenant_id))))
 
 
+@admin_app.command("rotate-secrets")
+def rotate_secrets_command(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Seal every notification channel's secrets with the first key of HALTLESS_SECRETS_KEYS (plain ones from
+    before sealing too); prints how many were current, sealed with an older key, plain or unreadable. Safe to run
+    again (it then changes nothing); exit 1 when some no configured key opens."""
+    from haltless.admin import rotate_secrets
+
+    settings = _settings(data_dir, database_url)
+    counts = _admin_call(lambda: rotate_secrets(settings))
+    resealed = counts["old_key"] + counts["plaintext"]
+    typer.echo(json.dumps({"resealed": resealed, **counts}))
+    if counts["unreadable"]:
+        typer.echo(
+            f"error: {counts['unreadable']} channel(s) could not be decrypted with the configured keys: add the key "
+            "they were sealed with to HALTLESS_SECRETS_KEYS and run this again",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
 @admin_app.command("notifications")
 def notifications_command(
     tenant_id: Annotated[str, typer.Option("--tenant-id", help="The tenant whose notifications to show.")],
@@ -400,7 +435,7 @@ channel_app = typer.Typer(
     "would show them), and never printed.",
     no_args_is_help=True,
 )
-policy_app = typer.Typer(help="A tenant's notification policies: list, create, delete.", no_args_is_help=True)
+policy_app = typer.Typer(help="A tenant's notification policies: list, create, update, delete.", no_args_is_help=True)
 silence_app = typer.Typer(help="A tenant's silences: list, create, expire, delete.", no_args_is_help=True)
 admin_app.add_typer(channel_app, name="channel")
 admin_app.add_typer(policy_app, name="policy")
@@ -542,6 +577,9 @@ def channel_update_command(
     port: Annotated[int | None, typer.Option(help="Email: a new port.")] = None,
     security: Annotated[str | None, typer.Option(help="Email: starttls, tls or none.")] = None,
     username: Annotated[str | None, typer.Option(help="Email: log in as this user.")] = None,
+    no_username: Annotated[
+        bool, typer.Option("--no-username", help="Email: stop logging in; the stored SMTP password is removed.")
+    ] = False,
     password_env: PasswordEnv = None,
     password_stdin: PasswordStdin = False,
     password_prompt: Annotated[bool, typer.Option("--password-prompt", help="Ask for a new SMTP password.")] = False,
@@ -555,6 +593,9 @@ def channel_update_command(
     from haltless.server.schemas.notifications import ChannelOut, ChannelUpdate
     from haltless.server.service import notification_config as config
 
+    if no_username and (username is not None or password_env is not None or password_stdin or password_prompt):
+        typer.echo("error: --no-username removes the username and the password: give neither with it", err=True)
+        raise typer.Exit(2)
     secret = _secret("Signing secret", "--secret", secret_env, secret_stdin, secret_prompt)
     password = _secret("SMTP password", "--password", password_env, password_stdin, password_prompt)
     webhook = _given(url=url, format=webhook_format, secret=secret)
@@ -567,6 +608,9 @@ def channel_update_command(
         from_address=from_address,
         to_addresses=to_addresses,
     )
+    if no_username:
+        # The API's way: the email settings without a username, and an empty password (the stored one removed).
+        email["password"] = ""
 
     async def work(where: Any, tenant: str) -> ChannelOut:
         current = await config.get_channel(where, tenant, channel)
@@ -577,6 +621,8 @@ def channel_update_command(
             fields["webhook"] = old | webhook
         if email:
             old = current.email.model_dump(mode="json", exclude={"has_password"}) if current.email else {}
+            if no_username:
+                old.pop("username", None)
             fields["email"] = _given(**old) | email
         return await config.update_channel(where, tenant, channel, request_body(ChannelUpdate, fields))
 
@@ -690,6 +736,100 @@ def policy_delete_command(
     from haltless.server.service import notification_config as config
 
     _config_call(data_dir, database_url, tenant_id, lambda where, t: config.delete_policy(where, t, policy))
+
+
+@policy_app.command("update")
+def policy_update_command(
+    policy: Annotated[str, typer.Argument(metavar="POLICY", help="The policy's id.")],
+    tenant_id: TenantId,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    channels: Annotated[
+        list[str] | None, typer.Option("--channel", help="Send to these channels instead (id); repeatable.")
+    ] = None,
+    is_default: Annotated[
+        bool | None, typer.Option("--default/--not-default", help="Take what no other policy matches, or not.")
+    ] = None,
+    machine: MatcherMachine = None,
+    tag: MatcherTag = None,
+    rule: MatcherRule = None,
+    severity: MatcherSeverity = None,
+    metric: MatcherMetric = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Match firing, resolved or acknowledged; repeatable.")
+    ] = None,
+    match_everything: Annotated[
+        bool, typer.Option("--match-everything", help="Remove every matcher (the policy matches every change).")
+    ] = False,
+    group_by: Annotated[str | None, typer.Option(help="rule, machine or nothing.")] = None,
+    group_wait: Annotated[float | None, typer.Option(help="Seconds the first notification of a group waits.")] = None,
+    group_interval: Annotated[float | None, typer.Option(help="Least seconds between two of a group.")] = None,
+    position: Annotated[int | None, typer.Option(help="Order among the tenant's policies.")] = None,
+    repeat_interval: Annotated[float | None, typer.Option(help="Remind every so many seconds.")] = None,
+    no_repeat: Annotated[bool, typer.Option("--no-repeat", help="Stop reminding.")] = False,
+    escalate_after: Annotated[float | None, typer.Option(help="Escalate when unacknowledged this long.")] = None,
+    escalation_channels: Annotated[
+        list[str] | None, typer.Option("--escalation-channel", help="Escalate to these channels; repeatable.")
+    ] = None,
+    escalation_severity: Annotated[str | None, typer.Option(help="Raise escalated alerts to this severity.")] = None,
+    no_escalation: Annotated[
+        bool, typer.Option("--no-escalation", help="Stop escalating (and raising severities).")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a policy as the API's PATCH does: what is given replaces, the rest is kept. Matchers given replace
+    all of the policy's matchers; prints the policy."""
+    from haltless.server.schemas.notifications import PolicyUpdate
+    from haltless.server.service import notification_config as config
+
+    matchers = _given(
+        machine_ids=machine, tags=tag, rule_ids=rule, severities=severity, metric_names=metric, kinds=kind
+    )
+    clash = [
+        pair
+        for pair, both in (
+            ("--match-everything and a matcher", match_everything and bool(matchers)),
+            ("--no-repeat and --repeat-interval", no_repeat and repeat_interval is not None),
+            (
+                "--no-escalation and --escalate-after, --escalation-channel or --escalation-severity",
+                no_escalation
+                and (escalate_after is not None or bool(escalation_channels) or escalation_severity is not None),
+            ),
+        )
+        if both
+    ]
+    if clash:
+        typer.echo(f"error: choose one of {clash[0]}", err=True)
+        raise typer.Exit(2)
+    fields = _given(
+        name=name,
+        channel_ids=channels,
+        is_default=is_default,
+        matchers=matchers or None,
+        group_by=group_by,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        position=position,
+        repeat_interval=repeat_interval,
+        escalate_after=escalate_after,
+        escalation_channel_ids=escalation_channels,
+        escalation_severity=escalation_severity,
+    )
+    # null, as the API takes it: no reminders; no escalation (its channels emptied, its severity unset).
+    if match_everything:
+        fields["matchers"] = {}
+    if no_repeat:
+        fields["repeat_interval"] = None
+    if no_escalation:
+        fields |= {"escalate_after": None, "escalation_channel_ids": [], "escalation_severity": None}
+    if not fields:
+        typer.echo("error: nothing to change: give at least one option", err=True)
+        raise typer.Exit(2)
+    body = _body(PolicyUpdate, fields)
+    changed = _config_call(
+        data_dir, database_url, tenant_id, lambda where, t: config.update_policy(where, t, policy, body)
+    )
+    typer.echo(changed.model_dump_json())
 
 
 SilenceArg = Annotated[str, typer.Argument(metavar="SILENCE", help="The silence's id.")]

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from haltless.bus import BusKind, bus_kind
+from haltless.core.secret_box import parse_keys
 
 # The databases Haltless runs on, as the URL starts.
 DATABASE_SCHEMES = ("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgres://", "postgresql+asyncpg://")
@@ -21,6 +22,9 @@ _FIXES = {
     "database_url": "use sqlite+aiosqlite:///path/to/haltless.db or postgresql+asyncpg://user:password@host/db, "
     "or unset it for the SQLite file in the data dir",
     "bus_url": "use memory:// (one process) or redis://host:6379/0",
+    "secrets_keys": "use comma-separated Fernet keys, the newest first (make one with `python -c 'from "
+    "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`), or unset it to have one generated "
+    "in the data dir",
     "trusted_proxies": "use comma-separated IP addresses or CIDR networks, e.g. 10.0.0.5,192.168.0.0/24",
 }
 
@@ -39,6 +43,9 @@ class Settings(BaseSettings):
     event_history: int = Field(default=10_000, ge=0, le=1_000_000)
     # HMAC key; at least 32 characters (RFC 7518 wants 256 bits for HS256).
     jwt_secret: str | None = Field(default=None, min_length=32)
+    # Fernet keys sealing notification channels' secrets at rest, comma-separated: the first seals, every one
+    # opens (rotation). Empty: one key generated once into the data dir (`secrets_key`).
+    secrets_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_ttl: int = Field(default=900, gt=0)
     refresh_token_ttl: int = Field(default=2_592_000, gt=0)
     ws_auth_timeout: float = Field(default=10.0, gt=0)
@@ -85,6 +92,15 @@ class Settings(BaseSettings):
             return [str(ip_network(item, strict=False)) for item in value]
         except ValueError as exc:
             raise ValueError(f"not a CIDR network: {exc}") from None
+
+    @field_validator("secrets_keys", mode="before")
+    @classmethod
+    def _parse_secrets_keys(cls, value: object) -> object:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            value = ",".join(value)
+        if isinstance(value, str):
+            return parse_keys(value) if value.strip() else []
+        return value
 
     @field_validator("database_url")
     @classmethod

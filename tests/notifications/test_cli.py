@@ -353,3 +353,119 @@ async def test_policies_and_silences_from_the_command_line(server: RunningServer
     assert (await tenant.http.get("/api/v1/silences")).json() == []
     assert _haltless(server, "policy", "delete", policy["id"], *t).returncode == 0
     assert (await tenant.http.get("/api/v1/notification-policies")).json() == []
+
+
+async def test_a_policy_is_updated_from_the_command_line_as_the_api_patches_it(
+    server: RunningServer, tenant: Tenant
+) -> None:
+    t = ("--tenant-id", tenant.tenant_id)
+    hooks = [
+        _printed(
+            _haltless(
+                server,
+                "channel",
+                "create-webhook",
+                *t,
+                "--name",
+                name,
+                "--url",
+                "https://example.com/hook",
+                "--secret-stdin",
+                stdin=SECRET,
+            )
+        )["id"]
+        for name in ("Hook", "Boss")
+    ]
+    policy = _printed(_haltless(server, "policy", "create", *t, "--name", "All", "--channel", hooks[0]))
+    pid = policy["id"]
+
+    changed = _printed(
+        _haltless(
+            server,
+            "policy",
+            "update",
+            pid,
+            *t,
+            "--name",
+            "Critical",
+            "--severity",
+            "critical",
+            "--group-wait",
+            "5",
+            "--repeat-interval",
+            "3600",
+            "--escalate-after",
+            "600",
+            "--escalation-channel",
+            hooks[1],
+            "--escalation-severity",
+            "critical",
+        )
+    )
+    assert (await tenant.http.get(f"/api/v1/notification-policies/{pid}")).json() == changed
+    assert (changed["name"], changed["matchers"]["severities"], changed["group_wait"]) == ("Critical", ["critical"], 5)
+    assert (changed["repeat_interval"], changed["escalate_after"], changed["escalation_channel_ids"]) == (
+        3600,
+        600,
+        [hooks[1]],
+    )
+    assert changed["channel_ids"] == [hooks[0]]  # what was not given is kept
+
+    # The shared rules, with the API's detail.
+    api = await tenant.http.patch(f"/api/v1/notification-policies/{pid}", json={"escalation_channel_ids": ["nope"]})
+    assert api.status_code == 422
+    assert api.json()["detail"] == "escalation_channel_ids: no such channel in this tenant: nope"
+    cli = _haltless(server, "policy", "update", pid, *t, "--escalation-channel", "nope")
+    assert (cli.returncode, cli.stderr.strip()) == (1, f"error: {api.json()['detail']}")
+
+    cleared = _printed(
+        _haltless(server, "policy", "update", pid, *t, "--no-repeat", "--no-escalation", "--match-everything")
+    )
+    assert (cleared["repeat_interval"], cleared["escalate_after"], cleared["escalation_channel_ids"]) == (
+        None,
+        None,
+        [],
+    )
+    assert (cleared["escalation_severity"], cleared["matchers"]["severities"], cleared["name"]) == (
+        None,
+        [],
+        "Critical",
+    )
+
+    clash = _haltless(server, "policy", "update", pid, *t, "--no-repeat", "--repeat-interval", "60")
+    assert clash.returncode == 2 and "--no-repeat and --repeat-interval" in clash.stderr
+    nothing = _haltless(server, "policy", "update", pid, *t)
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
+    unknown = _haltless(server, "policy", "update", "00000000-0000-4000-8000-000000000000", *t, "--name", "X")
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "error: policy not found")
+
+
+async def test_an_email_channel_stops_logging_in_with_no_username(
+    server: RunningServer, tenant: Tenant, smtp_relay: MailRelay
+) -> None:
+    t = ("--tenant-id", tenant.tenant_id)
+    channel = await _email(tenant, smtp_relay)
+    clash = _haltless(server, "channel", "update", channel, *t, "--no-username", "--username", "someone")
+    assert clash.returncode == 2 and "--no-username" in clash.stderr
+
+    changed = _printed(_haltless(server, "channel", "update", channel, *t, "--no-username"))
+    assert (changed["email"]["username"], changed["email"]["has_password"]) == (None, False)
+    assert changed["email"]["host"] == "127.0.0.1"  # the other settings are kept
+    assert (await tenant.http.get(f"/api/v1/notification-channels/{channel}")).json() == changed
+    # Sent without logging in (the test relay accepts that too); the password is gone, not just unused.
+    assert _printed(_haltless(server, "channel", "test", channel, *t, **LOOPBACK_SMTP))["ok"] is True
+    again = _printed(
+        _haltless(
+            server,
+            "channel",
+            "update",
+            channel,
+            *t,
+            "--username",
+            SMTP_USER,
+            "--password-stdin",
+            stdin=SMTP_PASSWORD + "\n",
+        )
+    )
+    assert again["email"]["has_password"] is True
+    assert _printed(_haltless(server, "channel", "test", channel, *t, **LOOPBACK_SMTP))["ok"] is True

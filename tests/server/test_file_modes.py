@@ -29,7 +29,7 @@ async def _write_through_the_server(settings: Settings) -> None:
             assert (await http.post("/api/v1/machines", json={"name": "Press"})).status_code == 201
         data = settings.data_dir
         assert _mode(data) == 0o700
-        for name in ("haltless.db", "haltless.db-wal", "haltless.db-shm", "jwt_secret"):
+        for name in ("haltless.db", "haltless.db-wal", "haltless.db-shm", "jwt_secret", "secrets_key"):
             assert _mode(data / name) == 0o600, name
     finally:
         running.stop()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 from fastapi import FastAPI
@@ -17,7 +15,6 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from haltless import __version__
 from haltless.bus import create_bus
 from haltless.core.clock import Clock
-from haltless.core.credentials import new_secret
 from haltless.core.cursors import CursorCodec
 from haltless.core.readings import MAX_INGEST_BODY_BYTES
 from haltless.core.tokens import AccessTokenVerifier
@@ -30,6 +27,7 @@ from haltless.server.http.dashboard import install_dashboard
 from haltless.server.http.errors import install_error_handlers
 from haltless.server.http.login_guard import create_login_guard
 from haltless.server.http.user_lookup import UserStatusLookup
+from haltless.server.keys import check_secrets_readable, load_or_create_jwt_secret, load_secret_box
 from haltless.server.routes import (
     alerts,
     api_keys,
@@ -58,26 +56,6 @@ from haltless.settings import Settings
 from haltless.store.checkpoint import WalCheckpointer
 from haltless.store.database import create_engine, make_private_dir, migrate
 from haltless.store.retention import RetentionPruner
-
-
-def load_or_create_jwt_secret(settings: Settings) -> str:
-    """HALTLESS_JWT_SECRET, or a secret generated once and kept (mode 0600) in the data dir."""
-    if settings.jwt_secret:
-        return settings.jwt_secret
-    path: Path = settings.data_dir / "jwt_secret"
-    if path.exists():
-        return path.read_text().strip()
-    make_private_dir(settings.data_dir)
-    secret = new_secret()
-    # O_EXCL: when two processes start at once, exactly one writes; the other reads its secret.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
-    return secret
-
 
 # The one BodyGuard configuration, for the middleware stack and the ingest fast path alike: each route's body
 # limit where it is not body_guard.JSON_BODY_LIMIT, the routes that read a body without a credential, and the one
@@ -136,8 +114,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Owner only: the data dir holds the JWT secret and, with SQLite, every tenant's data.
         make_private_dir(settings.data_dir)
+        box = load_secret_box(settings)
         engine = create_engine(settings.effective_database_url)
         await migrate(engine)
+        try:
+            await check_secrets_readable(engine, box)
+        except BaseException:
+            await engine.dispose()
+            raise
         bus = create_bus(settings.bus_url, prefix=settings.bus_prefix, history_size=settings.event_history)
         hub = DashboardHub(
             max_pending=settings.ws_max_pending, heartbeat_interval=settings.ws_heartbeat_interval, clock=clock
@@ -149,7 +133,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         shared = settings.multi_process and engine.dialect.name == "postgresql"
         changes = Changes(engine, bus, clock, offline_after=settings.offline_after, shared=shared)
         await changes.load()
-        notifier = Notifier(engine, settings, clock=clock.now_us)
+        notifier = Notifier(engine, settings, box=box, clock=clock.now_us)
         changes.notifier = notifier
         notifier.on_escalated = functools.partial(apply_escalations, changes)
         # Announce `offline` within about a second of the deadline (sooner for short test windows).

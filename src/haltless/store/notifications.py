@@ -22,6 +22,7 @@ from haltless.core.notifications import (
     Track,
     Waiting,
 )
+from haltless.core.secret_box import Sealing, SecretBox, SecretsUnreadable
 from haltless.store.tables import (
     alerts,
     machines,
@@ -50,18 +51,29 @@ class Channel:
     name: str
     type: str  # webhook | email
     config: dict[str, Any]
+    # Opened: the store seals them on write and opens them on read (core/secret_box.py); nothing above sees ciphertext.
     secrets: dict[str, Any]
     created_at: int
     updated_at: int
+    # True when none of the configured keys opens the stored secrets (`secrets` is then empty).
+    unreadable: bool = False
 
 
-def _channel(row: Any) -> Channel:
+def _channel(row: Any, box: SecretBox) -> Channel:
+    try:
+        secrets, unreadable = box.open(row.secrets), False
+    except SecretsUnreadable:
+        secrets, unreadable = {}, True
     return Channel(
-        row.id, row.tenant_id, row.name, row.type, dict(row.config), dict(row.secrets), row.created_at, row.updated_at
+        row.id, row.tenant_id, row.name, row.type, dict(row.config), secrets, row.created_at, row.updated_at, unreadable
     )
 
 
-async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
+def _sealed(channel: Channel, box: SecretBox) -> dict[str, str]:
+    return box.seal(channel.secrets, channel.updated_at // 1_000_000)
+
+
+async def insert_channel(conn: AsyncConnection, channel: Channel, box: SecretBox) -> None:
     await conn.execute(
         insert(notification_channels).values(
             id=channel.id,
@@ -69,22 +81,22 @@ async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
             name=channel.name,
             type=channel.type,
             config=channel.config,
-            secrets=channel.secrets,
+            secrets=_sealed(channel, box),
             created_at=channel.created_at,
             updated_at=channel.updated_at,
         )
     )
 
 
-async def update_channel(conn: AsyncConnection, channel: Channel) -> None:
+async def update_channel(conn: AsyncConnection, channel: Channel, box: SecretBox) -> None:
     await conn.execute(
         update(notification_channels)
         .where(notification_channels.c.id == channel.id)
-        .values(name=channel.name, config=channel.config, secrets=channel.secrets, updated_at=channel.updated_at)
+        .values(name=channel.name, config=channel.config, secrets=_sealed(channel, box), updated_at=channel.updated_at)
     )
 
 
-async def get_channel(conn: AsyncConnection, *, tenant_id: str, channel_id: str) -> Channel | None:
+async def get_channel(conn: AsyncConnection, box: SecretBox, *, tenant_id: str, channel_id: str) -> Channel | None:
     row = (
         await conn.execute(
             select(notification_channels).where(
@@ -92,24 +104,51 @@ async def get_channel(conn: AsyncConnection, *, tenant_id: str, channel_id: str)
             )
         )
     ).first()
-    return None if row is None else _channel(row)
+    return None if row is None else _channel(row, box)
 
 
-async def list_channels(conn: AsyncConnection, *, tenant_id: str) -> list[Channel]:
+async def list_channels(conn: AsyncConnection, box: SecretBox, *, tenant_id: str) -> list[Channel]:
     rows = await conn.execute(
         select(notification_channels)
         .where(notification_channels.c.tenant_id == tenant_id)
         .order_by(notification_channels.c.created_at, notification_channels.c.id)
     )
-    return [_channel(row) for row in rows]
+    return [_channel(row, box) for row in rows]
 
 
-async def channels_by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Channel]:
+async def channels_by_id(conn: AsyncConnection, box: SecretBox, ids: Iterable[str]) -> dict[str, Channel]:
     wanted = set(ids)
     if not wanted:
         return {}
     rows = await conn.execute(select(notification_channels).where(notification_channels.c.id.in_(wanted)))
-    return {row.id: _channel(row) for row in rows}
+    return {row.id: _channel(row, box) for row in rows}
+
+
+async def secrets_sealing(conn: AsyncConnection, box: SecretBox) -> dict[Sealing, int]:
+    """How many channels' stored secrets are sealed with the first key, another one, not at all, or unreadably."""
+    counts = dict.fromkeys(Sealing, 0)
+    for row in await conn.execute(select(notification_channels.c.secrets)):
+        counts[box.sealing(row.secrets)] += 1
+    return counts
+
+
+async def reseal_secrets(conn: AsyncConnection, box: SecretBox, *, now_s: int) -> dict[Sealing, int]:
+    """Seal every channel's secrets with the first key (legacy plain ones too); unreadable ones are left as they
+    are. Returns how each stood before: a second run finds them all current and writes nothing."""
+    counts = dict.fromkeys(Sealing, 0)
+    table = notification_channels
+    rows = await conn.execute(select(table.c.id, table.c.secrets, table.c.updated_at))
+    for row in list(rows):
+        sealing = box.sealing(row.secrets)
+        counts[sealing] += 1
+        if sealing in (Sealing.OLD_KEY, Sealing.PLAINTEXT):
+            # Unless a server changed the channel meanwhile (it sealed the new secrets with the first key itself).
+            await conn.execute(
+                update(table)
+                .where(table.c.id == row.id, table.c.updated_at == row.updated_at)
+                .values(secrets=box.seal(box.open(row.secrets), now_s))
+            )
+    return counts
 
 
 async def existing_channel_ids(conn: AsyncConnection, *, tenant_id: str, ids: Iterable[str]) -> set[str]:

@@ -65,6 +65,9 @@ DECLARED: dict[tuple[str, str], dict[int, str]] = {
     ("PATCH", "/api/v1/machines/{machine_id}"): {409: "Another machine of this tenant has this name"},
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): {409: "The alert is already resolved"},
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): {409: "The alert is already resolved"},
+    ("PATCH", "/api/v1/notification-channels/{channel_id}"): {
+        409: "No configured secrets key (HALTLESS_SECRETS_KEYS) opens the channel's stored secrets"
+    },
 }
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

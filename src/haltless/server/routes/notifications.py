@@ -42,7 +42,7 @@ NOTIFICATIONS_CURSOR = "notifications/1"
 
 
 def _config(state: AppState) -> config.Config:
-    return config.Config(state.engine, state.notifier.clock)
+    return config.Config(state.engine, state.notifier.clock, state.notifier.box)
 
 
 # ---- channels (the rules: server/service/notification_config.py, shared with the CLI) --------------------------

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from haltless.core.notifications import Kind, Matchers, Policy, Silence
 from haltless.core.readings import normalize_uuid
 from haltless.core.rules import Severity
+from haltless.core.secret_box import SecretBox
 from haltless.core.timefmt import TimestampError, format_micros, parse_timestamp, to_micros
-from haltless.errors import InvalidRequest
+from haltless.errors import Conflict, InvalidRequest
 from haltless.server.schemas.notifications import (
     ChannelCreate,
     ChannelOut,
@@ -48,6 +49,8 @@ class Config:
 
     engine: AsyncEngine
     clock: Callable[[], int]
+    # Seals channels' secrets for the store and opens them (HALTLESS_SECRETS_KEYS, server/keys.py).
+    box: SecretBox
 
 
 # ---- channels -------------------------------------------------------------------------------------------------
@@ -103,12 +106,13 @@ def _channel_out(channel: store.Channel) -> ChannelOut:
     )
 
 
-CHANNELS: verbs.Resource[store.Channel] = verbs.Resource(
-    "channel",
-    read=lambda conn, tenant_id, item_id: store.get_channel(conn, tenant_id=tenant_id, channel_id=item_id),
-    update=store.update_channel,
-    delete=lambda conn, channel: store.delete_channel(conn, channel.id),
-)
+def _channels(box: SecretBox) -> verbs.Resource[store.Channel]:
+    return verbs.Resource(
+        "channel",
+        read=lambda conn, tenant_id, item_id: store.get_channel(conn, box, tenant_id=tenant_id, channel_id=item_id),
+        update=lambda conn, channel: store.update_channel(conn, channel, box),
+        delete=lambda conn, channel: store.delete_channel(conn, channel.id),
+    )
 
 
 async def create_channel(where: Config, tenant_id: str, body: ChannelCreate) -> ChannelOut:
@@ -123,23 +127,29 @@ async def create_channel(where: Config, tenant_id: str, body: ChannelCreate) -> 
         config, secrets = _email_config(body.email, None)
     now = where.clock()
     channel = store.Channel(store.new_id(), tenant_id, body.name, body.type, config, secrets, now, now)
-    await verbs.write(where.engine, lambda conn: store.insert_channel(conn, channel))
+    await verbs.write(where.engine, lambda conn: store.insert_channel(conn, channel, where.box))
     return _channel_out(channel)
 
 
 async def list_channels(where: Config, tenant_id: str) -> list[ChannelOut]:
     async with where.engine.connect() as conn:
-        return [_channel_out(c) for c in await store.list_channels(conn, tenant_id=tenant_id)]
+        return [_channel_out(c) for c in await store.list_channels(conn, where.box, tenant_id=tenant_id)]
 
 
 async def get_channel(where: Config, tenant_id: str, channel_id: str) -> ChannelOut:
-    return _channel_out(await verbs.get(where.engine, CHANNELS, tenant_id, channel_id))
+    return _channel_out(await verbs.get(where.engine, _channels(where.box), tenant_id, channel_id))
 
 
 async def update_channel(where: Config, tenant_id: str, channel_id: str, body: ChannelUpdate) -> ChannelOut:
     """Rename, or replace the settings of the channel's type (a secret or password left out is kept)."""
 
     async def change(channel: store.Channel) -> store.Channel:
+        if channel.unreadable:
+            # Storing it again would replace the secrets no configured key opens with nothing.
+            raise Conflict(
+                "this channel's secrets cannot be decrypted with the configured keys: add the key they were sealed "
+                "with to HALTLESS_SECRETS_KEYS, or delete the channel and create it again"
+            )
         config, secrets = channel.config, channel.secrets
         if body.webhook is not None:
             if channel.type != "webhook":
@@ -160,17 +170,17 @@ async def update_channel(where: Config, tenant_id: str, channel_id: str, body: C
             where.clock(),
         )
 
-    return _channel_out(await verbs.patch(where.engine, CHANNELS, tenant_id, channel_id, change))
+    return _channel_out(await verbs.patch(where.engine, _channels(where.box), tenant_id, channel_id, change))
 
 
 async def delete_channel(where: Config, tenant_id: str, channel_id: str) -> None:
     """Delete a channel and its deliveries; policies that named it go on with their other channels."""
-    await verbs.delete(where.engine, CHANNELS, tenant_id, channel_id)
+    await verbs.delete(where.engine, _channels(where.box), tenant_id, channel_id)
 
 
 async def test_channel(where: Config, tenant_id: str, channel_id: str, notifier: Notifier) -> ChannelTestResult:
     """Send a `test` notification now, once, and report how it went."""
-    channel = await verbs.get(where.engine, CHANNELS, tenant_id, channel_id)
+    channel = await verbs.get(where.engine, _channels(where.box), tenant_id, channel_id)
     outcome = await notifier.send(channel, store.new_id(), Kind.TEST, tenant_id, (), where.clock())
     return ChannelTestResult(ok=outcome.ok, error=outcome.error)
 
@@ -221,13 +231,15 @@ def _policy_out(stored: store.StoredPolicy) -> PolicyOut:
     )
 
 
-async def _channel_ids(where: Config, tenant_id: str, ids: list[str]) -> tuple[str, ...]:
+async def _channel_ids(
+    where: Config, tenant_id: str, ids: list[str], field_name: str = "channel_ids"
+) -> tuple[str, ...]:
     normalized = [normalize_uuid(i) for i in ids]
     async with where.engine.connect() as conn:
         known = await store.existing_channel_ids(conn, tenant_id=tenant_id, ids=[i for i in normalized if i])
     unknown = [raw for raw, n in zip(ids, normalized, strict=True) if n is None or n not in known]
     if unknown:
-        raise InvalidRequest(f"channel_ids: no such channel in this tenant: {', '.join(unknown[:5])}")
+        raise InvalidRequest(f"{field_name}: no such channel in this tenant: {', '.join(unknown[:5])}")
     return tuple(dict.fromkeys(cast("list[str]", normalized)))
 
 
@@ -264,7 +276,9 @@ async def create_policy(where: Config, tenant_id: str, body: PolicyCreate) -> Po
         position=body.position,
         repeat_interval=body.repeat_interval,
         escalate_after=body.escalate_after,
-        escalation_channel_ids=await _channel_ids(where, tenant_id, body.escalation_channel_ids),
+        escalation_channel_ids=await _channel_ids(
+            where, tenant_id, body.escalation_channel_ids, "escalation_channel_ids"
+        ),
         escalation_severity=body.escalation_severity.value if body.escalation_severity else None,
     )
     _check_escalation(policy)
@@ -307,7 +321,7 @@ async def update_policy(where: Config, tenant_id: str, policy_id: str, body: Pol
             repeat_interval=changes.get("repeat_interval", p.repeat_interval),
             escalate_after=changes.get("escalate_after", p.escalate_after),
             escalation_channel_ids=(
-                await _channel_ids(where, tenant_id, body.escalation_channel_ids)
+                await _channel_ids(where, tenant_id, body.escalation_channel_ids, "escalation_channel_ids")
                 if body.escalation_channel_ids is not None
                 else p.escalation_channel_ids
             ),

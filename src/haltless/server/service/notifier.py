@@ -54,6 +54,7 @@ from haltless.core.notifications import (
 )
 from haltless.core.plan import SYSTEM, TransitionKind
 from haltless.core.retry_after import parse_retry_after
+from haltless.core.secret_box import SecretBox
 from haltless.core.timefmt import format_micros
 from haltless.server.service.background import Background, every
 from haltless.settings import Settings
@@ -262,10 +263,12 @@ class EmailSender:
 class Notifier:
     """Outbox writer and dispatcher of one process."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, *, clock: Clock = wall_clock) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, *, box: SecretBox, clock: Clock = wall_clock) -> None:
         self._engine = engine
         self._settings = settings
         self.clock = clock
+        # Opens channels' stored secrets (the store seals and opens; core/secret_box.py).
+        self.box = box
         self.jitter: Callable[[], float] = random.random
         self._webhooks = WebhookSender(settings)
         self._email = EmailSender(settings)
@@ -517,7 +520,7 @@ class Notifier:
                 claimed = await store.claim_due(
                     conn, now=now, lease_until=now + int(CLAIM_LEASE_SECONDS * 1_000_000), limit=DELIVERY_BATCH
                 )
-                channels = await store.channels_by_id(conn, {d.channel_id for d in claimed})
+                channels = await store.channels_by_id(conn, self.box, {d.channel_id for d in claimed})
             if not claimed:
                 return
             outcomes = await asyncio.gather(*(self._try(channels.get(d.channel_id), d, now) for d in claimed))
@@ -529,6 +532,9 @@ class Notifier:
     async def _try(self, channel: store.Channel | None, delivery: store.Delivery, now: int) -> Outcome:
         if channel is None:
             return Outcome(False, "the channel was deleted", permanent=True)
+        if channel.unreadable:
+            # Retried until HALTLESS_NOTIFICATION_MAX_AGE: the operator may yet configure the key.
+            return Outcome(False, "the channel's secrets cannot be decrypted with the configured HALTLESS_SECRETS_KEYS")
         return await self.send(channel, delivery.id, delivery.kind, delivery.tenant_id, delivery.alerts, now)
 
     async def send(
