@@ -33,9 +33,12 @@ async def test_stalled_client_is_cut_off_while_healthy_client_keeps_up(
     raw.setblocking(False)
     stalled = await connect(running.ws_url, sock=raw, max_queue=1, open_timeout=EVENT_TIMEOUT)
     await stalled.send(tenant.access_token)
+    # Each socket's first heartbeat says it has joined the hub: a batch ingested before that would not reach it.
+    assert orjson.loads(await asyncio.wait_for(stalled.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
 
     healthy = await connect(running.ws_url, open_timeout=EVENT_TIMEOUT)
     await healthy.send(tenant.access_token)
+    assert orjson.loads(await asyncio.wait_for(healthy.recv(), EVENT_TIMEOUT))["type"] == "heartbeat"
     received = 0
 
     async def read_healthy() -> None:

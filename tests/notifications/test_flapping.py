@@ -86,6 +86,8 @@ async def test_an_hour_of_flapping_is_at_most_one_notification_per_channel(
     rule_id, machine = await _setup(tenant, receiver, flap_threshold=3)
     ws = await connect(server.ws_url, open_timeout=EVENT_TIMEOUT)
     await ws.send(tenant.access_token)
+    # The first heartbeat: the socket has joined the hub before the first reading.
+    assert (await next_event(ws, skip_heartbeats=False))["type"] == "heartbeat"
     await _oscillate(server, tenant, clock, machine, 3600)
 
     for channel, bodies in _per_channel(receiver).items():
