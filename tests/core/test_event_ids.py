@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from haltless.core.event_ids import event_key_of, parse_event_id, with_event_id, with_sequential_ids
 
+# Events as the bus gets them: encoded without an id (the stamper appends it). Hypothesis also draws string
+# constants from our source, so "event_id" itself would come up as a key (and did, failing a CI run).
 _EVENTS = st.lists(
     st.dictionaries(
-        st.text(max_size=8),
+        st.text(max_size=8).filter(lambda key: key != "event_id"),
         st.one_of(st.text(max_size=20), st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)),
     ).map(lambda d: orjson.dumps({"type": "sensor_update", **d}).decode()),
     max_size=20,
