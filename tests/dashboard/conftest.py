@@ -218,6 +218,11 @@ def page_factory(browser: Browser) -> Iterator[Callable[..., Page]]:
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)
+        # Playwright's assertions wait 5 s by default, whatever the page's timeout: too short for a render on a
+        # loaded CI machine (it failed a run). They return as soon as they hold, so this bounds only a failure.
+        from playwright.sync_api import expect
+
+        expect.set_options(timeout=20_000)
         page.on("pageerror", lambda error: errors.append(str(error)))
         return page
 

@@ -360,7 +360,7 @@ def test_alert_history_filters_shows_who_acknowledged_and_exports_csv(
     ).json()
     try:
         alert = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # bounds only a failure: the demo reads Lathe 01 once a second
         while alert is None and time.monotonic() < deadline:
             # The demo's next reading of Lathe 01 opens it (one a second).
             items = shared_demo.api("GET", "/alerts", params={"rule_id": rule["id"]}).json()["items"]
@@ -437,7 +437,7 @@ def test_screenshots_of_the_management_pages(
             "severity": "warning",
         },
     ).json()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # bounds only a failure: the demo reads Lathe 01 once a second
     alerts: list[dict[str, str]] = []
     while not alerts and time.monotonic() < deadline:
         alerts = shared_demo.api("GET", "/alerts", params={"rule_id": rule["id"]}).json()["items"]
