@@ -22,7 +22,7 @@ from haltless.agent.config import load_config
 from tests.dashboard.conftest import Demo, log_in
 
 try:
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import Page, Route, expect
 except ImportError:
     if os.environ.get("HALTLESS_TEST_REQUIRE_SERVICES") == "1":
         raise
@@ -392,6 +392,54 @@ def test_alert_history_filters_shows_who_acknowledged_and_exports_csv(
         ]
     finally:
         shared_demo.api("DELETE", f"/alert-rules/{rule['id']}")
+
+
+def test_alert_history_shows_the_latest_filter_when_an_earlier_answer_arrives_late(
+    shared_demo: Demo, page_factory: Callable[..., Page]
+) -> None:
+    """The page's first load (every alert) is held back until a filter that matches nothing has been shown; its
+    late answer must not replace the filtered table (a slow link, filters changed quickly)."""
+    machines = {m["name"]: m["id"] for m in shared_demo.api("GET", "/machines").json()["items"]}
+    rule = {"metric_name": "current", "machine_id": machines["Lathe 01"], "condition": ">", "severity": "info"}
+    firing = shared_demo.api(
+        "POST", "/alert-rules", json={**rule, "name": f"late {uuid.uuid4().hex[:6]}", "threshold": 0}
+    )
+    never = shared_demo.api(
+        "POST", "/alert-rules", json={**rule, "name": f"never {uuid.uuid4().hex[:6]}", "threshold": 1e12}
+    )
+    try:
+        deadline = time.monotonic() + 120  # bounds only a failure: the demo reads Lathe 01 once a second
+        while not shared_demo.api("GET", "/alerts", params={"rule_id": firing.json()["id"]}).json()["items"]:
+            assert time.monotonic() < deadline, "the demo never opened an alert"
+            time.sleep(0.2)
+        held: list[Route] = []
+
+        def hold_the_first(route: Route) -> None:
+            if held:
+                route.continue_()
+            else:
+                held.append(route)
+
+        page = page_factory()
+        as_role(page, shared_demo, "admin")
+        page.route(re.compile(r"/api/v1/alerts\?"), hold_the_first)
+        page.get_by_role("link", name="Alert history").click()
+        deadline = time.monotonic() + 60  # bounds only a failure; the handler runs while Playwright waits
+        while not held:
+            assert time.monotonic() < deadline, "the page never asked for its alerts"
+            page.wait_for_timeout(50)
+        page.get_by_label("Rule").select_option(never.json()["id"])
+        table = page.locator("#history-table tbody")
+        expect(table).to_contain_text("No alert matches these filters.")
+        late = held[0].request.url
+        with page.expect_response(lambda response: response.url == late) as answer:
+            held[0].continue_()
+        answer.value.finished()
+        expect(table).to_contain_text("No alert matches these filters.")
+        expect(page.locator("#history-count")).to_have_text("0 alerts")
+    finally:
+        shared_demo.api("DELETE", f"/alert-rules/{firing.json()['id']}")
+        shared_demo.api("DELETE", f"/alert-rules/{never.json()['id']}")
 
 
 def test_a_user_changes_their_password_then_signs_out_everywhere(

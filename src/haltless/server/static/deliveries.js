@@ -33,6 +33,8 @@ export class DeliveriesView {
     this.items = [];
     this.cursor = null;
     this.channels = new Map();
+    // Each page load's number: a response to an earlier filter that arrives after a later one is dropped.
+    this.loadToken = 0;
   }
 
   mount(container) {
@@ -87,6 +89,7 @@ export class DeliveriesView {
   }
 
   async #page(older) {
+    const token = ++this.loadToken;
     try {
       const page = await this.api.get("/notifications", {
         state: this.state.value,
@@ -94,10 +97,12 @@ export class DeliveriesView {
         limit: PAGE,
         cursor: older ? this.cursor : undefined,
       });
+      if (token !== this.loadToken) return;
       this.items = older ? [...this.items, ...page.items] : page.items;
       this.cursor = page.next_cursor;
       this.error.textContent = "";
     } catch (error) {
+      if (token !== this.loadToken) return;
       this.error.textContent = `Could not load the notifications: ${error.message}`;
     }
     this.more.hidden = !this.cursor;

@@ -19,6 +19,8 @@ export class AlertHistoryView {
     this.api = api;
     this.items = [];
     this.cursor = null;
+    // Each load's number: a response to an earlier filter that arrives after a later one is dropped.
+    this.loadToken = 0;
   }
 
   mount(container) {
@@ -92,14 +94,17 @@ export class AlertHistoryView {
   }
 
   async load(more = false) {
+    const token = ++this.loadToken;
     const query = { ...this.#query(), limit: PAGE };
     if (more && this.cursor) query.cursor = this.cursor;
     try {
       const page = await this.api.get("/alerts", query);
+      if (token !== this.loadToken) return;
       this.items = more ? [...this.items, ...page.items] : page.items;
       this.cursor = page.next_cursor;
       this.error.textContent = "";
     } catch (error) {
+      if (token !== this.loadToken) return;
       this.error.textContent = `Could not load the alerts: ${error.message}`;
       return;
     }
