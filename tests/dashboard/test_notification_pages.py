@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from tests.notifications.conftest import WebhookReceiver
 from tests.notifications.conftest import receiver as receiver
 
 try:
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import Page, Route, expect
 except ImportError:
     if os.environ.get("HALTLESS_TEST_REQUIRE_SERVICES") == "1":
         raise
@@ -400,10 +401,9 @@ def test_viewers_see_silences_and_the_log_but_change_nothing(demo: Demo, page_fa
     demo.api("POST", f"/silences/{silence['id']}/expire").raise_for_status()
 
 
-@pytest.mark.parametrize("role", ["viewer", "admin"])
-def test_the_log_shows_a_failed_delivery_with_its_reason(
-    demo: Demo, page_factory: Callable[..., Page], receiver: WebhookReceiver, role: str
-) -> None:
+@contextmanager
+def a_failed_notification(demo: Demo, receiver: WebhookReceiver) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """A channel whose webhook refuses (400) and the failed notification(s) of an alert routed to it; removed after."""
     receiver.status = 400  # a permanent refusal: the notification fails at once
     channel = webhook_channel(demo, unique("Refusing hook"), receiver.url)
     lathe = machine_id(demo, "Lathe 01")
@@ -439,6 +439,18 @@ def test_the_log_shows_a_failed_delivery_with_its_reason(
             ],
             "a failed notification",
         )
+        yield channel, failed
+    finally:
+        demo.api("DELETE", f"/alert-rules/{rule['id']}")
+        demo.api("DELETE", f"/notification-policies/{policy['id']}")
+        demo.api("DELETE", f"/notification-channels/{channel['id']}")
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+def test_the_log_shows_a_failed_delivery_with_its_reason(
+    demo: Demo, page_factory: Callable[..., Page], receiver: WebhookReceiver, role: str
+) -> None:
+    with a_failed_notification(demo, receiver) as (channel, failed):
         assert failed[0]["last_error"] == "webhook answered 400"
         page = page_factory()
         as_role(page, demo, role)
@@ -457,10 +469,43 @@ def test_the_log_shows_a_failed_delivery_with_its_reason(
         if role == "admin":
             page.get_by_label("Channel", exact=True).select_option(label=channel["name"])
             expect(page.locator("#deliveries-table tbody tr")).to_have_count(len(failed))
-    finally:
-        demo.api("DELETE", f"/alert-rules/{rule['id']}")
-        demo.api("DELETE", f"/notification-policies/{policy['id']}")
-        demo.api("DELETE", f"/notification-channels/{channel['id']}")
+
+
+def test_the_log_shows_the_latest_filter_when_an_earlier_answer_arrives_late(
+    demo: Demo, page_factory: Callable[..., Page], receiver: WebhookReceiver
+) -> None:
+    """The log's first load (every notification, at least one) is held back until a filter that matches nothing
+    has been shown; its late answer must not replace the filtered table (a slow link, filters changed quickly)."""
+    with a_failed_notification(demo, receiver):
+        quiet = webhook_channel(demo, unique("Quiet hook"), receiver.url)  # never notified: its log is empty
+        try:
+            held: list[Route] = []
+
+            def hold_the_first(route: Route) -> None:
+                if held:
+                    route.continue_()
+                else:
+                    held.append(route)
+
+            page = page_factory()
+            as_role(page, demo, "admin")
+            page.route(re.compile(r"/api/v1/notifications\?"), hold_the_first)
+            page.get_by_role("link", name="Notification log").click()
+            deadline = time.monotonic() + 60  # bounds only a failure; the handler runs while Playwright waits
+            while not held:
+                assert time.monotonic() < deadline, "the page never asked for its notifications"
+                page.wait_for_timeout(50)
+            page.get_by_label("Channel", exact=True).select_option(label=quiet["name"])
+            rows = page.locator("#deliveries-table tbody")
+            expect(rows).to_contain_text("No notifications here.")
+            late = held[0].request.url
+            with page.expect_response(lambda response: response.url == late) as answer:
+                held[0].continue_()
+            answer.value.finished()
+            expect(rows).to_contain_text("No notifications here.")
+            expect(page.locator("#deliveries-table tbody tr[data-notification-id]")).to_have_count(0)
+        finally:
+            demo.api("DELETE", f"/notification-channels/{quiet['id']}")
 
 
 def test_screenshots_of_the_notification_pages(

@@ -85,6 +85,7 @@ class MailRelay:
     port: int
     messages: list[Message] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    logged_in: list[bool] = field(default_factory=list)  # per message: whether its session had logged in
 
 
 @pytest.fixture
@@ -97,6 +98,7 @@ def smtp_relay() -> Iterator[MailRelay]:
             content = envelope.original_content or b""
             relay.messages.append(message_from_bytes(content))
             relay.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
+            relay.logged_in.append(bool(session.authenticated))
             return "250 OK"
 
     def authenticator(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:

@@ -445,6 +445,8 @@ async def test_an_email_channel_stops_logging_in_with_no_username(
 ) -> None:
     t = ("--tenant-id", tenant.tenant_id)
     channel = await _email(tenant, smtp_relay)
+    assert _printed(_haltless(server, "channel", "test", channel, *t, **LOOPBACK_SMTP))["ok"] is True
+    assert smtp_relay.logged_in == [True]  # with a username, the channel logs in
     clash = _haltless(server, "channel", "update", channel, *t, "--no-username", "--username", "someone")
     assert clash.returncode == 2 and "--no-username" in clash.stderr
 
@@ -454,6 +456,7 @@ async def test_an_email_channel_stops_logging_in_with_no_username(
     assert (await tenant.http.get(f"/api/v1/notification-channels/{channel}")).json() == changed
     # Sent without logging in (the test relay accepts that too); the password is gone, not just unused.
     assert _printed(_haltless(server, "channel", "test", channel, *t, **LOOPBACK_SMTP))["ok"] is True
+    assert smtp_relay.logged_in == [True, False]
     again = _printed(
         _haltless(
             server,
