@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from haltless.server.service.background import every
+from haltless.server.service.background import Watcher, every
 
 BOUND = 10.0  # seconds any wait below may take at most; each ends on an event, never on elapsed time
 
@@ -146,3 +146,50 @@ async def test_wake_runs_the_job_before_the_interval_ends() -> None:
 async def test_an_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval"):
         every(0.0, Calls(), name="busy")
+
+
+class Failing(Watcher):
+    """A watcher whose every other pass fails; records its passes and its `starting` calls."""
+
+    name = "test watcher"
+
+    def __init__(self) -> None:
+        super().__init__(tick=0.01)
+        self.runs = 0
+        self.started = 0
+
+    def starting(self) -> None:
+        self.started += 1
+
+    async def run_pass(self) -> None:
+        self.runs += 1
+        if self.runs % 2:
+            raise RuntimeError(f"pass {self.runs} broke")
+
+
+async def _passes(watcher: Watcher, n: int) -> None:
+    async with asyncio.timeout(BOUND):
+        while watcher.passes_finished < n:
+            await asyncio.sleep(0)
+
+
+async def test_a_watcher_counts_failed_passes_too_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    watcher = Failing()
+    with pytest.raises(RuntimeError, match="pass 1 broke"):
+        await watcher.check()  # a pass now, outside the loop: its failure is the caller's, and it is counted
+    assert (watcher.passes_started, watcher.passes_finished) == (1, 1)
+    await watcher.check()
+    assert (watcher.passes_started, watcher.passes_finished, watcher.started) == (2, 2, 0)
+
+    with caplog.at_level(logging.ERROR, logger="haltless.background"):
+        watcher.start()
+        watcher.start()  # one loop, however often started
+        await _passes(watcher, 7)
+        await watcher.stop()
+    assert watcher.started == 1
+    assert any(r.getMessage().startswith("test watcher failed") for r in caplog.records)
+    assert watcher.passes_started == watcher.passes_finished  # stop waits for a pass in flight
+    finished = watcher.passes_finished
+    await watcher.stop()  # stopping twice is harmless
+    await asyncio.sleep(0)
+    assert watcher.passes_finished == finished  # no pass after stop

@@ -1,7 +1,8 @@
 """Supervised background loops: run a job every N seconds; a run that fails is logged and the loop goes on.
 
 The offline watcher, the no_data watcher, the maintenance window scheduler, retention, the revoked-session
-sweep and the notification dispatcher are each one `every(...)`. A job may ask for its next run sooner than
+sweep and the notification dispatcher are each one `every(...)`; the three watchers share `Watcher` (start,
+stop and the pass counters tests wait on). A job may ask for its next run sooner than
 the interval (by returning seconds), and `wake()` runs it soon from outside (the dispatcher, when outbox rows
 are written). `stop()` cancels the loop, a run in flight included, and waits for it. Tests drive the loop
 through `sleep`, the one way it waits.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("haltless.background")
@@ -92,3 +94,46 @@ def _report_end(task: asyncio.Task[None]) -> None:
     """A loop ends only by stop(); anything else (a BaseException from a job) is said, never silent."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("background loop %s ended: %r", task.get_name(), exc, exc_info=exc)
+
+
+class Watcher(ABC):
+    """A service that makes one pass (`run_pass`) every `tick` seconds on one supervised loop, between `start()`
+    and `stop()`; `check()` makes a pass now (tests, and the loop itself).
+
+    `passes_started` / `passes_finished` count passes: a test that moved the clock waits for a pass started after
+    that (`mark = w.passes_started`, then until `w.passes_finished > mark`), never for a time."""
+
+    #: The loop's name in logs ("no_data check failed; trying again in 0.5 s").
+    name: str = "watcher"
+
+    def __init__(self, *, tick: float) -> None:
+        self._tick = tick
+        self._loop: Background | None = None
+        self.passes_started = 0
+        self.passes_finished = 0
+
+    def start(self) -> None:
+        if self._loop is None:
+            self.starting()
+            # A database hiccup must not stop the watcher for good: `every` logs the failed pass and goes on.
+            self._loop = every(self._tick, self.check, name=self.name)
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            await self._loop.stop()
+            self._loop = None
+
+    async def check(self) -> None:
+        """One pass now."""
+        self.passes_started += 1
+        try:
+            await self.run_pass()
+        finally:
+            self.passes_finished += 1
+
+    def starting(self) -> None:  # noqa: B027 (an optional hook, empty on purpose)
+        """Called by `start()` before the loop's first pass is scheduled."""
+
+    @abstractmethod
+    async def run_pass(self) -> None:
+        """One pass at the clock's `now`."""

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 from haltless.core.planners.offline import due_offline, plan_offline
-from haltless.server.service.background import Background, every
+from haltless.server.service.background import Watcher
 from haltless.server.service.changes import Changes, group_by_tenant
 from haltless.store import alerts as alert_store
 
 
-class OfflineWatcher:
+class OfflineWatcher(Watcher):
     """Every `tick` seconds: the machines whose last reading arrived HALTLESS_OFFLINE_AFTER ago go offline."""
 
+    name = "offline check"
+
     def __init__(self, changes: Changes, *, tick: float) -> None:
+        super().__init__(tick=tick)
         self._changes = changes
-        self._tick = tick
-        self._loop: Background | None = None
 
-    def start(self) -> None:
-        if self._loop is None:
-            self._loop = every(self._tick, self.check, name="offline check")
-
-    async def stop(self) -> None:
-        if self._loop is not None:
-            await self._loop.stop()
-            self._loop = None
-
-    async def check(self) -> None:
+    async def run_pass(self) -> None:
         """One pass: every machine due at the clock's `now` goes offline (one change per tenant)."""
         changes = self._changes
         now_us = changes.clock.now_us()
