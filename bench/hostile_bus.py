@@ -81,6 +81,8 @@ def _start_server(data_dir: Path, bus_url: str) -> fanout.Server:
     fanout.pin(process.pid, fanout.SERVER_CPU)
     server = fanout.Server("ours", process, port, port, batch=BATCH)
     try:
+        # Wait until it answers: posting at once raced its start-up (a quiet `make bench` got "connection refused").
+        fanout.wait_healthy(server, 60.0)
         fanout._populate(server, made)
     except BaseException:
         server.stop()
