@@ -25,7 +25,7 @@ from haltless.admin import create_tenant
 from haltless.core.clock import Clock
 from haltless.server.app import create_app
 from haltless.server.state import AppState
-from haltless.server.ws.fastws import DashboardWSProtocol
+from haltless.server.ws.protocol import WebSocketProtocol
 from haltless.settings import Settings
 from haltless.store.database import create_engine, migrate
 
@@ -181,15 +181,18 @@ class RunningServer:
         self.thread.join(timeout=15)
 
 
-def start_server(settings: Settings, port: int | None = None, clock: Clock | None = None) -> RunningServer:
+def start_server(
+    settings: Settings, port: int | None = None, clock: Clock | None = None, ws_ping_interval: float = 20.0
+) -> RunningServer:
     port = port or free_port()
     config = uvicorn.Config(
         create_app(settings, clock=clock),
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws=DashboardWSProtocol,  # what `haltless serve` runs (server/runner.py), fast dashboard path included
+        ws=WebSocketProtocol,  # what `haltless serve` runs (server/runner.py), fast dashboard path included
         ws_per_message_deflate=False,
+        ws_ping_interval=ws_ping_interval,
         lifespan="on",
         timeout_graceful_shutdown=2,
         proxy_headers=False,  # as `haltless serve`: the app alone decides whom to believe (HALTLESS_TRUSTED_PROXIES)

@@ -54,7 +54,7 @@ async def test_asgi_send_path_still_streams(
     server_factory: Any, tenant_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under a plain ASGI WebSocket protocol (no frame sink) the writer task delivers the same stream."""
-    monkeypatch.setattr(conftest, "DashboardWSProtocol", "websockets-sansio")
+    monkeypatch.setattr(conftest, "WebSocketProtocol", "websockets-sansio")
     running = server_factory(ws_heartbeat_interval=30)
     await _stream_one_event(running, await tenant_factory(running))
 

@@ -8,7 +8,7 @@ import uvicorn
 
 from haltless.server.app import create_app
 from haltless.server.logs import uvicorn_log_config
-from haltless.server.ws.fastws import DashboardWSProtocol
+from haltless.server.ws.protocol import WebSocketProtocol
 from haltless.settings import Settings
 
 # Clients send one small auth frame; nothing bigger is ever expected from them.
@@ -22,9 +22,10 @@ def uvicorn_config(settings: Settings, *, host: str, port: int, log_level: str =
         "port": port,
         "log_config": uvicorn_log_config(log_level),
         "log_level": log_level,
-        # uvicorn's websockets-sansio plus direct frame writes for dashboards (server/ws/fastws.py); chosen by
+        # Our protocol on websockets' sans-I/O ServerProtocol, with direct frame writes for dashboards
+        # (server/ws/protocol.py, server/ws/socket.py); chosen by
         # docs/benchmarks.md: per-message ASGI send was the fan-out bottleneck.
-        "ws": DashboardWSProtocol,
+        "ws": WebSocketProtocol,
         "ws_max_size": WS_MAX_INCOMING_BYTES,
         "ws_per_message_deflate": False,
         "http": "httptools",
@@ -63,7 +64,7 @@ def serve_workers(settings: Settings, *, host: str, port: int, workers: int, log
         port=port,
         log_config=uvicorn_log_config(log_level),
         log_level=log_level,
-        ws=DashboardWSProtocol,
+        ws=WebSocketProtocol,
         ws_max_size=WS_MAX_INCOMING_BYTES,
         ws_per_message_deflate=False,
         http="httptools",

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
@@ -25,8 +25,10 @@ from haltless.errors import AuthenticationError
 from haltless.server.http.origins import origin_allowed
 from haltless.server.http.security import principal_from_access_token
 from haltless.server.state import AppState, app_state
-from haltless.server.ws.fastws import FRAME_SINK, FrameSink
+from haltless.server.ws.frames import text_frames
 from haltless.server.ws.hub import DashboardConnection, DashboardHub
+from haltless.server.ws.protocol import DETACH
+from haltless.server.ws.socket import DetachedSocket
 
 log = logging.getLogger("haltless.ws")
 router = APIRouter()
@@ -89,60 +91,128 @@ async def dashboard(websocket: WebSocket) -> None:
 
 
 class _SkipReplayed:
-    """Send wrapper for a resumed socket: drops live events it already got from the replay.
+    """Drops live events a resumed socket already got from its replay.
 
     Live events published while the history was being read can also be in the replay; ids are ordered,
     so everything up to the last replayed id is skipped, and the check ends at the first newer event.
+    Events without an id (heartbeats, control messages) always pass.
     """
 
-    __slots__ = ("_send", "through")
+    __slots__ = ("through",)
 
-    def __init__(self, send: Callable[[str], Awaitable[None]]) -> None:
-        self._send = send
-        self.through: EventKey | None = None
+    def __init__(self, through: EventKey | None = None) -> None:
+        self.through = through
 
-    async def __call__(self, event: str) -> None:
+    def passes(self, event: str) -> bool:
         if self.through is not None:
             key = event_key_of(event)
             if key is not None:
                 if key <= self.through:
-                    return
+                    return False
                 self.through = None
-        await self._send(event)
+        return True
 
 
-async def _replay(
-    websocket: WebSocket, state: AppState, tenant_id: str, resume_after: str, skip: _SkipReplayed
-) -> None:
-    """Heartbeat, then every retained event after `resume_after`, or `resync_required` when it is too old."""
-    await websocket.send_text(wire.heartbeat(state.clock.now_us()))
+async def _replay(state: AppState, tenant_id: str, resume_after: str) -> tuple[list[str], EventKey | None]:
+    """What a resumed socket gets first: a heartbeat, then every retained event after `resume_after` (or
+    `resync_required` when that is too old or unreadable); and the last id it covers, for `_SkipReplayed`."""
+    messages = [wire.heartbeat(state.clock.now_us())]
     resume_key = parse_event_id(resume_after)
     try:
         replay = await state.bus.history(tenant_id, resume_after) if resume_key is not None else None
     except Exception:  # e.g. Redis is down: the client can still reload over REST and stay live
         log.warning("event history of tenant %s could not be read for a resume; asking to resync", tenant_id)
-        await websocket.send_text(wire.resync_required("event history could not be read; reload state"))
-        return
+        messages.append(wire.resync_required("event history could not be read; reload state"))
+        return messages, None
     if replay is None:
-        await websocket.send_text(wire.resync_required("resume point is no longer retained; reload state"))
-        return
-    for event in replay:
-        await websocket.send_text(event)
+        messages.append(wire.resync_required("resume point is no longer retained; reload state"))
+        return messages, None
+    messages.extend(replay)
     last = event_key_of(replay[-1]) if replay else None
-    skip.through = last or resume_key
+    return messages, last or resume_key
 
 
 async def _stream(websocket: WebSocket, state: AppState, principal: Principal, resume_after: str | None) -> None:
+    detach = websocket.scope.get("extensions", {}).get(DETACH)
+    if callable(detach):
+        await _stream_frames(state, principal, resume_after, detach)
+    else:
+        await _stream_asgi(websocket, state, principal, resume_after)
+
+
+async def _stream_frames(
+    state: AppState, principal: Principal, resume_after: str | None, detach: Callable[[], DetachedSocket]
+) -> None:
+    """The one delivery path of `haltless serve`, live and resumed: the hub writes shared pre-built frames.
+
+    The socket is detached from ASGI (server/ws/protocol.py): once this coroutine returns, an open dashboard
+    costs no task and no coroutine stack, and callbacks handle its end.
+    """
+    hub = state.hub
     tenant_id = principal.tenant_id
-    sink = websocket.scope.get("extensions", {}).get(FRAME_SINK)
-    if isinstance(sink, FrameSink) and resume_after is None:
-        # Resumed sockets keep the writer task below: their replay must go out before live events.
-        await _stream_frames(state, principal, sink)
-        return
-    skip = _SkipReplayed(websocket.send_text)
+    limit = state.settings.ws_send_buffer_bytes
+    if resume_after is None:
+        socket = detach()
+        connection = DashboardConnection(
+            tenant_id,
+            _no_send,
+            limit_bytes=limit,
+            frames=socket,
+            subject_id=principal.subject_id,
+            token_generation=principal.token_generation,
+        )
+    else:
+        # Join the live stream first (its events wait in the connection's outbox, under the same byte budget),
+        # then write the replay: no gap between history and live, and duplicates are skipped by id.
+        connection = DashboardConnection(
+            tenant_id,
+            _no_send,
+            limit_bytes=limit,
+            subject_id=principal.subject_id,
+            token_generation=principal.token_generation,
+        )
+        hub.add(connection)
+        socket = detach()
+        try:
+            messages, through = await _replay(state, tenant_id, resume_after)
+        except BaseException:
+            hub.remove(connection)
+            connection.stop()
+            socket.close(CloseCode.GOING_AWAY, "", SLOW_CLOSE_TIMEOUT)
+            raise
+        socket.write(text_frames(messages))
+        skip = _SkipReplayed(through)
+        live = [event for event in connection.attach(socket) if skip.passes(event)]
+        if live:
+            connection.write_frames(text_frames(live))
+    # A partial, not a closure: it is kept for the life of every idle socket, and is about 200 bytes smaller.
+    connection.on_finish(functools.partial(_finished_frames, hub, connection, socket))
+    hub.heartbeats.start(connection)
+    if resume_after is None:
+        hub.add(connection)  # a resumed socket joined before its replay
+
+
+def _finished_frames(hub: DashboardHub, connection: DashboardConnection, socket: DetachedSocket) -> None:
+    """A socket is finished: leave the hub, and close it unless the client already did."""
+    close = _closing(connection)  # None: the client closed the socket
+    hub.remove(connection)
+    connection.stop()
+    if close is not None:
+        socket.close(*close, SLOW_CLOSE_TIMEOUT)
+
+
+async def _stream_asgi(websocket: WebSocket, state: AppState, principal: Principal, resume_after: str | None) -> None:
+    """Under any other ASGI server: a writer task per socket drains its outbox through `send`."""
+    tenant_id = principal.tenant_id
+    skip = _SkipReplayed()
+
+    async def send_new(event: str) -> None:
+        if skip.passes(event):
+            await websocket.send_text(event)
+
     connection = DashboardConnection(
         tenant_id,
-        skip if resume_after is not None else websocket.send_text,
+        send_new if resume_after is not None else websocket.send_text,
         limit_bytes=state.settings.ws_send_buffer_bytes,
         subject_id=principal.subject_id,
         token_generation=principal.token_generation,
@@ -151,11 +221,11 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
         state.hub.heartbeats.start(connection)
         state.hub.add(connection)
     else:
-        # Join the live stream first (events queue in the outbox, nothing is written yet), then replay
-        # straight to the socket: no gap between history and live, and duplicates are skipped by id.
         state.hub.add(connection)
         try:
-            await _replay(websocket, state, tenant_id, resume_after, skip)
+            messages, skip.through = await _replay(state, tenant_id, resume_after)
+            for message in messages:
+                await websocket.send_text(message)
         except Exception:  # the socket went away mid-replay: nothing to tell anyone
             log.debug("a resumed socket of tenant %s closed during its replay", tenant_id, exc_info=True)
             state.hub.remove(connection)
@@ -180,40 +250,6 @@ async def _stream(websocket: WebSocket, state: AppState, principal: Principal, r
                 await _close(websocket, *close)
     reader.cancel()
     await asyncio.gather(writer, reader, ended, return_exceptions=True)
-
-
-async def _stream_frames(state: AppState, principal: Principal, sink: FrameSink) -> None:
-    """The fast path: the hub writes shared pre-built frames to the transport; callbacks handle the end.
-
-    This coroutine returns at once and the socket is detached from ASGI (server/ws/fastws.py), so an open
-    dashboard costs no task and no coroutine stack: no reader, no writer, nothing awaiting.
-    """
-    hub = state.hub
-    tenant_id = principal.tenant_id
-    connection = DashboardConnection(
-        tenant_id,
-        _no_send,
-        limit_bytes=state.settings.ws_send_buffer_bytes,
-        frames=sink,
-        subject_id=principal.subject_id,
-        token_generation=principal.token_generation,
-    )
-    # The protocol drops what the client sends from now on and reports the close to the connection.
-    sink.discard_incoming()
-    # A partial, not a closure: it is kept for the life of every idle socket, and is about 200 bytes smaller.
-    connection.on_finish(functools.partial(_finished_frames, hub, connection, sink))
-    hub.heartbeats.start(connection)
-    hub.add(connection)
-    sink.detach()
-
-
-def _finished_frames(hub: DashboardHub, connection: DashboardConnection, sink: FrameSink) -> None:
-    """A fast-path socket is finished: leave the hub, and close it unless the client already did."""
-    close = _closing(connection)  # None: the client closed the socket
-    hub.remove(connection)
-    connection.stop()
-    if close is not None:
-        sink.close(*close, SLOW_CLOSE_TIMEOUT)
 
 
 def _closing(connection: DashboardConnection) -> tuple[int, str] | None:

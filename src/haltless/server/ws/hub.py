@@ -8,10 +8,11 @@ earlier events when a new batch arrives is dropped from the hub at once (no more
 work) and closed with 4008. One batch of any size is always accepted on top of the budget, so a
 large ingest request never cuts off a client that keeps up.
 
-The fast path (a FrameSink from server/ws/fastws.py, which `haltless serve` uses): the hub builds each
-batch's WebSocket frames once and writes the same bytes object to every socket's transport, with no
-task and no `await` per socket. The transport's write buffer is then the outbox, and the same byte budget
-applies to it. Without a sink (any other ASGI server) the writer task drains the outbox through `send`.
+The fast path (a DetachedSocket from server/ws/socket.py, which `haltless serve` uses for every dashboard,
+live or resumed): the hub builds each batch's WebSocket frames once and writes the same bytes object to every
+socket's transport, with no task and no `await` per socket. The transport's write buffer is then the outbox,
+and the same byte budget applies to it. A resumed socket queues in the outbox only while its replay is
+written (`attach`). Under any other ASGI server a writer task drains the outbox through `send`.
 
 Heartbeats: one timer per hub, not one per socket (`HeartbeatQueue`). Sockets start beating in the order they
 authenticate and all share one interval, so a FIFO of them is always sorted by due time; each tick beats the
@@ -55,7 +56,7 @@ SLOW_CONSUMER_REASON = "too slow: send buffer overflowed"
 
 
 class FrameWriter(Protocol):
-    """Where the fast path writes pre-built frames (server.ws.fastws.FrameSink)."""
+    """Where the fast path writes pre-built frames (server.ws.socket.DetachedSocket)."""
 
     def write(self, frames: bytes) -> None: ...
 
@@ -125,6 +126,20 @@ class DashboardConnection:
         self._finish_callbacks: list[Callable[[], None]] | None = None
         if frames is not None:
             frames.on_close(self._finish)
+
+    def attach(self, frames: FrameWriter) -> list[str]:
+        """Switch an outbox connection to writing frames; returns the events its outbox held, in order.
+
+        A resumed socket queues live events in the outbox while its replay is read and written; the caller
+        writes those that the replay did not cover, then the fast path takes over. No writer task ever runs.
+        """
+        queued = [event for batch in self._outbox for event in batch]
+        self._outbox = _NO_OUTBOX
+        self._wakeup = _NO_WAKEUP
+        self._buffered = 0
+        self.frames = frames
+        frames.on_close(self._finish)
+        return queued if not self.state else []
 
     def _finish(self) -> None:
         if self._finished:
