@@ -84,7 +84,18 @@ async def test_a_notification_pending_when_the_server_is_killed_is_delivered_aft
             reading = {"machine_id": machine_id, "metric_name": "temperature", "value": 95.0, "unit": "°C"}
             assert (await http.post("/api/v1/sensor-data", json={"readings": [reading]})).status_code == 202
             await wait_until(lambda: receiver.requests, "the notification's first (failing) try")
-            pending: list[dict[str, Any]] = (await http.get("/api/v1/notifications")).json()["items"]
+            # The receiver has answered, but the server may not have recorded the failed try yet: killed
+            # before that, the delivery stays claimed for its lease (2 min) and this test would wait on that.
+            # So wait until the failure is committed; what the test is about is what happens after.
+            pending: list[dict[str, Any]] = []
+
+            async def recorded() -> bool:
+                pending[:] = (await http.get("/api/v1/notifications")).json()["items"]
+                return bool(pending) and pending[0]["attempts"] >= 1
+
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                while not await recorded():
+                    await asyncio.sleep(0.05)
         assert [(n["state"], n["kind"]) for n in pending] == [("pending", "firing")]
         first.send_signal(signal.SIGKILL)  # no shutdown of any kind: what is committed is all there is
         first.wait(EVENT_TIMEOUT)

@@ -170,7 +170,10 @@ class WebSocketProtocol(asyncio.Protocol, Pingable):
             self._flush()
             return
         self.unanswered = True
-        self.conn.send_ping(b"")
+        try:
+            self.conn.send_ping(b"")
+        except InvalidState:  # the peer's close arrived and is being answered: nothing to keep alive
+            return
         self._flush()
 
     # Incoming
