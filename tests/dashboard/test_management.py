@@ -420,7 +420,11 @@ def test_alert_history_shows_the_latest_filter_when_an_earlier_answer_arrives_la
         page.get_by_label("Rule").select_option(never.json()["id"])
         table = page.locator("#history-table tbody")
         expect(table).to_contain_text("No alert matches these filters.")
+        expect(table).to_have_attribute("data-answers", "1")  # the filter's answer; the first is still held
         held.release()
+        # The page has handled both answers, the filter's and then the held one: only now does the table say
+        # whether the late answer was dropped (shown, it would replace the table a moment after it arrived).
+        expect(table).to_have_attribute("data-answers", "2")
         expect(table).to_contain_text("No alert matches these filters.")
         expect(page.locator("#history-count")).to_have_text("0 alerts")
     finally:

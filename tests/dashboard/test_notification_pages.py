@@ -487,7 +487,11 @@ def test_the_log_shows_the_latest_filter_when_an_earlier_answer_arrives_late(
             page.get_by_label("Channel", exact=True).select_option(label=quiet["name"])
             rows = page.locator("#deliveries-table tbody")
             expect(rows).to_contain_text("No notifications here.")
+            expect(rows).to_have_attribute("data-answers", "1")  # the filter's answer; the first is still held
             held.release()
+            # The page has handled both answers, the filter's and then the held one: only now does the table say
+            # whether the late answer was dropped (shown, it would replace the table a moment after it arrived).
+            expect(rows).to_have_attribute("data-answers", "2")
             expect(rows).to_contain_text("No notifications here.")
             expect(page.locator("#deliveries-table tbody tr[data-notification-id]")).to_have_count(0)
         finally:
