@@ -8,6 +8,7 @@ it never downloads a browser.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,10 +21,10 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import EVENT_TIMEOUT, free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -239,3 +240,43 @@ def log_in(page: Page, demo: Demo, email: str = DEMO_EMAIL, password: str = DEMO
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#connection[data-state='live']")
+
+
+@dataclass
+class HeldAnswer:
+    """The page's first request matching a pattern, held back until `release`: its answer arrives late, after
+    whatever the test makes the page do meanwhile (a slow link). Later matching requests pass at once."""
+
+    page: Page
+    held: list[Route] = field(default_factory=list)
+
+    def _route(self, route: Route) -> None:
+        if self.held:
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def wait_held(self) -> None:
+        """Wait until the first matching request is held. Playwright runs the route handler only while it
+        waits, so this waits in the page, in short steps; the deadline only bounds a failure."""
+        deadline = time.monotonic() + EVENT_TIMEOUT
+        while not self.held:
+            assert time.monotonic() < deadline, "the page never made the request to hold"
+            self.page.wait_for_timeout(50)
+
+    def release(self) -> None:
+        """Let the held request through and wait until its response has been read in full. The page handles
+        the answer after that, in its own time: a test that must know waits
+        on the page for it."""
+        assert self.held, "no request is held: call wait_held() first"
+        route = self.held[0]
+        with self.page.expect_response(lambda response: response.request == route.request) as answer:
+            route.continue_()
+        answer.value.finished()
+
+
+def hold_first_answer(page: Page, url: str | re.Pattern[str]) -> HeldAnswer:
+    """Hold the page's first request to `url` (a glob or a regular expression, as for `page.route`)."""
+    held = HeldAnswer(page)
+    page.route(url, held._route)
+    return held

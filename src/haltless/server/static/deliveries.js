@@ -35,11 +35,14 @@ export class DeliveriesView {
     this.channels = new Map();
     // Each page load's number: a response to an earlier filter that arrives after a later one is dropped.
     this.loadToken = 0;
+    // Page loads finished, their answer shown, dropped as stale or failed; kept on the table body as data-answers
+    // because a dropped answer changes nothing to see: a test waits on it before it trusts what the table shows.
+    this.answers = 0;
   }
 
   mount(container) {
     this.error = h("p", { class: "error", role: "alert", id: "deliveries-error" });
-    this.tbody = h("tbody");
+    this.tbody = h("tbody", { dataset: { answers: "0" } });
     this.state = h(
       "select",
       { id: "deliveries-state" },
@@ -89,6 +92,14 @@ export class DeliveriesView {
   }
 
   async #page(older) {
+    try {
+      await this.#fetchAndShow(older);
+    } finally {
+      this.tbody.dataset.answers = String(++this.answers);
+    }
+  }
+
+  async #fetchAndShow(older) {
     const token = ++this.loadToken;
     try {
       const page = await this.api.get("/notifications", {

@@ -21,6 +21,9 @@ export class AlertHistoryView {
     this.cursor = null;
     // Each load's number: a response to an earlier filter that arrives after a later one is dropped.
     this.loadToken = 0;
+    // Loads finished, their answer shown, dropped as stale or failed; kept on the table body as data-answers
+    // because a dropped answer changes nothing to see: a test waits on it before it trusts what the table shows.
+    this.answers = 0;
   }
 
   mount(container) {
@@ -30,7 +33,7 @@ export class AlertHistoryView {
     this.from = h("input", { id: "history-from", type: "datetime-local" });
     this.to = h("input", { id: "history-to", type: "datetime-local" });
     this.error = h("p", { class: "error", role: "alert", id: "history-error" });
-    this.tbody = h("tbody");
+    this.tbody = h("tbody", { dataset: { answers: "0" } });
     this.more = h("button", { type: "button", class: "ghost", id: "history-more", hidden: true, onclick: () => this.load(true) }, "Show older alerts");
     this.count = h("p", { class: "muted", role: "status", id: "history-count" });
     this.form = h(
@@ -94,6 +97,14 @@ export class AlertHistoryView {
   }
 
   async load(more = false) {
+    try {
+      await this.#fetchAndShow(more);
+    } finally {
+      this.tbody.dataset.answers = String(++this.answers);
+    }
+  }
+
+  async #fetchAndShow(more) {
     const token = ++this.loadToken;
     const query = { ...this.#query(), limit: PAGE };
     if (more && this.cursor) query.cursor = this.cursor;
