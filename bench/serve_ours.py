@@ -4,13 +4,18 @@
 the database is not the data dir's SQLite file, e.g. PostgreSQL). The only change from
 production: uvicorn's keepalive pings are off, because the load generator does not answer them (it counts
 frames without parsing them) and the baselines have theirs off too; a ping every 20 s costs nothing measurable.
+With `"tracemalloc": <frames>` in the job it traces allocations and dumps a snapshot for each "snapshot <path>"
+line on stdin (bench.socket_memory).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
+import threading
+import tracemalloc
 from pathlib import Path
 
 import uvicorn
@@ -35,7 +40,20 @@ def main() -> None:
     if job.get("ws"):
         config.ws = job["ws"]
     config.backlog = 4096
+    if job.get("tracemalloc"):
+        # bench.socket_memory: trace allocations from here on; "snapshot <path>" on stdin dumps them.
+        tracemalloc.start(int(job["tracemalloc"]))
+        threading.Thread(target=_snapshots, daemon=True).start()
     uvicorn.Server(config).run()
+
+
+def _snapshots() -> None:
+    for line in sys.stdin:
+        command, _, path = line.strip().partition(" ")
+        if command == "snapshot":
+            gc.collect()  # what is live, not garbage a later collection would free
+            tracemalloc.take_snapshot().dump(path)
+            print("snapshot", flush=True)
 
 
 if __name__ == "__main__":
