@@ -51,6 +51,9 @@ class _Transport:
     def on_close(self, callback: Callable[[], None]) -> None:
         return None
 
+    def close(self, code: int, reason: str, timeout: float) -> None:
+        return None
+
 
 async def _users(url: str, count: int) -> list[str]:
     engine = create_engine(url)

@@ -32,6 +32,9 @@ class _Transport:
     def on_close(self, callback: Callable[[], None]) -> None:
         return None
 
+    def close(self, code: int, reason: str, timeout: float) -> None:
+        return None
+
 
 async def _no_send(_text: str) -> None:
     raise AssertionError("the fast path never sends through ASGI")
@@ -79,11 +82,12 @@ async def test_on_finish_runs_soon_and_never_inside_the_end() -> None:
     connection = DashboardConnection("tenant", _no_send, limit_bytes=1, frames=_Transport())
     hub.add(connection)
     ran: list[str] = []
-    connection.on_finish(lambda: ran.append("first"))
+    connection.on_finish(lambda finished: ran.append("first" if finished is connection else "?"))
+    connection.on_finish(lambda finished: ran.append("second" if finished is connection else "?"))
     hub.close_all()  # ends the connection while looping over the hub's sockets
     assert ran == []
     await connection.finished()
-    await wait_until(lambda: ran == ["first"], "the callback")
-    connection.on_finish(lambda: ran.append("late"))  # already finished: still soon, not now
-    assert ran == ["first"]
-    await wait_until(lambda: ran == ["first", "late"], "the late callback")
+    await wait_until(lambda: ran == ["first", "second"], "the callbacks, in order, each given the connection")
+    connection.on_finish(lambda _connection: ran.append("late"))  # already finished: still soon, not now
+    assert ran == ["first", "second"]
+    await wait_until(lambda: ran == ["first", "second", "late"], "the late callback")

@@ -132,6 +132,11 @@ async def test_live_and_resumed_dashboards_are_both_detached_sockets(server: Run
             assert len(sockets) == 2
             # What an idle socket keeps: slots only, no instance dict (docs/benchmarks.md, M2).
             assert not any(hasattr(socket, "__dict__") for socket in sockets)
+            # ... and no callback object of its own: both share the hub's one finish callback.
+            hub = server.state.hub
+            connections = [c for members in hub._by_tenant.values() for c in members]
+            assert len(connections) == 2
+            assert all(c._finish_callbacks is hub.frames_finished for c in connections)
             # The one delivery path: events reach both through the hub's shared frames.
             machine_id = await tenant.add_machine()
             await tenant.ingest([{"machine_id": machine_id, "metric_name": "temperature", "value": 7.0}])

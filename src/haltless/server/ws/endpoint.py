@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable
 
@@ -26,15 +25,12 @@ from haltless.server.http.origins import origin_allowed
 from haltless.server.http.security import principal_from_access_token
 from haltless.server.state import AppState, app_state
 from haltless.server.ws.frames import text_frames
-from haltless.server.ws.hub import DashboardConnection, DashboardHub
+from haltless.server.ws.hub import SLOW_CLOSE_TIMEOUT, DashboardConnection, closing
 from haltless.server.ws.protocol import DETACH
 from haltless.server.ws.socket import DetachedSocket
 
 log = logging.getLogger("haltless.ws")
 router = APIRouter()
-
-# How long we try to deliver a close frame to a socket that stopped reading before giving up on it.
-SLOW_CLOSE_TIMEOUT = 5.0
 
 
 async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
@@ -185,20 +181,10 @@ async def _stream_frames(
         live = [event for event in connection.attach(socket) if skip.passes(event)]
         if live:
             connection.write_frames(text_frames(live))
-    # A partial, not a closure: it is kept for the life of every idle socket, and is about 200 bytes smaller.
-    connection.on_finish(functools.partial(_finished_frames, hub, connection, socket))
+    connection.on_finish(hub.frames_finished)
     hub.heartbeats.start(connection)
     if resume_after is None:
         hub.add(connection)  # a resumed socket joined before its replay
-
-
-def _finished_frames(hub: DashboardHub, connection: DashboardConnection, socket: DetachedSocket) -> None:
-    """A socket is finished: leave the hub, and close it unless the client already did."""
-    close = _closing(connection)  # None: the client closed the socket
-    hub.remove(connection)
-    connection.stop()
-    if close is not None:
-        socket.close(*close, SLOW_CLOSE_TIMEOUT)
 
 
 async def _stream_asgi(websocket: WebSocket, state: AppState, principal: Principal, resume_after: str | None) -> None:
@@ -238,7 +224,7 @@ async def _stream_asgi(websocket: WebSocket, state: AppState, principal: Princip
     try:
         await asyncio.wait({writer, reader, ended}, return_when=asyncio.FIRST_COMPLETED)
         # Read before stop(): the client left or sending failed (nothing to send), or it ended here.
-        close = _closing(connection)
+        close = closing(connection)
     finally:
         state.hub.remove(connection)
         connection.stop()
@@ -250,14 +236,6 @@ async def _stream_asgi(websocket: WebSocket, state: AppState, principal: Princip
                 await _close(websocket, *close)
     reader.cancel()
     await asyncio.gather(writer, reader, ended, return_exceptions=True)
-
-
-def _closing(connection: DashboardConnection) -> tuple[int, str] | None:
-    """How a finished socket is closed (the connection's state decides; docs/websocket.md has the codes)."""
-    close = connection.close_frame()
-    if close is not None and close[0] == CloseCode.SLOW_CONSUMER:
-        log.warning("dashboard socket of tenant %s fell behind; closing with 4008", connection.tenant_id)
-    return close
 
 
 async def _no_send(_text: str) -> None:
