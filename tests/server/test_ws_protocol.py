@@ -270,12 +270,20 @@ async def test_a_detached_socket_reads_with_a_frame_reader_and_answers_pings(
     server: RunningServer, tenant: Tenant
 ) -> None:
     client = await _authenticated(server, tenant)
-    assert isinstance(_socket_of(server, client)._reader, FrameReader)
+    socket = _socket_of(server, client)
+    assert socket._reader is None  # between frames a detached socket holds no reader (no HandedOverParser)
     client.send(Opcode.PING, b"one")
     client.send(Opcode.BINARY, b"ignored by contract")
     client.send(Opcode.PING, b"two")
     assert bytes((await client.next_frame(Opcode.TEXT)).data) == b"one"
     assert bytes((await client.next_frame(Opcode.TEXT)).data) == b"two"
+    # A message under way keeps a reader until it ends (each pong proves the server read what came before).
+    client.send_raw(masked_frame(Opcode.TEXT, b"part", fin=False) + masked_frame(Opcode.PING, b"three"))
+    assert bytes((await client.next_frame(Opcode.TEXT)).data) == b"three"
+    assert isinstance(on_server_loop(server, lambda: socket._reader), FrameReader)
+    client.send_raw(masked_frame(Opcode.CONT, b" done") + masked_frame(Opcode.PING, b"four"))
+    assert bytes((await client.next_frame(Opcode.TEXT)).data) == b"four"
+    assert on_server_loop(server, lambda: socket._reader) is None
     client.close()
 
 

@@ -31,7 +31,6 @@ from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF
 from websockets.server import ServerProtocol
 
-from haltless.server.ws.frame_reader import FrameReader
 from haltless.server.ws.socket import SHUTDOWN_CLOSE, DetachedSocket, HandedOverParser, Keepalive, Pingable
 
 # The key under scope["extensions"] of a callable that detaches the accepted socket and returns its new
@@ -472,8 +471,8 @@ class WebSocketProtocol(asyncio.Protocol, Pingable):
         # messages: a FrameReader reads on from there. Otherwise it holds bytes of a frame, with no public way
         # to take them back, and goes on parsing for the socket.
         at_boundary = self.unparsed.value == 0 and not self.message
-        reader = FrameReader(self.max_size) if at_boundary else HandedOverParser(self.conn)
-        socket = DetachedSocket(self.transport, reader, self.keepalive_set, self.connections)
+        handed_over = None if at_boundary else HandedOverParser(self.conn)
+        socket = DetachedSocket(self.transport, handed_over, self.max_size, self.keepalive_set, self.connections)
         self.transport.set_protocol(socket)
         if self.read_paused:
             self.read_paused = False

@@ -1,4 +1,4 @@
-"""A dashboard socket after authentication: the transport, a `FrameReader`, and nothing else.
+"""A dashboard socket after authentication: the transport, a few slots, and nothing else.
 
 Once the dashboard route has authenticated a socket it detaches it from ASGI (server/ws/protocol.py hands the
 transport over with asyncio's public `Transport.set_protocol`). From then on this object is the socket's
@@ -6,10 +6,10 @@ protocol: the hub writes pre-built frames shared by all sockets straight to the 
 and no encoding per socket), and what the client sends is read by a `FrameReader` (server/ws/frame_reader.py)
 only to answer pings and the closing handshake; everything else is dropped.
 
-An idle authenticated socket is then this slotted object, the reader's few slots and the transport: no ASGI
-scope, no receive queue, no coroutine, no websockets `ServerProtocol` (docs/benchmarks.md, M2, has what each
-part weighs). Only a socket whose handshake `ServerProtocol` held part of a frame at detach keeps it, as a
-`HandedOverParser`.
+An idle authenticated socket is then this slotted object and the transport (a reader exists only while a frame
+is under way): no ASGI scope, no receive queue, no coroutine, no websockets `ServerProtocol`
+(docs/benchmarks.md, M2, has what each part weighs). Only a socket whose handshake `ServerProtocol` held part
+of a frame at detach keeps it, as a `HandedOverParser`.
 
 Keepalive: one `Keepalive` timer per server pings every open socket with one shared frame and closes (1011) a
 socket that has sent nothing since the previous ping, so a peer that vanished without a FIN is found within
@@ -129,6 +129,7 @@ class DetachedSocket(asyncio.Protocol, Pingable):
         "_close_timer",
         "_connections",
         "_keepalive",
+        "_max_size",
         "_reader",
         "_unanswered",
         "transport",
@@ -137,13 +138,17 @@ class DetachedSocket(asyncio.Protocol, Pingable):
     def __init__(
         self,
         transport: asyncio.Transport,
-        reader: FrameReader | HandedOverParser,
+        handed_over: HandedOverParser | None,
+        max_size: int | None,
         keepalive: Keepalive,
         connections: set[object],
     ) -> None:
         self.transport = transport
-        # What reads the client's frames; None once a close was received or the connection failed.
-        self._reader: FrameReader | HandedOverParser | None = reader
+        # What reads the client's frames. A FrameReader only while a frame or message is under way: between
+        # frames it holds nothing worth keeping, and most sockets are idle (a reader per burst of frames costs
+        # less than one kept by every socket). A HandedOverParser is kept for the connection's life.
+        self._reader: FrameReader | HandedOverParser | None = handed_over
+        self._max_size = max_size
         self._keepalive = keepalive
         # uvicorn's set of open connections: it calls `shutdown()` on each when the server stops and waits for
         # the set to empty, so a detached socket must be in it until its connection is lost.
@@ -195,9 +200,14 @@ class DetachedSocket(asyncio.Protocol, Pingable):
 
     def data_received(self, data: bytes) -> None:
         self._unanswered = False
-        if self._reader is None:
+        if self._close_rcvd or self.transport.is_closing():
             return  # after a close or a failure the rest is discarded (RFC 6455, 1.4 and 7.1.7)
-        for event in self._reader.feed(data):
+        reader = self._reader
+        if reader is None:
+            reader = FrameReader(self._max_size)
+        events = reader.feed(data)
+        self._reader = None if isinstance(reader, FrameReader) and reader.idle else reader
+        for event in events:
             if isinstance(event, PingReceived):
                 # RFC 6455 allows control frames after our close frame; websockets answers those pings too.
                 self.transport.write(Frame(Opcode.PONG, event.payload).serialize(mask=False))
