@@ -19,6 +19,7 @@ import asyncio
 import email.utils
 import logging
 import weakref
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
@@ -30,7 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF
 from websockets.server import ServerProtocol
 
-from haltless.server.ws.socket import SHUTDOWN_CLOSE, DetachedSocket, Keepalive, Pingable
+from haltless.server.ws.socket import SHUTDOWN_CLOSE, DetachedSocket, HandedOverParser, Keepalive, Pingable
 
 # The key under scope["extensions"] of a callable that detaches the accepted socket and returns its new
 # protocol (a DetachedSocket: the hub's FrameWriter). After calling it the app must not use the socket again.
@@ -70,6 +71,44 @@ def _address(info: Any) -> tuple[str, int] | None:
     return None
 
 
+class UnparsedBytes:
+    """Bytes fed to a ServerProtocol's frame parser that are not yet part of a frame it returned.
+
+    0 means it holds no partial frame, so a detached socket can read on with a FrameReader from the next byte.
+    Counted from the end of the upgrade request (`value` is None until websockets has parsed the request).
+    """
+
+    __slots__ = ("_tail", "value")
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        # The last 3 bytes fed before the request was complete, where its final CRLFCRLF may begin.
+        self._tail = b""
+
+    def count(self, data: bytes, events: Sequence[object]) -> None:
+        """`data` was fed to the ServerProtocol, which returned `events` (Request and Frame objects)."""
+        if self.value is None:
+            if not events:
+                self._tail = (self._tail + data)[-3:]
+                return
+            # websockets reads a request without a body, up to its first empty line: the stream's first
+            # CRLFCRLF ends it (a header line cannot hold one), and its parser took what follows as frames.
+            # (uvicorn hands the request over rebuilt, without what followed it, so today this is 0.)
+            window = self._tail + data
+            self._tail = b""
+            request_end = window.find(b"\r\n\r\n") + 4 - len(window) + len(data)
+            value = len(data) - request_end
+        else:
+            value = self.value + len(data)
+        for event in events:
+            if isinstance(event, Frame):
+                # A client frame on the wire: 2 header bytes, the extended length, the 4-byte mask, the payload
+                # (no extension is negotiated, so the parsed payload has the wire payload's length).
+                n = len(event.data)
+                value -= 6 + n + (0 if n < 126 else 2 if n < 65536 else 8)
+        self.value = value
+
+
 class WebSocketProtocol(asyncio.Protocol, Pingable):
     """One WebSocket connection from the upgrade request until it closes or is detached."""
 
@@ -86,7 +125,10 @@ class WebSocketProtocol(asyncio.Protocol, Pingable):
         self.tasks: set[asyncio.Task[None]] = server_state.tasks
         self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
         self.keepalive_set = _keepalive_for(server_state, config.ws_ping_interval)
-        self.conn = ServerProtocol(max_size=config.ws_max_size, logger=_access)
+        # No `extensions`: permessage-deflate is never negotiated, so frames are what is on the wire (the
+        # FrameReader a detached socket gets relies on it).
+        self.max_size: int | None = config.ws_max_size
+        self.conn = ServerProtocol(max_size=self.max_size, logger=_access)
         self.transport: asyncio.Transport = cast(asyncio.Transport, None)
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.writable = asyncio.Event()
@@ -105,6 +147,7 @@ class WebSocketProtocol(asyncio.Protocol, Pingable):
         self.close_timer: asyncio.TimerHandle | None = None
         self.message: list[bytes] = []
         self.message_is_text = False
+        self.unparsed = UnparsedBytes()
 
     # asyncio.Protocol
 
@@ -123,7 +166,9 @@ class WebSocketProtocol(asyncio.Protocol, Pingable):
             self.transport.write(output or conn.reject(400, "Invalid WebSocket upgrade request.\n").serialize())
             self.transport.close()
             return
-        for event in conn.events_received():
+        events = conn.events_received()
+        self.unparsed.count(data, events)
+        for event in events:
             if isinstance(event, Request):
                 self._upgrade_requested(event)
             elif isinstance(event, Frame):
@@ -422,14 +467,19 @@ class WebSocketProtocol(asyncio.Protocol, Pingable):
         self.detached = True
         self.connections.discard(self)
         self.keepalive_set.discard(self)
-        socket = DetachedSocket(self.transport, self.conn, self.keepalive_set, self.connections)
+        # The normal case (the client sent only its auth message) leaves the ServerProtocol between frames and
+        # messages: a FrameReader reads on from there. Otherwise it holds bytes of a frame, with no public way
+        # to take them back, and goes on parsing for the socket.
+        at_boundary = self.unparsed.value == 0 and not self.message
+        handed_over = None if at_boundary else HandedOverParser(self.conn)
+        socket = DetachedSocket(self.transport, handed_over, self.max_size, self.keepalive_set, self.connections)
         self.transport.set_protocol(socket)
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
         # Drop what only the ASGI phase needed; the app's task holds this object until it returns.
         # websockets' parser keeps the upgrade request for the connection's life (a local of its generator):
-        # empty its headers, most of an idle socket's weight (Headers.clear is public API).
+        # empty its headers in case a HandedOverParser keeps it (Headers.clear is public API).
         if self.request is not None:
             self.request.headers.clear()
             self.request = None

@@ -1,13 +1,15 @@
-"""A dashboard socket after authentication: the transport, websockets' `ServerProtocol`, and nothing else.
+"""A dashboard socket after authentication: the transport, a few slots, and nothing else.
 
 Once the dashboard route has authenticated a socket it detaches it from ASGI (server/ws/protocol.py hands the
 transport over with asyncio's public `Transport.set_protocol`). From then on this object is the socket's
 protocol: the hub writes pre-built frames shared by all sockets straight to the transport (no task, no `await`
-and no encoding per socket), and what the client sends is parsed by websockets' public sans-I/O
-`ServerProtocol` only to answer pings and the closing handshake; everything else is dropped.
+and no encoding per socket), and what the client sends is read by a `FrameReader` (server/ws/frame_reader.py)
+only to answer pings and the closing handshake; everything else is dropped.
 
-An idle authenticated socket is then this slotted object, the `ServerProtocol` and the transport: no ASGI
-scope, no receive queue, no coroutine (docs/benchmarks.md, M2, has what each part weighs).
+An idle authenticated socket is then this slotted object and the transport (a reader exists only while a frame
+is under way): no ASGI scope, no receive queue, no coroutine, no websockets `ServerProtocol`
+(docs/benchmarks.md, M2, has what each part weighs). Only a socket whose handshake `ServerProtocol` held part
+of a frame at detach keeps it, as a `HandedOverParser`.
 
 Keepalive: one `Keepalive` timer per server pings every open socket with one shared frame and closes (1011) a
 socket that has sent nothing since the previous ping, so a peer that vanished without a FIN is found within
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from websockets.frames import Frame, Opcode
-from websockets.protocol import SEND_EOF
+from websockets.frames import Close, Frame, Opcode
 from websockets.server import ServerProtocol
+
+from haltless.server.ws.frame_reader import CloseReceived, Event, Failed, FrameReader, PingReceived
 
 log = logging.getLogger("haltless.ws")
 
@@ -81,15 +84,53 @@ class Keepalive:
             self._timer = self._loop.call_later(self._interval, self.ping_all)
 
 
+class HandedOverParser:
+    """Frames still read by the handshake's `ServerProtocol`, in the rare case it holds part of one at detach.
+
+    websockets buffers the bytes of a frame it has not finished and offers no public way to take them back, so
+    such a socket keeps its ServerProtocol as a parser only; its answers are the socket's to write, as with a
+    FrameReader, so the socket has one close path for both.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: ServerProtocol) -> None:
+        self._conn = conn
+
+    def feed(self, data: bytes) -> Sequence[Event]:
+        conn = self._conn
+        conn.receive_data(data)
+        events: list[Event] = []
+        for event in conn.events_received():
+            if not isinstance(event, Frame):
+                continue
+            if event.opcode is Opcode.PING:
+                events.append(PingReceived(bytes(event.data)))
+            elif event.opcode is Opcode.CLOSE and conn.close_rcvd is not None:
+                events.append(CloseReceived(int(conn.close_rcvd.code), conn.close_rcvd.reason, bytes(event.data)))
+            else:
+                # Text and binary frames are ignored by contract; websockets' parser keeps the last frame it
+                # read until the next one: drop its payload now.
+                event.data = b""
+        # Its pongs and close frames: the socket writes its own.
+        conn.data_to_send()
+        if conn.parser_exc is not None and conn.close_sent is not None:
+            events.append(Failed(int(conn.close_sent.code), conn.close_sent.reason))
+        return events
+
+
 class DetachedSocket(asyncio.Protocol, Pingable):
     """The protocol of an authenticated dashboard socket; also the hub's `FrameWriter` for it."""
 
     __slots__ = (
         "_callbacks",
+        "_close_rcvd",
+        "_close_sent",
         "_close_timer",
-        "_conn",
         "_connections",
         "_keepalive",
+        "_max_size",
+        "_reader",
         "_unanswered",
         "transport",
     )
@@ -97,12 +138,17 @@ class DetachedSocket(asyncio.Protocol, Pingable):
     def __init__(
         self,
         transport: asyncio.Transport,
-        conn: ServerProtocol,
+        handed_over: HandedOverParser | None,
+        max_size: int | None,
         keepalive: Keepalive,
         connections: set[object],
     ) -> None:
         self.transport = transport
-        self._conn = conn
+        # What reads the client's frames. A FrameReader only while a frame or message is under way: between
+        # frames it holds nothing worth keeping, and most sockets are idle (a reader per burst of frames costs
+        # less than one kept by every socket). A HandedOverParser is kept for the connection's life.
+        self._reader: FrameReader | HandedOverParser | None = handed_over
+        self._max_size = max_size
         self._keepalive = keepalive
         # uvicorn's set of open connections: it calls `shutdown()` on each when the server stops and waits for
         # the set to empty, so a detached socket must be in it until its connection is lost.
@@ -111,6 +157,9 @@ class DetachedSocket(asyncio.Protocol, Pingable):
         self._callbacks: list[Callable[[], None]] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._unanswered = False
+        # The closing handshake, one fact each: our close frame is written, the peer's close frame arrived.
+        self._close_sent = False
+        self._close_rcvd = False
         connections.add(self)
         keepalive.add(self)
 
@@ -119,11 +168,11 @@ class DetachedSocket(asyncio.Protocol, Pingable):
     @property
     def open(self) -> bool:
         """True while frames may still be written (no close frame sent, transport not closing)."""
-        return self._conn.close_sent is None and not self.transport.is_closing()
+        return not self._close_sent and not self.transport.is_closing()
 
     def write(self, frames: bytes) -> None:
         """Queue complete frames; the transport sends what it can now and buffers the rest."""
-        if self._conn.close_sent is None and not self.transport.is_closing():
+        if not self._close_sent and not self.transport.is_closing():
             self.transport.write(frames)
 
     def buffered(self) -> int:
@@ -132,7 +181,7 @@ class DetachedSocket(asyncio.Protocol, Pingable):
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call `callback` once when the peer closes, the connection is lost, or it is already gone."""
-        if self._conn.close_rcvd is not None or self.transport.is_closing():
+        if self._close_rcvd or self.transport.is_closing():
             callback()
         elif self._callbacks is None:
             self._callbacks = [callback]
@@ -143,8 +192,7 @@ class DetachedSocket(asyncio.Protocol, Pingable):
         """Send a close frame after whatever is buffered; drop the connection if it is not gone in `timeout`."""
         if not self.open:
             return
-        self._conn.send_close(code, reason)
-        self._flush()
+        self._send_close(code, reason)
         # abort, not close: close() would wait for a client that stopped reading to drain its buffer forever.
         self._close_timer = asyncio.get_running_loop().call_later(timeout, self.transport.abort)
 
@@ -152,24 +200,36 @@ class DetachedSocket(asyncio.Protocol, Pingable):
 
     def data_received(self, data: bytes) -> None:
         self._unanswered = False
-        conn = self._conn
-        conn.receive_data(data)
-        for event in conn.events_received():
-            if isinstance(event, Frame) and event.opcode is not Opcode.CLOSE:
-                # Pings are answered by the ServerProtocol itself (in data_to_send); text and binary frames
-                # after the token are ignored by contract (docs/websocket.md). websockets' parser keeps the
-                # last frame it read until the next one: drop its payload now.
-                event.data = b""
-        self._flush()
-        if conn.close_rcvd is not None or conn.parser_exc is not None:
-            self._ended()
+        if self._close_rcvd or self.transport.is_closing():
+            return  # after a close or a failure the rest is discarded (RFC 6455, 1.4 and 7.1.7)
+        reader = self._reader
+        if reader is None:
+            reader = FrameReader(self._max_size)
+        events = reader.feed(data)
+        self._reader = None if isinstance(reader, FrameReader) and reader.idle else reader
+        for event in events:
+            if isinstance(event, PingReceived):
+                # RFC 6455 allows control frames after our close frame; websockets answers those pings too.
+                self.transport.write(Frame(Opcode.PONG, event.payload).serialize(mask=False))
+            elif isinstance(event, CloseReceived):
+                self._close_rcvd = True
+                if not self._close_sent:
+                    # Echo the received payload as is: an empty close gets an empty close (1005 is not sendable).
+                    self._close_sent = True
+                    self.transport.write(Frame(Opcode.CLOSE, event.payload).serialize(mask=False))
+                self._close_tcp()
+                return
+            else:
+                self._fail(event.code, event.reason)
+                return
 
     def eof_received(self) -> bool | None:
-        self._conn.receive_eof()
+        self._reader = None
         self._ended()
-        return None
+        return None  # asyncio closes the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._reader = None
         self._keepalive.discard(self)
         self._connections.discard(self)
         if self._close_timer is not None:
@@ -182,8 +242,7 @@ class DetachedSocket(asyncio.Protocol, Pingable):
     def shutdown(self) -> None:
         """The server is stopping: close with 1012 unless a close is already under way."""
         if self.open:
-            self._conn.send_close(*SHUTDOWN_CLOSE)
-            self._flush()
+            self._send_close(*SHUTDOWN_CLOSE)
         # uvicorn waits for its connections to go; a client that does not answer the close must not hold it.
         self.transport.close()
 
@@ -192,27 +251,32 @@ class DetachedSocket(asyncio.Protocol, Pingable):
             return
         if self._unanswered:
             log.info("a dashboard socket did not answer a ping for a whole interval; closing it with 1011")
-            self._conn.fail(*KEEPALIVE_CLOSE)
-            self._flush()  # fail() ends with SEND_EOF: the transport closes after the close frame
+            self._fail(*KEEPALIVE_CLOSE)
             return
         self._unanswered = True
         self.transport.write(PING_FRAME)
 
-    def _flush(self) -> None:
-        """Write what the ServerProtocol has queued (pongs, close frames); close TCP when it asks to.
+    # Closing
 
-        websockets ends the queue with an empty write (SEND_EOF) once the closing handshake is complete or the
-        connection failed: the server then closes the TCP connection first (RFC 6455, 7.1.1).
-        """
-        writes = self._conn.data_to_send()
-        if not writes:
-            return
-        self.transport.write(b"".join(writes))
-        if writes[-1] == SEND_EOF:
-            if self._close_timer is not None:
-                self._close_timer.cancel()
-                self._close_timer = None
-            self.transport.close()
+    def _send_close(self, code: int, reason: str) -> None:
+        self._close_sent = True
+        self.transport.write(Frame(Opcode.CLOSE, Close(code, reason).serialize()).serialize(mask=False))
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455, 7.1.7): a close frame unless one was sent, then close TCP at once."""
+        self._reader = None
+        if not self._close_sent:
+            self._send_close(code, reason)
+        self._close_tcp()
+
+    def _close_tcp(self) -> None:
+        """The closing handshake is done or failed: the server closes TCP first (RFC 6455, 7.1.1)."""
+        self._reader = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self.transport.close()
+        self._ended()
 
     def _ended(self) -> None:
         callbacks, self._callbacks = self._callbacks, None
