@@ -83,3 +83,13 @@ def test_alert_flapping_is_the_bytes_it_always_was() -> None:
         '"alerts_in_window":4,"since":"2026-04-04T10:30:00.123456Z"}'
     )
     assert wire.alert_flapping("a", "m", "r", 4, 0).endswith('"since":"1970-01-01T00:00:00Z"}')
+
+
+def test_a_heartbeat_formats_the_time_without_filling_the_timestamp_cache() -> None:
+    format_micros.cache_clear()  # a full cache would not grow either
+    now = 1_800_000_000_123_457
+    beats = [orjson.loads(wire.heartbeat(now + i)) for i in range(3)]
+    assert [beat["server_time"] for beat in beats] == [format_micros.__wrapped__(now + i) for i in range(3)]
+    assert beats[0] == {"type": "heartbeat", "server_time": "2027-01-15T08:00:00.123457Z"}
+    # Each socket's first heartbeat has its own microsecond: cached, each would keep an entry (bench.socket_memory).
+    assert format_micros.cache_info().currsize == 0

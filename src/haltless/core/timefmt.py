@@ -59,6 +59,15 @@ def format_micros(micros: int) -> str:
     return base + "Z"
 
 
+def format_now(micros: int) -> str:
+    """`format_micros` without its cache, for a time formatted once: the server's clock (heartbeats).
+
+    Every socket's first heartbeat has a microsecond of its own: through the cache each would keep an entry
+    (~160 B, never looked up again) and push out the timestamps that readings do share.
+    """
+    return format_micros.__wrapped__(micros)
+
+
 def format_datetime(moment: datetime) -> str:
     """Wire form of an aware datetime."""
     return format_micros(to_micros(moment.astimezone(UTC)))

@@ -12,7 +12,7 @@ from enum import IntEnum
 import orjson
 
 from haltless.core.readings import Reading
-from haltless.core.timefmt import format_micros
+from haltless.core.timefmt import format_micros, format_now
 
 
 class CloseCode(IntEnum):
@@ -43,7 +43,7 @@ MAX_AUTH_MESSAGE_BYTES = 16 * 1024
 
 def heartbeat(now_micros: int) -> str:
     """`{"type": "heartbeat", "server_time": ...}`."""
-    return orjson.dumps({"type": "heartbeat", "server_time": format_micros(now_micros)}).decode()
+    return orjson.dumps({"type": "heartbeat", "server_time": format_now(now_micros)}).decode()
 
 
 def resync_required(reason: str) -> str:
