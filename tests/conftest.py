@@ -160,6 +160,9 @@ class RunningServer:
     port: int
     server: uvicorn.Server
     thread: threading.Thread
+    # The socket start_server bound for the server (uvloop listens on a duplicate of it): closed by `stop`, so a
+    # restart can bind the port again.
+    listening: socket.socket | None = None
 
     @property
     def base_url(self) -> str:
@@ -179,12 +182,23 @@ class RunningServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        if self.listening is not None:
+            self.listening.close()
 
 
 def start_server(
     settings: Settings, port: int | None = None, clock: Clock | None = None, ws_ping_interval: float = 20.0
 ) -> RunningServer:
-    port = port or free_port()
+    # A new server listens on a socket bound here and handed to uvicorn: picking a free port and letting uvicorn
+    # bind it later raced with other processes (two suites side by side: "address already in use"). A restart
+    # on a given port binds it again, as `haltless serve` would.
+    sockets: list[socket.socket] | None = None
+    if port is None:
+        listening = socket.socket()
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own bind: restarts reuse it
+        listening.bind(("127.0.0.1", 0))
+        port = int(listening.getsockname()[1])
+        sockets = [listening]
     config = uvicorn.Config(
         create_app(settings, clock=clock),
         host="127.0.0.1",
@@ -198,17 +212,18 @@ def start_server(
         proxy_headers=False,  # as `haltless serve`: the app alone decides whom to believe (HALTLESS_TRUSTED_PROXIES)
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
+    running = RunningServer(settings, port, server, thread, sockets[0] if sockets else None)
     for _ in range(int(2 * EVENT_TIMEOUT / 0.025)):
         if server.started:
-            break
+            return running
         if not thread.is_alive():
+            running.stop()
             raise RuntimeError("server failed to start")
         threading.Event().wait(0.025)
-    else:
-        raise RuntimeError("server did not start in time")
-    return RunningServer(settings, port, server, thread)
+    running.stop()
+    raise RuntimeError("server did not start in time")
 
 
 @pytest.fixture
