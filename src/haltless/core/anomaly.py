@@ -37,6 +37,7 @@ The state is a small JSON-able dict (`state()` / `from_state()`); it round-trips
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from itertools import pairwise
@@ -458,9 +459,12 @@ class AnomalyDetector:
                 high = value
         self._warm_range = (low, high)
         count = len(warmup)
-        # Each term at most the largest float over `count`: no partial sum can overflow (fsum raises if one does,
-        # and a reading may be any finite float).
-        mean = math.fsum(v / count for v in warmup)
+        # Each term at most the largest float over `count`, so only rounding can take the sum past it (three
+        # readings of 1.8e308), and fsum then raises: the mean is that largest float.
+        try:
+            mean = math.fsum(v / count for v in warmup)
+        except OverflowError:
+            mean = math.copysign(sys.float_info.max, math.fsum(v / (2 * count) for v in warmup))
         scored = Scored(stamp, value, 0.0, mean, low, high, True, False)
         if self._readings == WARMUP_READINGS:
             self._start_grids()
