@@ -185,6 +185,42 @@ def test_settling_batches_decides_exactly_like_reading_by_reading() -> None:
     assert Run(rule).feed(drift).transitions == Run(rule).feed(drift, settle=False).transitions
 
 
+def test_settling_random_batches_decides_like_reading_by_reading_also_mid_batch() -> None:
+    """Anomalies in the middle of a batch: `settle` applies the readings before it and `evaluate` takes the rest;
+    transitions, the rule state and the quiet count must be those of reading by reading."""
+    rng = random.Random(9)
+    mid_batch = 0
+    for run in range(24):
+        values = _noise(1600, seed=run)
+        for _ in range(rng.randrange(1, 12)):
+            at = rng.randrange(WARMUP_READINGS, len(values))
+            values[at] += rng.choice((4.0, -6.0, 30.0))
+        rule = _rule(
+            RuleKind.ANOMALY,
+            sensitivity=rng.choice(("low", "medium", "high")),
+            for_seconds=rng.choice((0.0, 20.0)),
+            hysteresis=rng.choice((0.0, 0.2)),
+        )
+        one, batched = Run(rule), Run(rule)
+        first = 0
+        while first < len(values):
+            size = rng.randrange(1, 60)
+            one.feed(values[first : first + size], start=first, batch=size, settle=False)
+            chunk = values[first : first + size]
+            stamps = [(first + i) * PERIOD_US for i in range(len(chunk))]
+            settled = predictive.settle(rule, batched.detector, batched.state, stamps, chunk)
+            if settled is not None:
+                batched.state = settled
+            else:
+                mid_batch += batched.detector.presettled > 0
+                batched._one_by_one(chunk, first)
+            assert batched.detector.presettled == 0
+            assert (batched.transitions, batched.state) == (one.transitions, one.state)
+            assert batched.detector.quiet == one.detector.quiet
+            first += size
+    assert mid_batch > 10
+
+
 # ---- forecast -------------------------------------------------------------------------------------------------
 
 

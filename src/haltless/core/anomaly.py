@@ -114,6 +114,15 @@ class Scored(NamedTuple):
     anomalous: bool  # score reached the sensitivity's threshold outside warm-up and the rest period
 
 
+class Scan(NamedTuple):
+    """What `AnomalyDetector.scan_batch` says about a batch of readings."""
+
+    # (index in the batch, score) of each reading before the first anomalous one that scored above 0.
+    loud: list[tuple[int, float]]
+    # The first anomalous reading and every reading after it (empty when none was anomalous).
+    anomalous_on: list[Scored]
+
+
 def _cell(value: float, origin: float, width: float) -> int:
     position = (value - origin) / width
     if -MAX_CELL < position < MAX_CELL:
@@ -163,6 +172,32 @@ def _block_means(values: Sequence[float], size: int) -> tuple[list[float], float
 def _band(origin: float, width: float, low_cell: int, high_cell: int) -> tuple[float, float]:
     """The values from the lowest cell's bottom to the highest cell's top."""
     return origin + low_cell * width, origin + (high_cell + 1) * width
+
+
+def _band_before(raw: _Grid, source: int, target: int, previous: float) -> tuple[float, float, float]:
+    """The expected value and band of a reading that moved from `source` to `target`, as they stood before it:
+    from the moves out of `source` without this one. The same numbers as the kept successors give (`_score_warm`),
+    for a reading a scan did not keep them for."""
+    seen = total = 0
+    lowest = highest = source
+    for (start, end), count in raw.moves.items():
+        if start != source:
+            continue
+        if end == target:
+            count -= 1
+        if count:
+            if not seen:
+                lowest = highest = end
+            elif end < lowest:
+                lowest = end
+            elif end > highest:
+                highest = end
+            seen += count
+            total += count * end
+    origin, width = raw.origin, raw.width
+    if not seen:
+        return previous, origin + (source - 1) * width, origin + (source + 2) * width
+    return (origin + (total / seen + 0.5) * width, *_band(origin, width, lowest, highest))
 
 
 class _Grid:
@@ -401,8 +436,9 @@ class AnomalyDetector:
         ]
         self._previous = 0.0
         # Per source cell of the readings' own grid: count, sum of destination cells, lowest and highest destination,
-        # and the band those two span (kept rather than computed per reading: the hot loop's time).
-        self._successors: dict[int, list[Any]] = {}
+        # and the band those two span (kept rather than computed per reading: the hot loop's time). None while
+        # stale: `scan_batch` does not keep it, and the next `score_batch` rebuilds it from the moves.
+        self._successors: dict[int, list[Any]] | None = {}
         # (reading number, evidence, grid index) of the evidence brought by the last EVIDENCE_READINGS readings.
         self._evidence: list[tuple[int, float, int]] = []
         # Evidence per reading, exponentially averaged: what is ordinary for this series.
@@ -419,12 +455,6 @@ class AnomalyDetector:
         """How many readings this detector has seen."""
         return self._readings
 
-    def quiet_since(self, reading: int) -> bool:
-        """True when no reading from number `reading` on (0 is the first ever seen) brought evidence of novelty:
-        each of them scored 0 and none was anomalous."""
-        evidence = self._evidence
-        return not evidence or evidence[-1][0] < reading
-
     def score_batch(self, timestamps_us: Sequence[int], values: Sequence[float]) -> list[Scored]:
         """Score readings of this series in time order; each from the readings before it only."""
         if len(timestamps_us) != len(values):
@@ -435,8 +465,29 @@ class AnomalyDetector:
             out.append(self._learn_warmup(timestamps_us[start], float(values[start])))
             start += 1
         if start < len(values):
-            self._score_warm(timestamps_us[start:], values[start:], out)
+            self._score_warm(timestamps_us[start:], values[start:], out, None)
         return out
+
+    def scan_batch(self, timestamps_us: Sequence[int], values: Sequence[float]) -> Scan:
+        """Score readings as `score_batch` does (the detector ends in the same state), but keep only what a rule
+        with nothing going on needs: the scores of the readings before the first anomalous one, and the `Scored`
+        of that one and of every reading after it.
+
+        Hot path (bench M4 with an anomaly rule on every series, issue 18): most readings score 0 and nothing is
+        made for them, nor is their expected value and band worked out (a third of the detector's time).
+        """
+        if len(timestamps_us) != len(values):
+            raise ValueError(f"{len(timestamps_us)} timestamps for {len(values)} values")
+        start = 0
+        while start < len(values) and self._readings < WARMUP_READINGS:
+            self._learn_warmup(timestamps_us[start], float(values[start]))  # scores 0, never anomalous
+            start += 1
+        scan = Scan([], [])
+        if start < len(values):
+            self._score_warm(timestamps_us[start:], values[start:], scan.anomalous_on, scan.loud)
+            if start:
+                scan.loud[:] = [(index + start, score) for index, score in scan.loud]
+        return scan
 
     def score(self, timestamp_us: int, value: float) -> Scored:
         """Score one reading."""
@@ -496,13 +547,26 @@ class AnomalyDetector:
 
     # -- scoring --------------------------------------------------------------------------------------------
 
-    def _score_warm(self, stamps: Sequence[int], values: Sequence[float], out: list[Scored]) -> None:
+    def _score_warm(
+        self, stamps: Sequence[int], values: Sequence[float], out: list[Scored], loud: list[tuple[int, float]] | None
+    ) -> None:
         """The hot loop: the readings' own grid is stepped inline with its state held in locals; the slower
         grids are stepped through `_feed` once per block.
+
+        With `loud` (`scan_batch`), each reading is *lean* until the first anomalous one: the expected value and
+        band are not kept up to date (`_successors` goes stale), a reading that scored above 0 leaves only its
+        index and score in `loud`, one that scored 0 leaves nothing. The first anomalous reading's band is
+        worked out from the moves (`_band_before`); from there on every reading is scored in full into `out`.
 
         Hot path (bench M4 with an anomaly rule on every series, issue 18): the usual reading makes a move seen
         before along a path seen before and brings no evidence. That case is handled first with as little work as
         possible; tests/core/test_anomaly_fast.py checks the results against the plain per-grid `_Grid.step`."""
+        lean = loud is not None
+        if lean:
+            self._successors = None
+        elif self._successors is None:
+            self._rebuild_successors()
+        first = self._readings
         threshold = SENSITIVITY_THRESHOLDS[self.sensitivity]
         grids = self._grids
         raw = grids[0]
@@ -510,9 +574,11 @@ class AnomalyDetector:
         block = slow.factor if slow is not None else 0
         pending, pending_count = (slow.pending, slow.pending_count) if slow is not None else (0.0, 0)
         origin, width = raw.origin, raw.width
-        moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+        moves, paths, longest = raw.moves, raw.paths, raw.longest
+        successors = self._successors if self._successors is not None else {}  # (unused while lean)
         older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
         low_cell, high_cell = raw.low_cell, raw.high_cell
+        expected = low = high = 0.0  # (worked out per reading unless lean)
         evidence = self._evidence
         number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
         # Module constants as locals: a local is cheaper than a global on every reading.
@@ -529,13 +595,14 @@ class AnomalyDetector:
             move = (source, target)
             count = moves_get(move, 0)
             moves[move] = count + 1
-            stats = successors_get(source)
             if count:
-                # A move seen before: its source has successors, and `target` is already within their range
-                # (they are kept from `moves`), so only the count and the sum change.
-                seen, total, _, _, low, high = stats  # type: ignore[misc]
-                expected = origin + (total / seen + 0.5) * width
-                stats[0], stats[1] = seen + 1, total + target  # type: ignore[index]
+                if not lean:
+                    # A move seen before: its source has successors, and `target` is already within their range
+                    # (they are kept from `moves`), so only the count and the sum change.
+                    stats = successors_get(source)
+                    seen, total, _, _, low, high = stats  # type: ignore[misc]
+                    expected = origin + (total / seen + 0.5) * width
+                    stats[0], stats[1] = seen + 1, total + target  # type: ignore[index]
                 path = (older, source, target)
                 if path in paths:
                     gained = 0.0
@@ -549,20 +616,22 @@ class AnomalyDetector:
                         gained = PATH_EVIDENCE
                     evidence.append((number, gained, 0))
             else:
-                if stats is None:
-                    expected, low, high = previous, origin + (source - 1) * width, origin + (source + 2) * width
-                    successors[source] = [1, target, target, target, *_band(origin, width, target, target)]
-                else:
-                    expected = origin + (stats[1] / stats[0] + 0.5) * width
-                    low, high = stats[4], stats[5]
-                    stats[0] += 1
-                    stats[1] += target
-                    if target < stats[2]:
-                        stats[2] = target
-                        stats[4] = origin + target * width
-                    elif target > stats[3]:
-                        stats[3] = target
-                        stats[5] = origin + (target + 1) * width
+                if not lean:
+                    stats = successors_get(source)
+                    if stats is None:
+                        expected, low, high = previous, origin + (source - 1) * width, origin + (source + 2) * width
+                        successors[source] = [1, target, target, target, *_band(origin, width, target, target)]
+                    else:
+                        expected = origin + (stats[1] / stats[0] + 0.5) * width
+                        low, high = stats[4], stats[5]
+                        stats[0] += 1
+                        stats[1] += target
+                        if target < stats[2]:
+                            stats[2] = target
+                            stats[4] = origin + target * width
+                        elif target > stats[3]:
+                            stats[3] = target
+                            stats[5] = origin + (target + 1) * width
                 paths.add((older, source, target))
                 # (A reading in a cell never visited always makes a new move, so the range is kept here.)
                 if target > high_cell:
@@ -586,7 +655,6 @@ class AnomalyDetector:
                     longest[source] = run
                 run, dwell_due = 1, min_steps
             older, source = source, target
-            previous = value
             if slow is not None:
                 pending += value / block
                 pending_count += 1
@@ -597,8 +665,10 @@ class AnomalyDetector:
                 # No evidence: score 0, below every sensitivity's threshold, and no memory grew (a new move always
                 # brings evidence), so nothing else is due.
                 background -= background * rate
-                # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level call (~0.15 µs a reading).
-                append(new_scored(Scored, (stamp, value, 0.0, expected, low, high, False, False)))
+                if not lean:
+                    # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level call (~0.15 µs).
+                    append(new_scored(Scored, (stamp, value, 0.0, expected, low, high, False, False)))
+                previous = value
                 number += 1
                 continue
             while evidence[0][0] <= number - EVIDENCE_READINGS:
@@ -611,17 +681,29 @@ class AnomalyDetector:
                 score = 1.0
             background += (gained - background) * rate
             anomalous = score >= threshold and number - last_fire > REST_READINGS
-            append(new_scored(Scored, (stamp, value, score, expected, low, high, False, anomalous)))
+            if lean and not anomalous:
+                loud.append((number - first, score))  # type: ignore[union-attr]
+            else:
+                if lean:
+                    # The first anomalous reading of a scan: its band as the kept successors would have had it
+                    # (`older` and `source` are already this reading's source and target cells).
+                    expected, low, high = _band_before(raw, older, source, previous)
+                append(new_scored(Scored, (stamp, value, score, expected, low, high, False, anomalous)))
+            previous = value
             if anomalous or (count == 0 and (len(moves) > MAX_MOVES or len(paths) > MAX_PATHS)):
                 raw.older, raw.source, raw.run, raw.dwell_due = older, source, run, dwell_due
                 raw.low_cell, raw.high_cell = low_cell, high_cell
                 if anomalous:
                     last_fire = number
                     self._coarsen_contributors(number)
-                if raw.enforce_bounds():
+                if raw.enforce_bounds() and not lean:
+                    self._rebuild_successors()
+                if lean and anomalous:
+                    lean = False  # every reading from here on is scored in full
                     self._rebuild_successors()
                 origin, width = raw.origin, raw.width
-                moves, paths, longest, successors = raw.moves, raw.paths, raw.longest, self._successors
+                moves, paths, longest = raw.moves, raw.paths, raw.longest
+                successors = self._successors if self._successors is not None else {}
                 moves_get, successors_get = moves.get, successors.get
                 older, source, run, dwell_due = raw.older, raw.source, raw.run, raw.dwell_due
                 low_cell, high_cell = raw.low_cell, raw.high_cell

@@ -63,8 +63,10 @@ class SeriesDetector:
     quiet: int = QUIET_READINGS
     # What the open forecast alert announced (predicted crossing time), to decide whether to update it.
     announced_us: int | None = None
-    # Anomaly: readings of the current batch scored at once by `settle`, taken in order by `evaluate`.
+    # Anomaly: readings of the current batch scored at once by `settle`, taken in order by `evaluate`, after the
+    # `presettled` readings before them, which `settle` already applied (evaluate only passes over them).
     prescored: deque[Scored] = field(default_factory=deque)
+    presettled: int = 0
     # Forecast: the newest reading `settle` already put in the window (`evaluate` does not add it again), and how
     # many readings it added since the trend was last fitted.
     fed_until: int | None = None
@@ -202,27 +204,24 @@ def settle(
     idle = state.breach_since is None and state.open_alert_id is None and state.armed
     anomaly = detector.anomaly
     if anomaly is not None:
-        first = anomaly.readings
-        scored = anomaly.score_batch(stamps, readings)
         if not idle:
-            detector.prescored = deque(scored)
+            detector.prescored = deque(anomaly.score_batch(stamps, readings))
             return None
-        if anomaly.quiet_since(first):
-            # Hot path (bench M4): no reading of the batch brought evidence, so each scored 0 (quiet).
-            detector.quiet += len(scored)
-            detector.synced_to = stamps[-1]
-            return RuleState(None, stamps[-1], True, None)
-        # Hot path (bench M4 with an anomaly rule on every series): one pass finds an anomalous reading and counts
-        # the quiet ones; the count is kept only when none is.
-        bar = _SCORE_THRESHOLDS[rule.sensitivity or Sensitivity.MEDIUM] - rule.hysteresis
-        quiet = detector.quiet
-        for item in scored:
-            if item.anomalous:
-                detector.prescored = deque(scored)
-                return None
-            score = item.score
-            quiet = quiet + 1 if score == 0.0 or score < bar else 0
-        detector.quiet = quiet
+        # Hot path (bench M4 with an anomaly rule on every series): with nothing going on, the readings before the
+        # first anomalous one only move the quiet count (as `evaluate` would, one by one), and the detector need
+        # not make anything for the many that score 0.
+        loud, anomalous_on = anomaly.scan_batch(stamps, readings)
+        passed = len(stamps) - len(anomalous_on)
+        if loud:
+            bar = _SCORE_THRESHOLDS[rule.sensitivity or Sensitivity.MEDIUM] - rule.hysteresis
+            last_loud = max((index for index, score in loud if score >= bar), default=None)
+            detector.quiet = detector.quiet + passed if last_loud is None else passed - 1 - last_loud
+        else:
+            detector.quiet += passed
+        if anomalous_on:
+            detector.presettled = passed
+            detector.prescored = deque(anomalous_on)
+            return None
         detector.synced_to = stamps[-1]
         return RuleState(None, stamps[-1], True, None)
     assert detector.forecaster is not None
@@ -262,6 +261,10 @@ def evaluate(
         return Outcome(state, None)
     detector.synced_to = ts
     if detector.anomaly is not None:
+        if detector.presettled:
+            # `settle` applied this reading already: nothing was going on and it was not anomalous.
+            detector.presettled -= 1
+            return Outcome(RuleState(None, ts, True, None), None)
         ready = detector.prescored
         if ready and ready[0].timestamp_us == ts and ready[0].value == value:
             scored = ready.popleft()
