@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from websockets.exceptions import ProtocolError
 from websockets.frames import Close
+from websockets.utils import apply_mask
 
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _NO_EVENTS: tuple[Event, ...] = ()
@@ -51,15 +52,6 @@ class Failed:
 
 
 Event = PingReceived | CloseReceived | Failed
-
-
-def unmask(data: bytes, mask: bytes) -> bytes:
-    """`data` XOR the repeated 4-byte `mask` (RFC 6455 §5.3), one big-integer XOR instead of a loop per byte."""
-    n = len(data)
-    if not n:
-        return b""
-    key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
 
 
 class FrameReader:
@@ -168,7 +160,7 @@ class FrameReader:
             if available < header + length:
                 self._buffer = data[start:end]
                 return None, end
-            payload = unmask(data[start + header : start + header + length], mask)
+            payload = apply_mask(data[start + header : start + header + length], mask)
             return self._control(opcode, payload), start + header + length
         if opcode == _CONT:
             if self._message_size is None:
@@ -193,7 +185,7 @@ class FrameReader:
         if self._decoder is not None:
             mask = self._mask
             assert mask is not None
-            chunk = unmask(data[start:stop], mask)
+            chunk = apply_mask(data[start:stop], mask)
             shift = (stop - start) % 4
             self._mask = mask[shift:] + mask[:shift]
             try:
