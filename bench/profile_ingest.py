@@ -1,6 +1,6 @@
 """Where a 500-reading batch's time goes on the event loop's thread: the ingest pipeline called in-process.
 
-    python -m bench.profile_ingest [--backend sqlite|postgresql] [--anomaly] [--batches N] [--profile]
+    python -m bench.profile_ingest [--backend sqlite|postgresql] [--anomaly | --paired] [--batches N] [--profile]
 
 No HTTP and no sockets: the M4 body (10 machines × 3 metrics, three quiet threshold rules, optionally an anomaly
 rule on every series) goes straight into `IngestPipeline.ingest_body`, batch after batch, and the CPU time of
@@ -21,8 +21,11 @@ import pstats
 import secrets
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import fleet as seeded
 from bench import postgres
@@ -40,6 +43,7 @@ from haltless.store import alerts as alert_store
 from haltless.store.database import create_engine
 
 START_US = 1_800_000_000_000_000
+Ingest = Callable[[], Awaitable[None]]
 
 # (module, attribute) of each step `--steps` times; async ones are timed across their awaits (one task runs).
 STEPS = (
@@ -108,51 +112,63 @@ def _timed(original: Any, label: str, totals: dict[str, float]) -> Any:
     return timed
 
 
-async def _run(url: str, *, anomaly: bool, batches: int, profile: str | None, steps: bool) -> None:
-    tenant = (
-        await seeded.seed(url, secrets.token_hex(16), tenants=1, machines_per_tenant=10, metrics=3, rules_per_tenant=3)
-    )[0]
+async def _add_anomaly_rules(changes: Changes, tenant_id: str) -> None:
+    """An anomaly rule (medium) on each metric of the M4 body, for every machine, as bench.ingest's variant."""
+    for metric in ("temperature", "vibration", "current"):
+        sensitivity = Sensitivity.MEDIUM
+        rule = Rule(
+            id=alert_store.new_id(),
+            tenant_id=tenant_id,
+            name=f"{metric} unusual",
+            metric_name=metric,
+            machine_id=None,
+            condition=Condition.GE,
+            threshold=sensitivity.threshold,
+            severity=Severity.WARNING,
+            for_seconds=0.0,
+            hysteresis=0.0,
+            enabled=True,
+            message=None,
+            kind=RuleKind.ANOMALY,
+            sensitivity=sensitivity.value,
+        )
+        async with changes.for_tenant(tenant_id, (), refresh=False) as tx:
+            plan: Plan = rule_planner.plan_create(tx.fleet, rule, tx.now_us)
+            tx.apply(plan)
+
+
+async def _pipeline(url: str, tenants: int) -> tuple[AsyncEngine, Changes, list[tuple[str, Ingest]]]:
+    """The engine, the changes and, per seeded tenant, its id and a function that ingests one M4 body for it."""
+    seeded_tenants = await seeded.seed(
+        url, secrets.token_hex(16), tenants=tenants, machines_per_tenant=10, metrics=3, rules_per_tenant=3
+    )
     engine = create_engine(url)
     clock = ManualClock(START_US)
     bus = MemoryBus(10_000)
-    delivered = [0]
-
-    def sink(_tenant_id: str, events: object) -> None:
-        delivered[0] += 1
-
-    bus.subscribe(sink)
+    bus.subscribe(lambda _tenant_id, _events: None)
     changes = Changes(engine, bus, clock, offline_after=60, shared=False)  # one process, the memory bus: as M4 runs
     await changes.load()
-    if anomaly:
-        for metric in ("temperature", "vibration", "current"):
-            sensitivity = Sensitivity.MEDIUM
-            rule = Rule(
-                id=alert_store.new_id(),
-                tenant_id=tenant.tenant_id,
-                name=f"{metric} unusual",
-                metric_name=metric,
-                machine_id=None,
-                condition=Condition.GE,
-                threshold=sensitivity.threshold,
-                severity=Severity.WARNING,
-                for_seconds=0.0,
-                hysteresis=0.0,
-                enabled=True,
-                message=None,
-                kind=RuleKind.ANOMALY,
-                sensitivity=sensitivity.value,
-            )
-            async with changes.for_tenant(tenant.tenant_id, (), refresh=False) as tx:
-                plan: Plan = rule_planner.plan_create(tx.fleet, rule, tx.now_us)
-                tx.apply(plan)
     pipeline = IngestPipeline(Settings(), changes)
-    body = reading_body(tenant.machine_ids, 500).encode()
 
-    async def one() -> None:
-        clock.advance(1.0)
-        result = await pipeline.ingest_body(tenant.tenant_id, body, clock.now_us())
-        assert result.accepted == 500, result
+    def ingest(tenant_id: str, body: bytes) -> Ingest:
+        async def one() -> None:
+            clock.advance(1.0)
+            result = await pipeline.ingest_body(tenant_id, body, clock.now_us())
+            assert result.accepted == 500, result
 
+        return one
+
+    return (
+        engine,
+        changes,
+        [(t.tenant_id, ingest(t.tenant_id, reading_body(t.machine_ids, 500).encode())) for t in seeded_tenants],
+    )
+
+
+async def _run(url: str, *, anomaly: bool, batches: int, profile: str | None, steps: bool) -> None:
+    engine, changes, ((tenant_id, one),) = await _pipeline(url, 1)
+    if anomaly:
+        await _add_anomaly_rules(changes, tenant_id)
     for _ in range(max(20, batches // 10)):  # warm-up: caches, detectors past their warm-up, WAL
         await one()
     totals = _timed_steps() if steps else None
@@ -177,14 +193,50 @@ async def _run(url: str, *, anomaly: bool, batches: int, profile: str | None, st
         pstats.Stats(profiler).sort_stats(profile or "tottime").print_stats(60)
 
 
+async def _paired(url: str, batches: int) -> tuple[float, float]:
+    """Process CPU seconds a batch (the event loop and the database's threads) of plain M4 and of M4 with an
+    anomaly rule on every series: two tenants of one pipeline, their batches taken in turn, so that a slow spell
+    of the machine falls on both alike."""
+    engine, changes, ((_, plain), (tenant_id, anomalous)) = await _pipeline(url, 2)
+    await _add_anomaly_rules(changes, tenant_id)
+    for _ in range(max(20, batches // 10)):
+        await plain()
+        await anomalous()
+    spent = [0.0, 0.0]
+    for _ in range(batches):
+        for index, one in enumerate((plain, anomalous)):
+            started = time.process_time()
+            await one()
+            spent[index] += time.process_time() - started
+    await engine.dispose()
+    return spent[0] / batches, spent[1] / batches
+
+
+def paired_cost(batches: int = 400) -> tuple[float, float]:
+    """(plain, with an anomaly rule on every series): process CPU seconds a 500-reading batch on SQLite, the two
+    kinds of batch taken in turn (`_paired`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(_paired(f"sqlite+aiosqlite:///{Path(tmp) / 'paired.db'}", batches))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--anomaly", action="store_true")
+    parser.add_argument(
+        "--paired", action="store_true", help="plain and anomaly batches in turn: process CPU a batch of each"
+    )
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--steps", action="store_true", help="time each step of STEPS (slightly inflated)")
     parser.add_argument("--profile", nargs="?", const="tottime", choices=("tottime", "cumtime"))
     args = parser.parse_args()
+    if args.paired:
+        plain, anomalous = paired_cost(args.batches)
+        print(
+            f"paired, {args.batches} batches each: process CPU {plain * 1000:.2f} ms a plain batch, "
+            f"{anomalous * 1000:.2f} ms with an anomaly rule on every series; plain ÷ anomaly {plain / anomalous:.3f}"
+        )
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend == "sqlite":
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'profile.db'}"
