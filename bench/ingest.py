@@ -35,8 +35,11 @@ BATCH = 500
 SOCKETS = 10
 RAW_SECONDS = 3.0
 TARGET = 0.6
-# Plain M4, its raw baseline and each variant are measured this many times, alternating (`run`).
+# On SQLite, plain M4, its raw baseline and each variant are measured this many times, alternating (`run`), each
+# server run for ROUND_SECONDS after the load generator's warm-up: three short rounds say more than one long run on
+# a shared machine, and keep `make bench` under its 10 minutes.
 ROUNDS = 3
+ROUND_SECONDS = 3.0
 # The columns the server's insert writes, in its order (`id` comes from the table's sequence).
 COLUMNS = ("tenant_id", "machine_id", "metric_name", "value", "unit", "ts", "received_at", "reading_id")
 
@@ -160,7 +163,10 @@ VARIANTS: tuple[tuple[str, Callable[[httpx.Client], None], float], ...] = (
 
 
 def measure_ours(
-    data_dir: Path, database_url: str | None = None, configure: Callable[[httpx.Client], None] | None = None
+    data_dir: Path,
+    database_url: str | None = None,
+    configure: Callable[[httpx.Client], None] | None = None,
+    duration: float = fanout.DURATION,
 ) -> tuple[dict[str, Any], str]:
     """One M4 run of our server; returns the load generator's result and the body it posted."""
     server = fanout.start_ours(data_dir, tenants=1, batch=BATCH, database_url=database_url)
@@ -170,7 +176,7 @@ def measure_ours(
             auth = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", headers=auth, timeout=30) as http:
                 configure(http)
-        return fanout.drive(server, SOCKETS), server.groups[0]["body"]
+        return fanout.drive(server, SOCKETS, duration=duration), server.groups[0]["body"]
     finally:
         server.stop()
 
@@ -228,23 +234,25 @@ def _variant_row(name: str, runs: list[tuple[dict[str, Any], dict[str, Any], flo
 
 def run(rounds: int = ROUNDS) -> str:
     """Measure both sides on SQLite (`rounds` times, alternating plain M4, the raw baseline and each variant, so
-    that a slow spell of this shared machine lands on one round, not on one side), then on PostgreSQL; returns the
-    markdown table."""
+    that a slow spell of this shared machine lands on one round, not on one side), the paired in-process cross-check,
+    then PostgreSQL once; returns the markdown table."""
     load_before = os.getloadavg()
     plain_runs: list[tuple[dict[str, Any], float]] = []
     variant_runs: list[list[tuple[dict[str, Any], dict[str, Any], float]]] = [[] for _ in VARIANTS]
     with tempfile.TemporaryDirectory(prefix="haltless-bench-ingest-") as tmp:
         for round_ in range(rounds):
-            ours, body = measure_ours(Path(tmp) / f"ours-{round_}")
+            ours, body = measure_ours(Path(tmp) / f"ours-{round_}", duration=ROUND_SECONDS)
             raw = on_server_cpu_run(lambda: raw_rate(Path(tmp) / f"raw-{round_}.db", [body]))  # noqa: B023
             plain_runs.append((ours, raw))
             for index, (_name, configure, _target) in enumerate(VARIANTS):
-                variant, _ = measure_ours(Path(tmp) / f"variant-{index}-{round_}", configure=configure)
+                variant, _ = measure_ours(
+                    Path(tmp) / f"variant-{index}-{round_}", configure=configure, duration=ROUND_SECONDS
+                )
                 variant_runs[index].append((variant, ours, raw))
     rows = [_row("M4 ingest, SQLite: POST → validate → store → rules → broadcast", plain_runs, "executemany")]
     for (name, _configure, target), runs in zip(VARIANTS, variant_runs, strict=True):
         rows.append(_variant_row(name, runs, target))
-    plain_cpu, anomaly_cpu = profile_ingest.paired_cost()
+    plain_cpu, anomaly_cpu = profile_ingest.paired_cost(300)
     rows.append(
         f"| the same, in-process and paired: CPU a batch, plain ÷ with anomaly rules | {anomaly_cpu * 1000:.2f} ms "
         f"| plain batch | {plain_cpu * 1000:.2f} ms | {plain_cpu / anomaly_cpu:.2f} | ≥ 0.9 (a cross-check) "
@@ -255,22 +263,19 @@ def run(rounds: int = ROUNDS) -> str:
     if reason is not None:
         rows.append(f"| M4 ingest, PostgreSQL | skipped: {reason} | | | | | |")
     else:
-        pg_runs = []
         with tempfile.TemporaryDirectory(prefix="haltless-bench-ingest-pg-") as tmp:
-            for round_ in range(rounds):
-                with postgres.throwaway_database() as database:
-                    ours, body = measure_ours(Path(tmp) / f"ours-{round_}", postgres.sqlalchemy_url(database))
-                with postgres.throwaway_database() as database:
-                    raw = on_server_cpu_run(lambda: copy_rate(database, [body]))  # noqa: B023
-                pg_runs.append((ours, raw))
-        rows.append(_row("M4 ingest, PostgreSQL: the same path, COPY inside", pg_runs, "asyncpg COPY"))
+            with postgres.throwaway_database() as database:
+                ours, body = measure_ours(Path(tmp) / "ours", postgres.sqlalchemy_url(database))
+            with postgres.throwaway_database() as database:
+                raw = on_server_cpu_run(lambda: copy_rate(database, [body]))
+        rows.append(_row("M4 ingest, PostgreSQL: the same path, COPY inside", [(ours, raw)], "asyncpg COPY"))
     return "\n".join(
         [
             f"Load average (1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {BATCH}-reading "
             f"POSTs, 3 alert rules, {SOCKETS} sockets; raw baselines pinned to the server's CPU, one transaction per "
-            f"{BATCH} rows; {rounds} rounds, each plain M4, its raw baseline and every variant back to back, and "
-            "each row the median round (all rounds in its notes). PostgreSQL runs unpinned, with its own settings, "
-            "for both sides.",
+            f"{BATCH} rows; on SQLite {rounds} rounds of {ROUND_SECONDS:.0f} s, each plain M4, its raw baseline and "
+            "every variant back to back, each row the median round (all rounds in its notes). PostgreSQL runs once, "
+            "unpinned, with its own settings, for both sides.",
             "",
             "| case | ours (readings/s) | raw | raw (rows/s) | ours ÷ raw | target | notes |",
             "|---|---:|---|---:|---:|---|---|",
