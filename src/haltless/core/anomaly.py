@@ -474,7 +474,7 @@ class AnomalyDetector:
         of that one and of every reading after it.
 
         Hot path (bench M4 with an anomaly rule on every series, issue 18): most readings score 0 and nothing is
-        made for them, nor is their expected value and band worked out (a third of the detector's time).
+        made for them, nor is their expected value and band worked out (about a quarter of the detector's time).
         """
         if len(timestamps_us) != len(values):
             raise ValueError(f"{len(timestamps_us)} timestamps for {len(values)} values")
