@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from statistics import median_low
 from typing import Any, TypeVar
 
 import asyncpg
@@ -225,7 +226,7 @@ def _variant_row(name: str, runs: list[tuple[dict[str, Any], dict[str, Any], flo
     mark = "✅" if ratio >= target else "❌"
     return (
         f"| {name} | {rate:,.0f} | ÷ plain M4 | {base:,.0f} | {ratio:.2f} | ≥ {target} ÷ M4 {mark} "
-        f"| rounds {_rounds(ratios)}; readings per server CPU second {sorted(cpu_ratios)[(len(runs) - 1) // 2]:.2f}"
+        f"| rounds {_rounds(ratios)}; readings per server CPU second {median_low(cpu_ratios):.2f}"
         f" × plain M4's (rounds {_rounds(cpu_ratios)}); ÷ raw executemany {rate / raw:.2f}; "
         f"server CPU {ours['server_cpu']:.0%} (waited for a CPU {ours['server_wait']:.0%}), "
         f"client CPU {ours['client_cpu']:.0%} |"
