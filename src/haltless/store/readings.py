@@ -97,11 +97,29 @@ def _records(tenant_id: str, batch: Sequence[Reading], received_at: int) -> list
 
 def _run_sqlite(db: sqlite3.Connection, statements: Sequence[tuple[str, Any, bool]]) -> None:
     # On the connection's thread: each (sql, parameters, many) in order, as aiosqlite's execute/executemany would.
-    for sql, parameters, many in statements:
-        if many:
-            db.executemany(sql, parameters).close()
-        else:
-            db.execute(sql, parameters).close()
+    #
+    # Hot path (bench M4), with the statement journal in memory. A multi-row INSERT may fail half-way (a stored
+    # reading id, a machine deleted meanwhile), so SQLite keeps the original of every page the statement changes
+    # to undo it: ~200 pages for 500 readings into a table of some size (one index leaf per series and machine).
+    # Past 64 KiB it writes them to a temp file, created and deleted per transaction: ~250 write calls and as many
+    # page-cache pages a batch, 0.6-1.3 ms of the process' ~7 ms (docs/benchmarks.md, round 5). SQLite keeps the
+    # journal in memory when temp_store is MEMORY as the write transaction begins (the INSERT begins it on the
+    # usual batch; one that began earlier keeps its file, as before). Only for this call: with temp_store=MEMORY
+    # for good, SQLite also holds its sorts in memory (a year-long bucket query sorts every reading in its range)
+    # and the journal of a statement that changes a large part of the file (deleting a machine's readings).
+    db.execute(_TEMP_STORE_MEMORY).close()
+    try:
+        for sql, parameters, many in statements:
+            if many:
+                db.executemany(sql, parameters).close()
+            else:
+                db.execute(sql, parameters).close()
+    finally:
+        db.execute(_TEMP_STORE_DEFAULT).close()
+
+
+_TEMP_STORE_MEMORY = "PRAGMA temp_store = MEMORY"
+_TEMP_STORE_DEFAULT = "PRAGMA temp_store = DEFAULT"
 
 
 async def insert_many(conn: AsyncConnection, *, tenant_id: str, batch: Sequence[Reading], received_at: int) -> None:
