@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.models import MachineStatus
@@ -154,6 +154,11 @@ _SQLITE_MARK_SEEN = (
 )
 
 
+_POSTGRESQL_MARK_SEEN = text(
+    "UPDATE machines SET last_seen_at = :seen WHERE id = ANY(:ids) AND (last_seen_at IS NULL OR last_seen_at < :seen)"
+)
+
+
 def sqlite_mark_seen(machine_ids: Iterable[str], seen: int) -> tuple[str, tuple[int, str], bool]:
     """mark_seen's statement on SQLite as (sql, parameters, executemany?), for a caller that runs it itself."""
     return _SQLITE_MARK_SEEN, (seen, orjson.dumps(sorted(set(machine_ids))).decode()), False
@@ -169,6 +174,12 @@ async def mark_seen(conn: AsyncConnection, *, machine_ids: Iterable[str], seen: 
             raise RuntimeError("mark_seen needs a transaction")
         driver: Any = (await conn.get_raw_connection()).driver_connection
         await driver.execute(*sqlite_mark_seen(wanted, seen)[:2])
+        return
+    if conn.dialect.name == "postgresql":
+        # Hot path too: one statement of fixed text for any number of machines, so SQLAlchemy compiles it once
+        # and asyncpg prepares it once per connection (the IN-list UPDATE below was built, compiled and
+        # expanded anew every batch: ~0.3 ms of the event loop's ~4.5 ms a batch).
+        await conn.execute(_POSTGRESQL_MARK_SEEN, {"seen": seen, "ids": wanted})
         return
     for start in range(0, len(wanted), 500):
         await conn.execute(
