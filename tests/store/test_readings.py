@@ -253,3 +253,22 @@ async def test_store_batch_keeps_its_statement_journal_in_memory(fleet: Fleet) -
         assert (await conn.execute(text("PRAGMA temp_store"))).scalar_one() == 0  # back to the default
     assert written < 4096, f"the connection's thread wrote {written} bytes before the COMMIT"
     assert await _count(fleet) == 21 * 500
+
+
+async def test_store_batch_stores_on_a_connection_whose_temp_database_is_open(fleet: Fleet) -> None:
+    """Reading sqlite_temp_master (SQLAlchemy's reflection does) opens a connection's temp database; SQLite then
+    refuses to change temp_store inside a transaction. A batch whose transaction is already open at SQLite's level
+    keeps its statement journal where it was, and is stored all the same."""
+    if fleet.engine.dialect.name != "sqlite" or not readings._AIOSQLITE_RUNS_ON_ITS_THREAD:
+        pytest.skip("aiosqlite's connection thread (store/readings.py store_batch)")
+    async with fleet.engine.begin() as conn:
+        for start in (0, 10, 20):
+            await conn.exec_driver_sql("SELECT count(*) FROM sqlite_temp_master")
+            await readings.store_batch(
+                conn,
+                tenant_id=fleet.tenant_id,
+                batch=_batch(fleet.machine_id, [None] * 10, ts=start),
+                received_at=3,
+                machine_ids=[fleet.machine_id],
+            )
+    assert await _count(fleet) == 30

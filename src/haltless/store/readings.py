@@ -104,10 +104,15 @@ def _run_sqlite(db: sqlite3.Connection, statements: Sequence[tuple[str, Any, boo
     # Past 64 KiB it writes them to a temp file, created and deleted per transaction: ~250 write calls and as many
     # page-cache pages a batch, 0.6-1.3 ms of the process' ~7 ms (docs/benchmarks.md, round 5). SQLite keeps the
     # journal in memory when temp_store is MEMORY as the write transaction begins (the INSERT begins it on the
-    # usual batch; one that began earlier keeps its file, as before). Only for this call: with temp_store=MEMORY
-    # for good, SQLite also holds its sorts in memory (a year-long bucket query sorts every reading in its range)
-    # and the journal of a statement that changes a large part of the file (deleting a machine's readings).
-    db.execute(_TEMP_STORE_MEMORY).close()
+    # usual batch, through the driver's implicit BEGIN). So it is set only when no transaction is open yet at
+    # SQLite's level: one that is (units registered first, BEGIN IMMEDIATE) keeps its file, as before, and SQLite
+    # refuses the change inside a transaction once the connection's temp database is open (reading
+    # sqlite_temp_master opens it, as SQLAlchemy's reflection does). And only for this call: with
+    # temp_store=MEMORY for good, SQLite also holds its sorts in memory (a year-long bucket query sorts every
+    # reading in its range) and the journal of a statement that changes much of the file (deleting a machine).
+    in_memory = not db.in_transaction
+    if in_memory:
+        db.execute(_TEMP_STORE_MEMORY).close()
     try:
         for sql, parameters, many in statements:
             if many:
@@ -115,7 +120,8 @@ def _run_sqlite(db: sqlite3.Connection, statements: Sequence[tuple[str, Any, boo
             else:
                 db.execute(sql, parameters).close()
     finally:
-        db.execute(_TEMP_STORE_DEFAULT).close()
+        if in_memory:
+            db.execute(_TEMP_STORE_DEFAULT).close()
 
 
 _TEMP_STORE_MEMORY = "PRAGMA temp_store = MEMORY"
