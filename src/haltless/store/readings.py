@@ -208,38 +208,6 @@ async def _copy(conn: AsyncConnection, records: Sequence[tuple[object, ...]]) ->
         raise IntegrityError(f"COPY {readings.name}", None, exc) from exc
 
 
-async def latest_per_metric(conn: AsyncConnection, *, machine_id: str) -> list[StoredReading]:
-    """The newest reading (by measurement time) of each metric of one machine."""
-    ranked = (
-        select(
-            readings.c.machine_id,
-            readings.c.metric_name,
-            readings.c.value,
-            readings.c.unit,
-            readings.c.ts,
-            readings.c.received_at,
-            func.row_number()
-            .over(partition_by=readings.c.metric_name, order_by=(readings.c.ts.desc(), readings.c.id.desc()))
-            .label("rank"),
-        )
-        .where(readings.c.machine_id == machine_id)
-        .subquery()
-    )
-    rows = await conn.execute(
-        select(
-            ranked.c.machine_id,
-            ranked.c.metric_name,
-            ranked.c.value,
-            ranked.c.unit,
-            ranked.c.ts,
-            ranked.c.received_at,
-        )
-        .where(ranked.c.rank == 1)
-        .order_by(ranked.c.metric_name)
-    )
-    return [StoredReading(*row) for row in rows]
-
-
 async def latest_per_machine_metric(
     conn: AsyncConnection, *, machine_ids: Sequence[str]
 ) -> dict[str, list[StoredReading]]:

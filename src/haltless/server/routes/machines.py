@@ -143,5 +143,5 @@ async def latest(machine_id: str, principal: Viewer, state: State) -> MachineLat
     """The newest reading (by measurement time) of each metric of the machine."""
     machine = await _get(state, principal.tenant_id, machine_id)
     async with state.engine.connect() as conn:
-        rows = await readings.latest_per_metric(conn, machine_id=machine.id)
+        rows = (await readings.latest_per_machine_metric(conn, machine_ids=[machine.id]))[machine.id]
     return MachineLatest(machine_id=machine.id, readings=[latest_reading(r) for r in rows])
