@@ -81,11 +81,11 @@ class Change:
         if not fleet.predictive_rules:
             return
         due = []
-        for (machine_id, metric_name), first_ts in predictive_detectors.first_readings(batch).items():
+        for machine_id, metric_name in {(reading.machine_id, reading.metric_name) for reading in batch}:
             for rule in fleet.index.get(metric_name, ()):
                 if rule.kind is not RuleKind.THRESHOLD and rule.applies_to(machine_id):
-                    due.append((rule, machine_id, first_ts))
-        await predictive_detectors.prepare(self.conn, fleet.detectors, fleet.states, due, self.before_reads)
+                    due.append((rule, machine_id))
+        await predictive_detectors.prepare(self.conn, fleet.detectors, fleet.states, due, batch, self.before_reads)
 
     def apply(self, plan: Plan) -> None:
         """The plan this change makes: persisted, committed, applied and published when the block ends."""

@@ -41,18 +41,24 @@ async def prepare(
     conn: AsyncConnection,
     detectors: dict[DetectorKey, SeriesDetector],
     states: Mapping[DetectorKey, RuleState],
-    due: Iterable[tuple[Rule, str, int]],
+    due: Iterable[tuple[Rule, str]],
+    batch: Sequence[Reading],
     before_reads: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Rebuild the detectors of `due` (rule, machine, earliest reading of the batch) that are out of step;
-    `before_reads` is awaited before the first query (the change's write lock, server/service/changes.py)."""
-    for rule, machine_id, first_ts in due:
+    """Rebuild the detectors of `due` (rule, machine: series the batch feeds) that are out of step; `before_reads`
+    is awaited before the first query (the change's write lock, server/service/changes.py). Hot path (every
+    batch with predictive rules, bench M4's anomaly variant): the batch's earliest reading of each series is
+    worked out only when a detector is to be rebuilt, which within one process is none."""
+    first: dict[tuple[str, str], int] | None = None
+    for rule, machine_id in due:
         key = (rule.id, machine_id)
         state = states.get(key, _FRESH)
         if not predictive.in_sync(detectors.get(key), state):
             if before_reads is not None:
                 await before_reads()
-            detectors[key] = await rebuild(conn, rule, machine_id, state, first_ts)
+            if first is None:
+                first = first_readings(batch)
+            detectors[key] = await rebuild(conn, rule, machine_id, state, first[(machine_id, rule.metric_name)])
 
 
 async def rebuild(
