@@ -159,7 +159,7 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     replaced on checkout instead of failing a request: the pool pings it first, and on failure drops every
     pooled connection as SQLAlchemy's `pool_pre_ping` would. Unlike `pool_pre_ping`, only connections idle
     for `idle_seconds` or more are pinged. Hot path (bench M4 on PostgreSQL): the ping is three round trips
-    (SQLAlchemy's asyncpg adapter wraps it in BEGIN and ROLLBACK) and ~0.4 ms of the event loop a batch. A
+    (SQLAlchemy's asyncpg adapter wraps it in BEGIN and ROLLBACK) and 0.2-0.4 ms of the event loop a batch. A
     connection back in the pool less than a second ago was working then; if the database went away within
     that second, the request that takes it fails as one in flight would, and the pool is renewed for the
     next (tests/store/test_pool_ping.py)."""
