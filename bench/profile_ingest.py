@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import fleet as seeded
 from bench import postgres
-from bench.fanout import reading_body
+from bench.fanout import METRICS, reading_body
 from haltless.bus.memory import MemoryBus
 from haltless.core.anomaly import Sensitivity
 from haltless.core.clock import ManualClock
@@ -114,7 +114,7 @@ def _timed(original: Any, label: str, totals: dict[str, float]) -> Any:
 
 async def _add_anomaly_rules(changes: Changes, tenant_id: str) -> None:
     """An anomaly rule (medium) on each metric of the M4 body, for every machine, as bench.ingest's variant."""
-    for metric in ("temperature", "vibration", "current"):
+    for metric, _unit, _base in METRICS:
         sensitivity = Sensitivity.MEDIUM
         rule = Rule(
             id=alert_store.new_id(),
