@@ -41,6 +41,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench import fanout
+from bench.ports import free_port
 
 CHANGES = 100
 CHANGE_EVERY = 0.1  # seconds
@@ -95,7 +96,7 @@ async def _opcua_latency(
     server: fanout.Server, api_key: str, machine_id: str, tmp: Path, name: str, uplink: str, source: str | None
 ) -> list[float]:
     """Seconds from each write to its sensor_update; through the agent, or POSTed directly when `source` is None."""
-    port = fanout.free_port()
+    port = free_port()
     plc, node = await _plc(port)
     written: dict[float, float] = {}
     arrived: dict[float, float] = {}
@@ -158,7 +159,7 @@ async def _modbus_polling(
     server: fanout.Server, database: Path, api_key: str, machine_id: str, tmp: Path, name: str, stride: int
 ) -> dict[str, float]:
     """Polls done, polls missed and readings/s over POLL_SECONDS with REGISTERS values `stride` apart."""
-    port = fanout.free_port()
+    port = free_port()
     requests = 0
 
     def count(sending: bool, pdu: Any) -> Any:

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from bench import fanout
+from bench.ports import free_port
 
 FOLDER = Path(__file__).resolve().parent / "bun"
 BINARY = FOLDER / "node_modules" / ".bin" / "bun"
@@ -95,7 +96,7 @@ def pin_all_threads(pid: int, cpu: int) -> None:
 
 def start_bun(binary: Path, tenants: int, batch: int = fanout.BATCH) -> fanout.Server:
     """Bun with `tenants` tenants, fed the same bodies as ours and B."""
-    port = fanout.free_port()
+    port = free_port()
     table: dict[str, str] = {}
     groups = []
     for i in range(tenants):

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.ports import free_port
 from haltless.core import tokens
 from haltless.core.credentials import hash_password
 from haltless.core.models import Role
@@ -57,15 +58,6 @@ CLIENT_CPU = 1
 # M1's shapes: (label, tenants, sockets per tenant).
 M1_LAYOUTS = (("1 × 1,000", 1, 1000), ("50 × 20", 50, 20))
 M2_SOCKETS = 5000
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_wait_seconds(pid: int) -> float:

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from bench import fanout
+from bench.ports import free_port
 
 BATCH = 50
 RATE = 100.0  # batches per second: 5,000 readings/s, well below what the server takes back to back
@@ -66,7 +67,7 @@ def _start_server(data_dir: Path, bus_url: str) -> fanout.Server:
     """Our server on the Redis bus, with one tenant, its machines and rules (as fanout.start_ours makes them)."""
     secret = secrets.token_hex(32)
     made = asyncio.run(fanout._create_tenants(fanout.sqlite_url(data_dir), secret, 1))
-    port = fanout.free_port()
+    port = free_port()
     env = {**os.environ, "HALTLESS_BUS_URL": bus_url, "HALTLESS_BUS_PREFIX": "bench"}
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.serve_ours"],
@@ -167,7 +168,7 @@ def run() -> str:
     if binary is None:
         return "Skipped: `redis-server` is not installed."
     load_before = os.getloadavg()
-    port = fanout.free_port()
+    port = free_port()
     redis = _start_redis(binary, port)
     try:
         with tempfile.TemporaryDirectory(prefix="haltless-bench-hostile-bus-") as tmp:

@@ -25,6 +25,7 @@ import tracemalloc
 from pathlib import Path
 
 from bench import fanout
+from bench.ports import free_port
 
 WARM_SOCKETS = 200
 
@@ -47,7 +48,7 @@ def measure(sockets: int, frames: int) -> tuple[tracemalloc.Snapshot, tracemallo
         data_dir = Path(tmp) / "data"
         secret = secrets.token_hex(32)
         made = asyncio.run(fanout._create_tenants(fanout.sqlite_url(data_dir), secret, 1))
-        port = fanout.free_port()
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.serve_ours"],
             stdin=subprocess.PIPE,
