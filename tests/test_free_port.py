@@ -12,11 +12,11 @@ from bench import ports
 class _Scripted:
     """Stands in for the port picker's random generator: the ports to try, in order."""
 
-    def __init__(self, ports: list[int]) -> None:
-        self._ports: Iterator[int] = iter(ports)
+    def __init__(self, tries: list[int]) -> None:
+        self._tries: Iterator[int] = iter(tries)
 
     def randrange(self, start: int, stop: int) -> int:
-        port = next(self._ports)
+        port = next(self._tries)
         assert start <= port < stop
         return port
 
