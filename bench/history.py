@@ -31,14 +31,18 @@ RUNS = 5
 TARGET_RATIO = 1.2
 
 BUCKET_SQL = """
-SELECT bucket, avg(value), min(value), max(value), count(*), max(CASE WHEN rank = 1 THEN value END)
+SELECT bucket, mean, low, high, readings, (
+    SELECT value FROM readings AS newest
+    WHERE newest.machine_id = :machine AND newest.metric_name = :metric AND newest.ts = grouped.newest
+    ORDER BY newest.id DESC LIMIT 1)
 FROM (
-    SELECT ts - ts % ? AS bucket, value,
-           row_number() OVER (PARTITION BY ts - ts % ? ORDER BY ts DESC, id DESC) AS rank
+    SELECT ts - ts % :interval AS bucket, avg(value) AS mean, min(value) AS low, max(value) AS high,
+           count(*) AS readings, max(ts) AS newest
     FROM readings
-    WHERE machine_id = ? AND metric_name = ? AND ts >= ? AND ts < ?
-)
-GROUP BY bucket ORDER BY bucket
+    WHERE machine_id = :machine AND metric_name = :metric AND ts >= :start AND ts < :end
+    GROUP BY bucket
+) AS grouped
+ORDER BY bucket
 """
 RAW_SQL = """
 SELECT id, ts, value, unit FROM readings
@@ -130,7 +134,13 @@ async def measure(path: Path, machine_id: str) -> list[tuple[str, list[float], l
                 )
 
         async def hand_buckets() -> object:
-            params = (MINUTE_US, MINUTE_US, machine_id, metric, START_US, DAY_END_US)
+            params = {
+                "interval": MINUTE_US,
+                "machine": machine_id,
+                "metric": metric,
+                "start": START_US,
+                "end": DAY_END_US,
+            }
             return await hand.execute_fetchall(BUCKET_SQL, params)
 
         async def store_page() -> object:
