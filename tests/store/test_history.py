@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import event
 
 from haltless.core.history import BucketPoint
 from haltless.core.readings import Reading
 from haltless.store import history, machines, readings
-from tests.store.conftest import Fleet
+from tests.store.conftest import Fleet, statements_sent
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -80,14 +77,8 @@ async def test_buckets_sort_a_ranges_readings_once_at_most(fleet: Fleet) -> None
     if fleet.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's EXPLAIN QUERY PLAN")
     await _store(fleet, [(fleet.machine_id, "temp", float(n), T0 + n * SECOND) for n in range(100)])
-    sent: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(fleet.engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        async with fleet.engine.connect() as conn:
+    async with fleet.engine.connect() as conn:
+        with statements_sent(fleet.engine) as sent:
             found = await history.buckets(
                 conn,
                 machine_id=fleet.machine_id,
@@ -96,10 +87,8 @@ async def test_buckets_sort_a_ranges_readings_once_at_most(fleet: Fleet) -> None
                 end_us=T0 + 2 * MINUTE,
                 interval_us=MINUTE,
             )
-            ((statement, parameters),) = sent
-            plan = [tuple(row) for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-    finally:
-        event.remove(fleet.engine.sync_engine, "before_cursor_execute", capture)
+        ((statement, parameters),) = sent
+        plan = [tuple(row) for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
     assert [(p.count, p.last) for p in found] == [(60, 59.0), (40, 99.0)]
     # The step that reads the range, and the steps of the same query level (its parent's children).
     (range_scan,) = [row for row in plan if "SEARCH readings" in row[-1] and "ts>? AND ts<?" in row[-1]]

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from haltless.core.readings import Reading
 from haltless.store import readings
 from haltless.store.tables import readings as readings_table
 from tests.conftest import EVENT_TIMEOUT, RunningServer, Tenant
-from tests.store.conftest import Fleet
+from tests.store.conftest import Fleet, statements_sent
 
 
 def _batch(machine_id: str, reading_ids: list[str | None], ts: int = 1_700_000_000_000_000) -> list[Reading]:
@@ -284,20 +284,12 @@ async def test_the_latest_readings_of_a_machine_are_found_by_index_seeks_only(fl
     batch = [Reading(n, fleet.machine_id, f"m{n % 3}", float(n), "", n, None) for n in range(30)]
     async with fleet.engine.begin() as conn:
         await readings.insert_many(conn, tenant_id=fleet.tenant_id, batch=batch, received_at=1)
-    sent: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(fleet.engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        async with fleet.engine.connect() as conn:
+    async with fleet.engine.connect() as conn:
+        with statements_sent(fleet.engine) as sent:
             found = await readings.latest_per_machine_metric(conn, machine_ids=[fleet.machine_id])
-            assert [(r.metric_name, r.value) for r in found[fleet.machine_id]] == [("m0", 27), ("m1", 28), ("m2", 29)]
-            ((statement, parameters),) = sent
-            plan = [row[-1] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-    finally:
-        event.remove(fleet.engine.sync_engine, "before_cursor_execute", capture)
+        assert [(r.metric_name, r.value) for r in found[fleet.machine_id]] == [("m0", 27), ("m1", 28), ("m2", 29)]
+        ((statement, parameters),) = sent
+        plan = [row[-1] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
     assert not [step for step in plan if step.startswith("SCAN") and "readings" in step], plan
     # The one sort is the answer's own (a row per machine and metric), last; none of a machine's readings.
     assert [step for step in plan if "TEMP B-TREE" in step] == ["USE TEMP B-TREE FOR ORDER BY"], plan
