@@ -89,14 +89,15 @@ def _settle_quiet(
     for reading in ordered:
         series[(reading.machine_id, reading.metric_name)].append(reading)
     replay: dict[tuple[str, str], list[Rule]] = {}
-    index = draft.fleet.index
+    rules_for = draft.fleet.rules_for
     plan = draft.plan
     for (machine_id, metric_name), members in series.items():
         health = healths[machine_id]
-        rules = index.get(metric_name)
-        if health is None or health.maintenance or not rules:
+        if health is None or health.maintenance:
             continue
-        applicable = [rule for rule in rules if rule.applies_to(machine_id)]
+        applicable = rules_for(machine_id, metric_name)
+        if not applicable:
+            continue
         values = [reading.value for reading in members]
         # `ordered` is sorted by measurement time (a stable sort), so the newest is the series' last.
         lowest, highest, newest = min(values), max(values), members[-1].ts

@@ -82,8 +82,8 @@ class Change:
             return
         due = []
         for machine_id, metric_name in {(reading.machine_id, reading.metric_name) for reading in batch}:
-            for rule in fleet.index.get(metric_name, ()):
-                if rule.kind is not RuleKind.THRESHOLD and rule.applies_to(machine_id):
+            for rule in fleet.rules_for(machine_id, metric_name):
+                if rule.kind is not RuleKind.THRESHOLD:
                     due.append((rule, machine_id))
         await predictive_detectors.prepare(self.conn, fleet.detectors, fleet.states, due, batch, self.before_reads)
 

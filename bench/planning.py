@@ -1,0 +1,139 @@
+"""`python -m bench planning`: what planning a 500-reading batch costs as a tenant's rules grow, in-process.
+
+The pure planner alone (`plan_readings` and `Fleet.apply`, no database, no HTTP), on the M4 body's shape: 500
+readings of 10 machines × 3 metrics, values that breach nothing. The tenant has 100 machines and its rules are
+laid out four ways, each row a ratio to the first:
+- 3 rules, one per metric, on every machine (M4's own);
+- 1,000 rules bound to one machine each (10 per machine): a batch's series meet 100 of them;
+- the same 1,000 bound rules planned as before `Fleet.rules_for` (each series' rules picked out of all the
+  metric's rules, batch after batch), side by side;
+- 1,000 rules on every machine: a batch's series meet all of them, 10,000 (rule, machine) pairs.
+Opt-in (not part of `make bench`): it shows one planner's growth, in seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from haltless.core.fleet import Fleet
+from haltless.core.health import MachineHealth
+from haltless.core.models import MachineStatus
+from haltless.core.planners.readings import plan_readings
+from haltless.core.readings import Reading
+from haltless.core.rules import Condition, Rule, Severity
+
+TENANT = "tenant"
+MACHINES = tuple(f"machine-{n:03}" for n in range(100))
+METRICS = ("temperature", "vibration", "current")
+BATCH = 500
+BATCH_MACHINES = 10
+BATCHES = 40
+ROUNDS = 3
+START_US = 1_800_000_000_000_000
+
+
+def _fleet(rules: int, bound: bool) -> Fleet:
+    fleet = Fleet(TENANT, 10**15)
+    for machine_id in MACHINES:
+        fleet.health[machine_id] = MachineHealth(machine_id, TENANT, MachineStatus.HEALTHY)
+    for n in range(rules):
+        bound_to = MACHINES[(n // len(METRICS)) % len(MACHINES)] if bound else None
+        metric = METRICS[n % len(METRICS)]
+        fleet.add_rule(
+            Rule(
+                id=f"rule-{n}",
+                tenant_id=TENANT,
+                name=f"rule {n}",
+                metric_name=metric,
+                machine_id=bound_to,
+                condition=Condition.GT,
+                threshold=1e9,
+                severity=Severity.WARNING,
+                for_seconds=0.0,
+                hysteresis=0.0,
+                enabled=True,
+                message=None,
+            )
+        )
+    return fleet
+
+
+@contextmanager
+def _picked_per_batch(fleet: Fleet) -> Iterator[None]:
+    """Plan as before `Fleet.rules_for` kept its answers: every series' rules picked out again each batch."""
+
+    def picked(machine_id: str, metric_name: str) -> list[Rule]:
+        return [rule for rule in fleet.index.get(metric_name, ()) if rule.applies_to(machine_id)]
+
+    fleet.rules_for = picked  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        del fleet.rules_for
+
+
+def _ms_a_batch(fleet: Fleet) -> float:
+    """Thread CPU milliseconds per batch, planning and applying BATCHES batches after a warm-up one."""
+    ids = (f"alert-{n}" for n in itertools.count())
+    spent = 0.0
+    for number in range(BATCHES + 1):
+        at = START_US + number * 1_000_000
+        batch = [
+            Reading(i, MACHINES[i % BATCH_MACHINES], METRICS[i % len(METRICS)], 50.0 + i % 7, "u", at + i, None)
+            for i in range(BATCH)
+        ]
+        started = time.thread_time()
+        plan = plan_readings(fleet, batch, at + BATCH, ids.__next__)
+        fleet.apply(plan)
+        if number:
+            spent += time.thread_time() - started
+        if plan.alert_transitions:
+            raise AssertionError("a quiet batch opened an alert")
+    return spent / BATCHES * 1000
+
+
+def run() -> str:
+    cases = (
+        ("3 rules on every machine", 3, False, False),
+        ("1,000 rules, each on one machine", 1000, True, False),
+        ("the same, picked per batch (before)", 1000, True, True),
+        ("1,000 rules on every machine", 1000, False, False),
+    )
+    load_before = os.getloadavg()
+    rounds: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for _ in range(ROUNDS):  # cases in turn, so a slow spell of the machine falls on all of them alike
+        for label, rules, bound, before in cases:
+            fleet = _fleet(rules, bound)
+            if before:
+                with _picked_per_batch(fleet):
+                    rounds[label].append(_ms_a_batch(fleet))
+            else:
+                rounds[label].append(_ms_a_batch(fleet))
+    first = statistics.median(rounds[cases[0][0]])
+    lines = [
+        f"Load average (1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} "
+        f"CPUs. {BATCH}-reading batches of {BATCH_MACHINES} machines × {len(METRICS)} metrics, a tenant of "
+        f"{len(MACHINES)} machines; thread CPU of `plan_readings` and `Fleet.apply`, median of {ROUNDS} rounds "
+        f"of {BATCHES} batches (cases in turn).",
+        "",
+        "| rules | (rule, machine) pairs a batch meets | ms a batch | ÷ first row | rounds |",
+        "|---|---:|---:|---:|---|",
+    ]
+    pairs = {3: 30, 1000: 100}
+    for label, rules, bound, _ in cases:
+        median = statistics.median(rounds[label])
+        met = pairs[rules] if bound or rules == 3 else rules * BATCH_MACHINES
+        lines.append(
+            f"| {label} | {met:,} | {median:.2f} | {median / first:.2f} | "
+            f"{', '.join(f'{value:.2f}' for value in rounds[label])} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(run())
