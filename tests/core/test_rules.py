@@ -192,6 +192,14 @@ _states = st.builds(
 )
 
 
+def test_a_quiet_batch_shares_the_series_state_but_keeps_a_rules_flap_memory() -> None:
+    rule = make_rule(Condition.GT, 50.0, 0.0, 0.0)
+    quiet = RuleState(last_ts=9)
+    assert evaluate_quiet(rule, RuleState(last_ts=1), 1.0, 2.0, 9, quiet) is quiet
+    remembered = evaluate_quiet(rule, RuleState(last_ts=1, flap_fires=(3, 5)), 1.0, 2.0, 9, quiet)
+    assert remembered == RuleState(last_ts=9, flap_fires=(3, 5))
+
+
 @settings(max_examples=400)
 @given(
     condition=st.sampled_from(COMPARISONS),
@@ -205,7 +213,10 @@ def test_a_quiet_batch_settles_exactly_as_reading_by_reading(
     rule = make_rule(condition, threshold, for_seconds=0.00002, hysteresis=1.0)
     readings.sort()
     values = [value for _, value in readings]
-    settled = evaluate_quiet(rule, state, min(values), max(values), max(ts for ts, _ in readings))
+    newest = max(ts for ts, _ in readings)
+    settled = evaluate_quiet(rule, state, min(values), max(values), newest)
+    # A caller settling many rules of a series passes the state they share: the same answer.
+    assert evaluate_quiet(rule, state, min(values), max(values), newest, RuleState(last_ts=newest)) == settled
     replayed, transitions = state, []
     for ts, value in readings:
         replayed, transition = evaluate(rule, replayed, value, ts, lambda: "new")

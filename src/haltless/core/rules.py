@@ -197,13 +197,19 @@ def evaluate(
     return RuleState(breach_since=since, last_ts=ts, armed=True, open_alert_id=None), None
 
 
-def evaluate_quiet(rule: Rule, state: RuleState, lowest: float, highest: float, newest_ts: int) -> RuleState | None:
+def evaluate_quiet(
+    rule: Rule, state: RuleState, lowest: float, highest: float, newest_ts: int, quiet: RuleState | None = None
+) -> RuleState | None:
     """The state after several readings at once, when they cannot change anything; None when they might.
 
     They cannot when nothing is pending (no open alert, no breach in progress, armed) and no value in
     [lowest, highest] breaches: then `evaluate`, reading by reading, would only advance `last_ts`. Every
     condition is monotone, so the two extremes stand for all the values. The ingest hot path (bench M4)
     uses this to skip replaying a quiet batch one reading at a time; None means: call `evaluate` per reading.
+
+    `quiet`: `RuleState(last_ts=newest_ts)`, made once by a caller that settles many rules of one series and
+    returned for each rule it fits (states are immutable, so one object serves them all). Hot path (bench
+    planning, 1,000 rules on every machine): making a frozen dataclass per (rule, machine) was ~45% of a pair.
     """
     if state.open_alert_id is not None or state.breach_since is not None or not state.armed:
         return None
@@ -216,7 +222,7 @@ def evaluate_quiet(rule: Rule, state: RuleState, lowest: float, highest: float, 
         return state
     if state.flap_fires:
         return RuleState(last_ts=newest_ts, flap_fires=state.flap_fires)
-    return RuleState(last_ts=newest_ts)
+    return quiet if quiet is not None else RuleState(last_ts=newest_ts)
 
 
 def resolved_by_user(state: RuleState) -> RuleState:

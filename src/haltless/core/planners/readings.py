@@ -23,6 +23,7 @@ from haltless.core.rules import (
     Condition,
     Rule,
     RuleKind,
+    RuleState,
     evaluate,
     evaluate_quiet,
 )
@@ -103,6 +104,7 @@ def _settle_quiet(
         lowest, highest, newest = min(values), max(values), members[-1].ts
         settled = {}
         stamps: list[int] | None = None
+        quiet: RuleState | None = None  # what every idle threshold rule of the series settles to (one, shared)
         for rule in applicable:
             key = (rule.id, machine_id)
             if rule.condition is Condition.NO_DATA:
@@ -111,7 +113,9 @@ def _settle_quiet(
                     settled[key] = no_data.seen(draft.state(key), plan.at, newest)[0]
                 continue
             if rule.kind is RuleKind.THRESHOLD:
-                state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest)
+                if quiet is None:
+                    quiet = RuleState(last_ts=newest)
+                state = evaluate_quiet(rule, draft.state(key), lowest, highest, newest, quiet)
             else:  # a predictive rule's detector takes the series' batch here, once
                 detector = draft.detector(rule, key)
                 if stamps is None:
