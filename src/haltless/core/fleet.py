@@ -34,6 +34,9 @@ class Fleet:
         # Predictive rules (anomaly, forecast): their detectors per (rule, machine), and how many such rules.
         self.detectors: dict[tuple[str, str], SeriesDetector] = {}
         self.predictive_rules = 0
+        # Shared mode: the database's `tenants.rules_revision` when the rules were last reloaded (None: never), so
+        # a refresh fetches them only when another change has moved it.
+        self.rules_revision: int | None = None
 
     # ---- reading -----------------------------------------------------------------------------------
 
@@ -113,18 +116,23 @@ class Fleet:
 
     def reload(
         self,
-        rules: Iterable[Rule],
+        rules: Iterable[Rule] | None,
         machines: Iterable[MachineHealth],
         states: dict[tuple[str, str], RuleState],
         open_alerts: Iterable[StoredAlert],
+        *,
+        rules_revision: int | None = None,
     ) -> None:
-        """Replace the rules, and everything about `machines`, with what the database holds now."""
-        self.rules.clear()
-        self.index.clear()
-        self._applicable.clear()
-        self.predictive_rules = 0
-        for rule in rules:
-            self.add_rule(rule)
+        """Replace the rules (None: they are unchanged since `rules_revision`), and everything about `machines`,
+        with what the database holds now."""
+        if rules is not None:
+            self.rules.clear()
+            self.index.clear()
+            self._applicable.clear()
+            self.predictive_rules = 0
+            for rule in rules:
+                self.add_rule(rule)
+        self.rules_revision = rules_revision
         ids = set()
         for health in machines:
             self.health[health.machine_id] = health

@@ -14,7 +14,7 @@ from haltless.core.alerts import OPEN_STATES
 from haltless.core.alerts import AlertState as AlertState  # re-exported: its home is core.alerts
 from haltless.core.alerts import StoredAlert as StoredAlert
 from haltless.core.rules import Condition, Rule, RuleKind, RuleState, Severity
-from haltless.store.tables import alert_rules, alerts, machines, readings, rule_states
+from haltless.store.tables import alert_rules, alerts, machines, readings, rule_states, tenants
 
 
 def _rule(row: Any) -> Rule:
@@ -102,6 +102,20 @@ async def replace_rule(conn: AsyncConnection, rule: Rule, now: int) -> None:
 
 async def delete_rule(conn: AsyncConnection, rule_id: str) -> None:
     await conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id))
+
+
+async def raise_rules_revision(conn: AsyncConnection, tenant_id: str) -> None:
+    """Mark the tenant's rules changed, in the transaction that changes them (shared mode reloads on a new value)."""
+    await conn.execute(
+        update(tenants).where(tenants.c.id == tenant_id).values(rules_revision=tenants.c.rules_revision + 1)
+    )
+
+
+async def rules_revision(conn: AsyncConnection, tenant_id: str) -> int | None:
+    """The tenant's `rules_revision` (None: no such tenant)."""
+    query = select(tenants.c.rules_revision).where(tenants.c.id == tenant_id)
+    value: int | None = (await conn.execute(query)).scalar_one_or_none()
+    return value
 
 
 async def get_rule(conn: AsyncConnection, *, tenant_id: str, rule_id: str) -> tuple[Rule, int, int] | None:

@@ -30,6 +30,8 @@ tenants = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Raised with every change of the tenant's rules: shared mode reloads the rules only when it moved.
+    Column("rules_revision", BigInteger, nullable=False, server_default="0"),
 )
 
 users = Table(
