@@ -203,3 +203,34 @@ async def test_0006_renames_duplicate_machines_scopes_reading_ids_per_machine_an
                     await conn.execute(text("UPDATE machines SET name = 'Press 1' WHERE id = 'm3'"))
     finally:
         await created.dispose()
+
+
+async def test_0011_adds_the_rules_revision_without_touching_what_hangs_off_tenants(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """A database at 0010 upgrades: every tenant starts at revision 0, and its machines and readings stay (a
+    rebuilt `tenants` with foreign keys on would cascade into everything)."""
+    created = database.create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'haltless.db'}")
+    try:
+        async with created.begin() as conn:
+            await conn.run_sync(_upgrade_to("0010"))
+            await conn.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'P', 1)"))
+            await conn.execute(
+                text(
+                    "INSERT INTO machines (id, tenant_id, name, tags, status, created_at)"
+                    " VALUES ('m1', 't1', 'Press', '[]', 'healthy', 1)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO readings (tenant_id, machine_id, metric_name, value, unit, ts, received_at)"
+                    " VALUES ('t1', 'm1', 'v', 1.0, '', 1, 1)"
+                )
+            )
+        await database.migrate(created)
+        async with created.begin() as conn:
+            assert (await conn.execute(text("SELECT rules_revision FROM tenants"))).scalar_one() == 0
+            assert (await conn.execute(text("SELECT count(*) FROM machines"))).scalar_one() == 1
+            assert (await conn.execute(text("SELECT count(*) FROM readings"))).scalar_one() == 1
+    finally:
+        await created.dispose()
