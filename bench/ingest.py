@@ -235,7 +235,8 @@ def _variant_row(name: str, runs: list[tuple[dict[str, Any], dict[str, Any], flo
 
 def run(rounds: int = ROUNDS) -> str:
     """Measure both sides on SQLite (`rounds` times, alternating plain M4, the raw baseline and each variant, so
-    that a slow spell of this shared machine lands on one round, not on one side), the paired in-process cross-check,
+    that a slow spell of this shared machine lands on one round, not on one side; the variants' order flips every
+    other round), the paired in-process cross-check,
     then PostgreSQL once; returns the markdown table."""
     load_before = os.getloadavg()
     plain_runs: list[tuple[dict[str, Any], float]] = []
@@ -245,7 +246,9 @@ def run(rounds: int = ROUNDS) -> str:
             ours, body = measure_ours(Path(tmp) / f"ours-{round_}", duration=ROUND_SECONDS)
             raw = on_server_cpu_run(lambda: raw_rate(Path(tmp) / f"raw-{round_}.db", [body]))  # noqa: B023
             plain_runs.append((ours, raw))
-            for index, (_name, configure, _target) in enumerate(VARIANTS):
+            # Every other round takes the variants in reverse: the one run last drifts furthest from its plain run.
+            order = list(enumerate(VARIANTS))
+            for index, (_name, configure, _target) in order if round_ % 2 == 0 else order[::-1]:
                 variant, _ = measure_ours(
                     Path(tmp) / f"variant-{index}-{round_}", configure=configure, duration=ROUND_SECONDS
                 )
@@ -275,7 +278,8 @@ def run(rounds: int = ROUNDS) -> str:
             f"Load average (1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {BATCH}-reading "
             f"POSTs, 3 alert rules, {SOCKETS} sockets; raw baselines pinned to the server's CPU, one transaction per "
             f"{BATCH} rows; on SQLite {rounds} rounds of {ROUND_SECONDS:.0f} s, each plain M4, its raw baseline and "
-            "every variant back to back, each row the median round (all rounds in its notes). PostgreSQL runs once, "
+            "every variant back to back (the variants' order flipping every other round), each row the median "
+            "round (all rounds in its notes). PostgreSQL runs once, "
             "unpinned, with its own settings, for both sides.",
             "",
             "| case | ours (readings/s) | raw | raw (rows/s) | ours ÷ raw | target | notes |",
