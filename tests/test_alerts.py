@@ -203,8 +203,8 @@ async def test_restart_neither_repeats_nor_forgets(
 async def test_restart_still_ignores_readings_older_than_those_evaluated(
     server_factory: Any, tenant_factory: Any
 ) -> None:
-    # Quiet readings only move a rule's "newest evaluated" time, which is not written per batch: the
-    # restarted server must recover it from the stored readings, or this late, older breach would open an alert.
+    # What is late is decided by the series' newest reading (Fleet.series_ts), which is not written per batch:
+    # the restarted server must recover it from the stored readings, or this late, older breach would open an alert.
     first = server_factory()
     tenant: Tenant = await tenant_factory(first)
     machine_id = await tenant.add_machine()
@@ -222,6 +222,22 @@ async def test_restart_still_ignores_readings_older_than_those_evaluated(
         await ws.close()
     finally:
         second.stop()
+
+
+async def test_a_rule_made_after_a_series_newest_reading_skips_older_ones(
+    server: RunningServer, tenant: Tenant
+) -> None:
+    # One clock per series, not per rule: a rule created later treats a late reading as every rule of the series
+    # does, and as it would after a restart.
+    machine_id = await tenant.add_machine()
+    await tenant.ingest([_reading(machine_id, 20.0, timestamp="2026-01-05T10:00:10Z")])
+    await _rule(tenant)
+    ws = await _socket(server, tenant)
+    await tenant.ingest([_reading(machine_id, 99.0, timestamp="2026-01-05T10:00:05Z")])
+    assert (await next_event(ws))["type"] == "sensor_update"
+    await tenant.ingest([_reading(machine_id, 99.0, timestamp="2026-01-05T10:00:11Z")])
+    assert [e["type"] for e in await _events(ws, 3)] == ["sensor_update", "alert", "machine_status"]
+    await ws.close()
 
 
 async def test_silent_machine_turns_offline_and_back(server_factory: Any, tenant_factory: Any) -> None:

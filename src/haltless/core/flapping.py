@@ -38,8 +38,6 @@ def decide(
     rule: Rule, before: RuleState, after: RuleState, transition: Transition | None, breaching: bool, ts: int
 ) -> Decision:
     """Apply flap detection to one evaluated reading (`breaching`: the reading breaches the rule)."""
-    if after is before:  # a reading older than the newest evaluated: nothing happened
-        return Decision(before, transition)
     if rule.flap_threshold is None:
         if before.flapping or before.flap_fires or before.calm_since is not None:
             # Detection was switched off: forget it; an open flapping alert clears as any other.
@@ -52,7 +50,7 @@ def decide(
             if ts - calm_since >= window:
                 return Decision(replace(after, flap_fires=before.flap_fires), transition)
             # Not calm for a whole window yet: the flapping alert stays open.
-            held = replace(before, last_ts=ts, breach_since=None, calm_since=calm_since)
+            held = replace(before, breach_since=None, calm_since=calm_since)
             return Decision(held, None)
         calm = None if breaching else before.calm_since
         return Decision(replace(after, flapping=True, calm_since=calm, flap_fires=before.flap_fires), None)

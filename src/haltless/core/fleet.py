@@ -13,9 +13,7 @@ from haltless.core.alerts import StoredAlert
 from haltless.core.health import MachineHealth
 from haltless.core.plan import Plan, TransitionKind
 from haltless.core.predictive import SeriesDetector
-from haltless.core.rules import Rule, RuleKind, RuleState
-
-_FRESH = RuleState()
+from haltless.core.rules import IDLE, Rule, RuleKind, RuleState
 
 
 class Fleet:
@@ -28,7 +26,13 @@ class Fleet:
         self.index: dict[str, list[Rule]] = {}  # metric name -> the rules on it
         # (machine id, metric name) -> `rules_for`'s answer, kept until the rules or the machines change.
         self._applicable: dict[tuple[str, str], tuple[Rule, ...]] = {}
-        self.states: dict[tuple[str, str], RuleState] = {}  # (rule id, machine id) -> state
+        # (rule id, machine id) -> state; pairs with nothing pending (IDLE) are left out.
+        self.states: dict[tuple[str, str], RuleState] = {}
+        # (machine id, metric) -> the newest measurement time stored, for the series this process has seen since
+        # it started and those its rules watched then. A reading older than that is late: threshold rules skip it.
+        # One clock per series, not a `last_ts` per (rule, machine): with 1,000 rules on a metric a quiet batch
+        # advanced 1,000 states per series (docs/benchmarks.md, "Rules").
+        self.series_ts: dict[tuple[str, str], int] = {}
         self.health: dict[str, MachineHealth] = {}  # machine id -> health
         self.open_alerts: dict[str, StoredAlert] = {}  # alert id -> alert
         # Predictive rules (anomaly, forecast): their detectors per (rule, machine), and how many such rules.
@@ -46,7 +50,7 @@ class Fleet:
         return {m for m in set(machine_ids) if m in health}
 
     def state(self, key: tuple[str, str]) -> RuleState:
-        return self.states.get(key, _FRESH)
+        return self.states.get(key, IDLE)
 
     def rules_for(self, machine_id: str, metric_name: str) -> tuple[Rule, ...]:
         """The enabled rules on `metric_name` that apply to `machine_id`, in the index's order.
@@ -68,10 +72,10 @@ class Fleet:
     def states_to_write(self, plan: Plan) -> dict[tuple[str, str], RuleState]:
         """The plan's states whose `breach_since` or `armed` changed: only those must be written when this
         process is the only one (bench M4: upserting every touched (rule, machine) on every batch cost a fifth
-        of a 500-reading batch; `last_ts` is recovered from the readings at start-up)."""
+        of a 500-reading batch; predictive rules' `last_ts` is recovered from the readings at start-up)."""
         changed = {}
         for key, state in plan.states.items():
-            old = self.states.get(key, _FRESH)
+            old = self.states.get(key, IDLE)
             if (
                 old.breach_since != state.breach_since
                 or old.armed != state.armed
@@ -111,7 +115,7 @@ class Fleet:
             health.active[alert.id] = alert.severity
         if alert.rule_id is not None:
             key = (alert.rule_id, alert.machine_id)
-            old = self.states.get(key, _FRESH)
+            old = self.states.get(key, IDLE)
             self.states[key] = replace(old, open_alert_id=alert.id, flapping=alert.flapping)
 
     def reload(
@@ -149,7 +153,17 @@ class Fleet:
 
     def apply(self, plan: Plan) -> None:
         """Make a committed plan the in-memory truth."""
-        self.states.update(plan.states)
+        states = self.states
+        for key, state in plan.states.items():
+            if state == IDLE:
+                states.pop(key, None)  # nothing pending: the pair needs no state of its own
+            else:
+                states[key] = state
+        clocks = self.series_ts
+        for key, newest in plan.series_ts.items():
+            known = clocks.get(key)
+            if known is None or known < newest:
+                clocks[key] = newest
         self.health.update(plan.health)
         self.detectors.update(plan.detectors)
         for transition in plan.alert_transitions:
@@ -180,6 +194,8 @@ class Fleet:
             del self.states[key]
         for key in [key for key in self.detectors if key[1] == machine_id]:
             del self.detectors[key]
+        for key in [key for key in self.series_ts if key[0] == machine_id]:
+            del self.series_ts[key]
         for alert_id in [a.id for a in self.open_alerts.values() if a.machine_id == machine_id]:
             del self.open_alerts[alert_id]
         for rule in [rule for rule in self.rules.values() if rule.machine_id == machine_id]:

@@ -84,6 +84,8 @@ class Plan:
     units: dict[tuple[str, str], str] = field(default_factory=dict)
     # (rule id, machine id) -> the state to upsert.
     states: dict[tuple[str, str], RuleState] = field(default_factory=dict)
+    # (machine id, metric) -> the newest measurement time among these readings (`Fleet.series_ts`).
+    series_ts: dict[tuple[str, str], int] = field(default_factory=dict)
     # Machines whose health changed: the health after the change (copies; the fleet's own are untouched).
     health: dict[str, MachineHealth] = field(default_factory=dict)
     status_changes: dict[str, MachineStatus] = field(default_factory=dict)

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -258,6 +258,33 @@ async def latest_per_machine_metric(
     found: dict[str, list[StoredReading]] = {machine_id: [] for machine_id in machine_ids}
     for row in rows:
         found[row[0]].append(StoredReading(*row))
+    return found
+
+
+# SQLite allows 500 terms in a compound SELECT; well below it, a statement stays short to compile and send.
+_SERIES_PER_STATEMENT = 200
+
+
+async def newest_of_series(conn: AsyncConnection, *, series: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The measurement time of the newest stored reading of each (machine, metric) series that has one.
+
+    One index seek per series (`max(ts)` of one series is the last entry of its range in the readings index); a
+    GROUP BY over the series would read their whole history."""
+    wanted = sorted(set(series))
+    found: dict[tuple[str, str], int] = {}
+    for start in range(0, len(wanted), _SERIES_PER_STATEMENT):
+        chunk = wanted[start : start + _SERIES_PER_STATEMENT]
+        parts = [
+            select(
+                literal(position, Integer),
+                select(func.max(readings.c.ts))
+                .where(readings.c.machine_id == machine_id, readings.c.metric_name == metric_name)
+                .scalar_subquery(),
+            )
+            for position, (machine_id, metric_name) in enumerate(chunk)
+        ]
+        rows = await conn.execute(parts[0] if len(parts) == 1 else union_all(*parts))
+        found.update((chunk[position], ts) for position, ts in rows if ts is not None)
     return found
 
 

@@ -34,7 +34,7 @@ from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
 from haltless.core.readings import Reading
-from haltless.core.rules import RuleKind, RuleState
+from haltless.core.rules import RuleKind
 from haltless.server.service import predictive as predictive_detectors
 from haltless.server.service.units import UnitBook
 from haltless.store import alert_history, machines, readings
@@ -67,12 +67,14 @@ class Change:
             await begin_write(self.conn)
             self._locked = True
 
-    async def refresh(self, machine_ids: Iterable[str] | None) -> None:
-        """Reload the tenant's rules and the state of `machine_ids` (None: all its machines) before planning;
-        only in shared mode, where another process may have changed them."""
+    async def refresh(self, machine_ids: Iterable[str] | None, batch: Sequence[Reading] = ()) -> None:
+        """Reload the tenant's rules and the state of `machine_ids` (None: all its machines) before planning, and
+        the clocks of the series of the `batch` of readings to plan; only in shared mode, where another process may
+        have changed them."""
         if self._changes.shared:
             await self.before_reads()
-            await self._changes.reload(self.conn, self.fleet, machine_ids)
+            series = {(reading.machine_id, reading.metric_name) for reading in batch} if batch else None
+            await self._changes.reload(self.conn, self.fleet, machine_ids, series)
 
     async def prepare_detectors(self, batch: Sequence[Reading]) -> None:
         """Before a stored batch is planned: bring the detectors of predictive rules it will feed in step with the
@@ -136,22 +138,29 @@ class Changes:
                 self.fleet(tenant_id).health[machine_id] = MachineHealth(
                     machine_id, tenant_id, MachineStatus(status), maintenance, last_seen
                 )
+            for (machine_id, metric), newest in (await alert_store.newest_per_series(conn)).items():
+                owner = tenant_of.get(machine_id)
+                if owner is not None:
+                    self.fleet(owner).series_ts[(machine_id, metric)] = newest
             states = await alert_store.load_rule_states(conn)
-            # Outside shared mode `last_ts` is written only along with a state's other fields (see _persist):
-            # the newest stored reading of each rule's metric is the newest one evaluated.
-            for key, newest in (await alert_store.newest_rule_inputs(conn)).items():
-                state = states.get(key, _FRESH)
-                if state.last_ts is None or state.last_ts < newest:
-                    states[key] = replace(state, last_ts=newest)
             for key, state in states.items():
                 owner = tenant_of.get(key[1])
                 if owner is not None:
                     self.fleet(owner).states[key] = state
+            for fleet in self._fleets.values():
+                _catch_up_predictive(fleet)
             for alert in await alert_store.open_alerts(conn):
                 self.fleet(alert.tenant_id).track_open(alert)
 
-    async def reload(self, conn: AsyncConnection, fleet: Fleet, machine_ids: Iterable[str] | None) -> None:
-        """Replace the fleet's rules, and the state of `machine_ids` (None: all), with the database's.
+    async def reload(
+        self,
+        conn: AsyncConnection,
+        fleet: Fleet,
+        machine_ids: Iterable[str] | None,
+        series: Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        """Replace the fleet's rules, the state of `machine_ids` (None: all) and the clocks of the (machine, metric)
+        `series` a batch of readings brings (`Fleet.series_ts`), with the database's.
 
         The rules are fetched only when the tenant's `rules_revision` moved since the fleet's last reload: every
         change of them raises it in its own transaction (`_persist`), so an unchanged value means unchanged rules.
@@ -169,6 +178,10 @@ class Changes:
         states = await alert_store.load_rule_states(conn, machine_ids=ids)
         open_alerts = await alert_store.open_alerts(conn, machine_ids=ids)
         fleet.reload(rules, healths, states, open_alerts, rules_revision=revision)
+        if series is not None:
+            # What is late for their threshold rules: another process may have stored newer readings of them.
+            watched = [(m, metric) for m, metric in set(series) if m in ids and fleet.rules_for(m, metric)]
+            fleet.series_ts.update(await readings.newest_of_series(conn, series=watched))
 
     @contextlib.asynccontextmanager
     async def for_tenant(
@@ -310,7 +323,23 @@ async def persist_alert_transitions(conn: AsyncConnection, plan: Plan, notifier:
         )
 
 
-_FRESH = RuleState()
+def _catch_up_predictive(fleet: Fleet) -> None:
+    """At start-up: each predictive rule has evaluated its series up to the newest stored reading.
+
+    Outside shared mode a state's `last_ts` is written only along with its other fields (see _persist), so the
+    database's is behind; the detectors are rebuilt from the readings up to it (server/service/predictive.py).
+    Threshold rules keep no `last_ts`: the series' clock (`Fleet.series_ts`) says what is late for them."""
+    if not fleet.predictive_rules:
+        return
+    for machine_id in fleet.health:
+        for rule in fleet.rules.values():
+            if rule.kind is RuleKind.THRESHOLD or not rule.applies_to(machine_id):
+                continue
+            newest = fleet.series_ts.get((machine_id, rule.metric_name))
+            key = (rule.id, machine_id)
+            state = fleet.state(key)
+            if newest is not None and (state.last_ts is None or state.last_ts < newest):
+                fleet.states[key] = replace(state, last_ts=newest)
 
 
 def _advisory_key(tenant_id: str) -> int:

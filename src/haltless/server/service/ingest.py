@@ -171,7 +171,7 @@ class IngestPipeline:
                 reporting = {r.machine_id for r in batch}
             # --- end of the unit check
             if batch:
-                await tx.refresh(reporting)
+                await tx.refresh(reporting, batch)
                 await tx.prepare_detectors(batch)
                 plan = plan_readings(tx.fleet, batch, now_us, alert_store.new_id, reporting)
                 plan.units = units.new_units  # registered with the readings, remembered once committed
