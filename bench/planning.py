@@ -5,9 +5,10 @@ readings of 10 machines × 3 metrics, values that breach nothing. The tenant has
 laid out four ways, each row a ratio to the first:
 - 3 rules, one per metric, on every machine (M4's own);
 - 1,000 rules bound to one machine each (10 per machine): a batch's series meet 100 of them;
-- the same 1,000 bound rules planned as before `Fleet.rules_for` (each series' rules picked out of all the
-  metric's rules, batch after batch), side by side;
+- the same 1,000 bound rules planned without `Fleet.series_rules` keeping its answers (each series' rules
+  picked out of all the metric's rules and arranged by threshold, batch after batch), side by side;
 - 1,000 rules on every machine: a batch's series meet all of them, 10,000 (rule, machine) pairs.
+Half the rules are `>` a threshold, half `<` one, all different, none ever breached.
 Opt-in (not part of `make bench`): it shows one planner's growth, in seconds.
 """
 
@@ -25,7 +26,7 @@ from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.planners.readings import plan_readings
 from haltless.core.readings import Reading
-from haltless.core.rules import Condition, Rule, Severity
+from haltless.core.rules import Condition, Rule, SeriesRules, Severity
 
 TENANT = "tenant"
 MACHINES = tuple(f"machine-{n:03}" for n in range(100))
@@ -44,6 +45,7 @@ def _fleet(rules: int, bound: bool) -> Fleet:
     for n in range(rules):
         bound_to = MACHINES[(n // len(METRICS)) % len(MACHINES)] if bound else None
         metric = METRICS[n % len(METRICS)]
+        above = n % 2 == 0
         fleet.add_rule(
             Rule(
                 id=f"rule-{n}",
@@ -51,8 +53,8 @@ def _fleet(rules: int, bound: bool) -> Fleet:
                 name=f"rule {n}",
                 metric_name=metric,
                 machine_id=bound_to,
-                condition=Condition.GT,
-                threshold=1e9,
+                condition=Condition.GT if above else Condition.LT,
+                threshold=1e9 + n if above else -1e9 - n,
                 severity=Severity.WARNING,
                 for_seconds=0.0,
                 hysteresis=0.0,
@@ -65,16 +67,16 @@ def _fleet(rules: int, bound: bool) -> Fleet:
 
 @contextmanager
 def _picked_per_batch(fleet: Fleet) -> Iterator[None]:
-    """Plan as before `Fleet.rules_for` kept its answers: every series' rules picked out again each batch."""
+    """Plan as before `Fleet.series_rules` kept its answers: every series' rules picked out again each batch."""
 
-    def picked(machine_id: str, metric_name: str) -> list[Rule]:
-        return [rule for rule in fleet.index.get(metric_name, ()) if rule.applies_to(machine_id)]
+    def picked(machine_id: str, metric_name: str) -> SeriesRules:
+        return SeriesRules(rule for rule in fleet.index.get(metric_name, ()) if rule.applies_to(machine_id))
 
-    fleet.rules_for = picked  # type: ignore[method-assign,assignment]
+    fleet.series_rules = picked  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del fleet.rules_for
+        del fleet.series_rules
 
 
 def _ms_a_batch(fleet: Fleet) -> float:

@@ -1,9 +1,11 @@
-"""`Fleet.rules_for`: the rules a series' readings meet, kept between batches, never stale after a change."""
+"""`Fleet.rules_for`: the rules a series' readings meet, kept between batches, never stale after a change; and
+`Fleet.states`, which knows the rules with a state on each machine."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -14,7 +16,7 @@ from haltless.core.models import MachineStatus
 from haltless.core.plan import Plan
 from haltless.core.planners.readings import plan_readings
 from haltless.core.readings import Reading
-from haltless.core.rules import Condition, Rule
+from haltless.core.rules import Condition, Rule, RuleState
 from tests.core.test_rules import make_rule
 
 TENANT = "t"
@@ -112,3 +114,40 @@ def test_what_is_kept_grows_with_the_series_of_metrics_with_rules_only() -> None
     assert len(fleet._applicable) == len(MACHINES)  # a client's many metric names do not grow it
     fleet.apply(Plan(TENANT, 2, machines_removed=["m3"]))
     assert "m3" not in {machine_id for machine_id, _ in fleet._applicable}  # nor do machines long gone
+
+
+_keys = st.tuples(st.sampled_from(("r1", "r2", "r3")), st.sampled_from(MACHINES))
+_state_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), _keys),
+        st.tuples(st.just("delete"), _keys),
+        st.tuples(st.just("pop"), _keys),
+        st.tuples(st.just("update"), st.lists(_keys, max_size=4)),
+        st.tuples(st.just("remove machine"), st.sampled_from(MACHINES)),
+    ),
+    max_size=30,
+)
+
+
+@given(_state_steps)
+def test_rule_states_know_which_rules_have_a_state_on_each_machine(steps: list[tuple[str, Any]]) -> None:
+    """Whatever writes the states (a plan applied, a reload, a removed machine), `rules_on` answers as the keys do:
+    planning visits exactly the rules it names."""
+    fleet = _fleet()
+    states = fleet.states
+    for kind, arg in steps:
+        if kind == "set":
+            states[arg] = RuleState(breach_since=1)
+        elif kind == "delete" and arg in states:
+            del states[arg]
+        elif kind == "pop":
+            states.pop(arg, None)
+        elif kind == "update":
+            states.update({key: RuleState(armed=False) for key in arg})
+        elif kind == "remove machine":
+            plan = Plan(TENANT, 1)
+            plan.machines_removed.append(arg)
+            fleet.apply(plan)
+        for machine_id in MACHINES:
+            assert (states.rules_on(machine_id) or set()) == {rule for rule, m in states if m == machine_id}
+        assert len(states) == len(list(states.items()))

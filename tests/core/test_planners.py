@@ -23,9 +23,9 @@ from haltless.core.planners.offline import due_offline, plan_offline
 from haltless.core.planners.readings import plan_readings
 from haltless.core.planners.rules import plan_delete, plan_update
 from haltless.core.readings import Reading
-from haltless.core.rules import Condition, Rule
+from haltless.core.rules import COMPARISONS, Condition, Rule
 from haltless.errors import Conflict, NotFound
-from tests.core.test_rules import make_rule, reference, scenarios
+from tests.core.test_rules import make_rule, reference, scenarios, values
 
 TENANT = "t"
 MACHINE = "m"
@@ -101,6 +101,42 @@ def test_planned_batches_match_the_reference_model(
     assert transitions == [(kind, readings[index][1]) for kind, index in reference(rule, readings)]
 
 
+_rule_specs = st.tuples(
+    st.sampled_from(COMPARISONS), values, st.sampled_from([0.0, 2.5, 7.0]), st.sampled_from([0.0, 0.5, 5.0])
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_rule_specs, min_size=2, max_size=8),
+    scenarios(),
+    st.lists(st.integers(min_value=1, max_value=8), min_size=1, max_size=20),
+)
+def test_many_rules_on_one_series_each_follow_the_reference_model(
+    specs: list[tuple[Condition, float, float, float]],
+    scenario: tuple[Rule, list[tuple[float, int]]],
+    sizes: list[int],
+) -> None:
+    """Several rules on one series, some idle (no state kept: found by threshold, core.rules.SeriesRules), some
+    with something pending: each opens and clears what the reference model says for it alone."""
+    rules = [replace(make_rule(*spec), id=f"r{i}") for i, spec in enumerate(specs)]
+    _, readings = scenario
+    fleet = _fleet(*rules)
+    counter = _ids()
+    transitions: dict[str, list[tuple[str, int]]] = {rule.id: [] for rule in rules}
+    start = 0
+    for size in itertools.cycle(sizes):
+        if start >= len(readings):
+            break
+        plan = _ingest(fleet, readings[start : start + size], counter)
+        start += size
+        for t in plan.alert_transitions:
+            assert t.alert.rule_id is not None
+            transitions[t.alert.rule_id].append(("open" if t.kind is TransitionKind.OPENED else "clear", t.at))
+    for rule in rules:
+        assert transitions[rule.id] == [(kind, readings[i][1]) for kind, i in reference(rule, readings)], rule
+
+
 @st.composite
 def late_batches(draw: st.DrawFn) -> tuple[Rule, list[list[tuple[float, int]]]]:
     """A scenario cut into batches, some readings of which were measured earlier than they arrive (an agent
@@ -160,7 +196,7 @@ def test_late_readings_are_skipped_by_the_series_clock_alone(
 def _restarted(fleet: Fleet, rule: Rule) -> Fleet:
     """The fleet as Changes.load rebuilds it: states as stored, series clocks from the stored readings."""
     again = _fleet(rule, status=fleet.health[MACHINE].status)
-    again.states = {key: replace(state, open_alert_id=None) for key, state in fleet.states.items()}
+    again.states.update({key: replace(state, open_alert_id=None) for key, state in fleet.states.items()})
     again.series_ts = dict(fleet.series_ts)
     for alert in fleet.open_alerts.values():
         again.track_open(alert)

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 from haltless.core.rules import (
     COMPARISONS,
+    IDLE,
     AlertCleared,
     AlertOpened,
     Condition,
     Rule,
     RuleState,
+    SeriesRules,
     Severity,
     evaluate,
     evaluate_quiet,
@@ -220,3 +222,30 @@ def test_a_quiet_batch_settles_exactly_as_reading_by_reading(
     else:  # it declines only when something is pending or a value breaches
         nothing_pending = state.open_alert_id is None and state.breach_since is None and state.armed
         assert not nothing_pending or any(rule.breaches(value) for value in values)
+
+
+_thresholds = st.integers(-6, 6).map(float)
+
+
+@settings(max_examples=300)
+@given(
+    rules=st.lists(st.tuples(st.sampled_from([*COMPARISONS, Condition.NO_DATA]), _thresholds), max_size=12),
+    bounds=st.tuples(st.integers(-8, 8).map(float), st.integers(-8, 8).map(float)),
+)
+def test_series_rules_find_exactly_the_idle_rules_a_batch_can_move(
+    rules: list[tuple[Condition, float]], bounds: tuple[float, float]
+) -> None:
+    """`SeriesRules.breached` is `evaluate_quiet` on an idle state asked of every threshold rule, equal thresholds
+    and values on them included."""
+    lowest, highest = min(bounds), max(bounds)
+    made = [
+        replace(make_rule(condition, threshold, 0.0, 0.0), id=f"r{i}") for i, (condition, threshold) in enumerate(rules)
+    ]
+    bank = SeriesRules(made)
+    expected = {
+        r.id for r in made if r.condition is not Condition.NO_DATA and evaluate_quiet(r, IDLE, lowest, highest) is None
+    }
+    assert sorted(r.id for r in bank.breached(lowest, highest)) == sorted(expected)
+    assert len(bank.breached(lowest, highest)) == len(expected)  # none twice
+    assert bank.rules == tuple(made)
+    assert [r.id for r in bank.others] == [r.id for r in made if r.condition is Condition.NO_DATA]

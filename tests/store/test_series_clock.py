@@ -4,17 +4,20 @@ watch and, with several processes, for the series of each batch (issue 21)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from haltless.bus.memory import MemoryBus
 from haltless.core.clock import ManualClock
 from haltless.core.readings import Reading
-from haltless.core.rules import Condition, Rule, Severity
+from haltless.core.rules import IDLE, Condition, Rule, RuleState
 from haltless.server.service.changes import Changes
 from haltless.server.service.ingest import IngestPipeline
 from haltless.settings import Settings
 from haltless.store import alerts as alert_store
 from haltless.store import machines, readings
+from tests.core.test_rules import make_rule
 from tests.store.conftest import Fleet
 
 SECOND = 1_000_000
@@ -22,20 +25,8 @@ T0 = 1_767_607_200 * SECOND  # 2026-01-05 10:00:00Z
 
 
 def _rule(fleet: Fleet, rule_id: str, metric: str, machine_id: str | None) -> Rule:
-    return Rule(
-        id=rule_id,
-        tenant_id=fleet.tenant_id,
-        name=f"rule {rule_id}",
-        metric_name=metric,
-        machine_id=machine_id,
-        condition=Condition.GT,
-        threshold=85.0,
-        severity=Severity.CRITICAL,
-        for_seconds=0.0,
-        hysteresis=0.0,
-        enabled=True,
-        message=None,
-    )
+    rule = make_rule(Condition.GT, 85.0, 0.0, 0.0)
+    return replace(rule, id=rule_id, tenant_id=fleet.tenant_id, metric_name=metric, machine_id=machine_id)
 
 
 async def _store(fleet: Fleet, rows: list[tuple[str, str, int]]) -> None:
@@ -110,3 +101,26 @@ async def test_another_process_knows_a_reading_is_late(fleet: Fleet) -> None:
     assert (await b.ingest(fleet.tenant_id, [reading(99.0, 11)], now)).accepted == 1
     [alert] = processes[1].fleet(fleet.tenant_id).open_alerts.values()
     assert alert.created_at == T0 + 11 * SECOND
+
+
+async def test_only_rules_with_something_to_remember_keep_a_state(fleet: Fleet) -> None:
+    """A state that ends idle deletes its row; a row of an idle threshold rule that holds only a `last_ts` (one per
+    pair, as versions before the series clock wrote them) is not kept in memory at start-up."""
+    m = fleet.machine_id
+    async with fleet.engine.begin() as conn:
+        for rule in (_rule(fleet, "pending", "temperature", None), _rule(fleet, "legacy", "temperature", None)):
+            await alert_store.insert_rule(conn, rule, 1)
+        await alert_store.save_rule_states(
+            conn, {("pending", m): RuleState(breach_since=T0, last_ts=T0), ("legacy", m): RuleState(last_ts=T0)}
+        )
+    async with fleet.engine.connect() as conn:
+        assert set(await alert_store.load_rule_states(conn)) == {("pending", m), ("legacy", m)}
+    process = Changes(fleet.engine, MemoryBus(10), ManualClock(1), offline_after=60, shared=False)
+    await process.load()
+    assert dict(process.fleet(fleet.tenant_id).states.items()) == {
+        ("pending", m): RuleState(breach_since=T0, last_ts=T0)
+    }
+    async with fleet.engine.begin() as conn:
+        await alert_store.save_rule_states(conn, {("pending", m): IDLE})
+    async with fleet.engine.connect() as conn:
+        assert set(await alert_store.load_rule_states(conn)) == {("legacy", m)}

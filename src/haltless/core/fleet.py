@@ -6,14 +6,76 @@ ahead of the database. No I/O: the server loads it and, across processes, refres
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, MutableMapping, ValuesView
 from dataclasses import replace
 
 from haltless.core.alerts import StoredAlert
 from haltless.core.health import MachineHealth
 from haltless.core.plan import Plan, TransitionKind
 from haltless.core.predictive import SeriesDetector
-from haltless.core.rules import IDLE, Rule, RuleKind, RuleState
+from haltless.core.rules import IDLE, Condition, Rule, RuleKind, RuleState, SeriesRules
+
+_NO_RULES = SeriesRules(())
+
+
+class RuleStates(MutableMapping[tuple[str, str], RuleState]):
+    """(rule id, machine id) -> state, knowing which rules have a state on each machine.
+
+    Planning a batch visits the rules of a series that have a state; `SeriesRules` finds the others it must see
+    (core/planners/readings.py). Every write goes through `__setitem__` and `__delitem__`, which keep that answer.
+    """
+
+    __slots__ = ("_by_machine", "_states")
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], RuleState] = {}
+        self._by_machine: dict[str, set[str]] = {}
+
+    def of(self, key: tuple[str, str]) -> RuleState:
+        """The pair's state; IDLE when none is kept."""
+        return self._states.get(key, IDLE)
+
+    def rules_on(self, machine_id: str) -> set[str] | None:
+        """The ids of the rules with a state on the machine (None or empty: none)."""
+        return self._by_machine.get(machine_id)
+
+    def machine_keys(self, machine_id: str) -> list[tuple[str, str]]:
+        return [(rule_id, machine_id) for rule_id in self._by_machine.get(machine_id, ())]
+
+    def __getitem__(self, key: tuple[str, str]) -> RuleState:
+        return self._states[key]
+
+    def __setitem__(self, key: tuple[str, str], state: RuleState) -> None:
+        self._states[key] = state
+        rules = self._by_machine.get(key[1])
+        if rules is None:
+            rules = self._by_machine[key[1]] = set()
+        rules.add(key[0])
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        del self._states[key]
+        rules = self._by_machine[key[1]]
+        rules.discard(key[0])
+        if not rules:
+            del self._by_machine[key[1]]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._states
+
+    def items(self) -> ItemsView[tuple[str, str], RuleState]:
+        return self._states.items()
+
+    def keys(self) -> KeysView[tuple[str, str]]:
+        return self._states.keys()
+
+    def values(self) -> ValuesView[RuleState]:
+        return self._states.values()
 
 
 class Fleet:
@@ -24,10 +86,10 @@ class Fleet:
         self.offline_after_us = offline_after_us
         self.rules: dict[str, Rule] = {}
         self.index: dict[str, list[Rule]] = {}  # metric name -> the rules on it
-        # (machine id, metric name) -> `rules_for`'s answer, kept until the rules or the machines change.
-        self._applicable: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        # (machine id, metric name) -> `series_rules`' answer, kept until the rules or the machines change.
+        self._applicable: dict[tuple[str, str], SeriesRules] = {}
         # (rule id, machine id) -> state; pairs with nothing pending (IDLE) are left out.
-        self.states: dict[tuple[str, str], RuleState] = {}
+        self.states = RuleStates()
         # (machine id, metric) -> the newest measurement time stored, for the series this process has seen since
         # it started and those its rules watched then. A reading older than that is late: threshold rules skip it.
         # One clock per series, not a `last_ts` per (rule, machine): with 1,000 rules on a metric a quiet batch
@@ -50,10 +112,14 @@ class Fleet:
         return {m for m in set(machine_ids) if m in health}
 
     def state(self, key: tuple[str, str]) -> RuleState:
-        return self.states.get(key, IDLE)
+        return self.states.of(key)
 
     def rules_for(self, machine_id: str, metric_name: str) -> tuple[Rule, ...]:
-        """The enabled rules on `metric_name` that apply to `machine_id`, in the index's order.
+        """The enabled rules on `metric_name` that apply to `machine_id`, in the index's order."""
+        return self.series_rules(machine_id, metric_name).rules
+
+    def series_rules(self, machine_id: str, metric_name: str) -> SeriesRules:
+        """`rules_for`'s rules, arranged for planning a batch (core.rules.SeriesRules).
 
         Hot path (ingest, every series of every batch): picking them out of all the metric's rules cost one check
         per rule, most of them bound to other machines (1,000 machine-specific rules on 100 machines: planning a
@@ -65,8 +131,8 @@ class Fleet:
         if found is None:
             rules = self.index.get(metric_name)
             if not rules:
-                return ()
-            found = self._applicable[key] = tuple(rule for rule in rules if rule.applies_to(machine_id))
+                return _NO_RULES
+            found = self._applicable[key] = SeriesRules(rule for rule in rules if rule.applies_to(machine_id))
         return found
 
     def states_to_write(self, plan: Plan) -> dict[tuple[str, str], RuleState]:
@@ -75,7 +141,7 @@ class Fleet:
         of a 500-reading batch; predictive rules' `last_ts` is recovered from the readings at start-up)."""
         changed = {}
         for key, state in plan.states.items():
-            old = self.states.get(key, IDLE)
+            old = self.states.of(key)
             if (
                 old.breach_since != state.breach_since
                 or old.armed != state.armed
@@ -107,6 +173,21 @@ class Fleet:
             else:
                 del self.index[rule.metric_name]
 
+    def load_states(self, states: dict[tuple[str, str], RuleState]) -> None:
+        """Keep states as the database holds them, but a threshold rule's that remembers nothing but a `last_ts`:
+        idle, so not kept (rows written before the series kept the clock, 2026-12-05, have one per pair)."""
+        rules = self.rules
+        for key, state in states.items():
+            rule = rules.get(key[0])
+            if (
+                rule is not None
+                and rule.kind is RuleKind.THRESHOLD
+                and rule.condition is not Condition.NO_DATA
+                and replace(state, last_ts=None) == IDLE
+            ):
+                continue
+            self.states[key] = state
+
     def track_open(self, alert: StoredAlert) -> None:
         """Remember an open alert (loading): on its machine's health and its (rule, machine) state."""
         self.open_alerts[alert.id] = alert
@@ -115,7 +196,7 @@ class Fleet:
             health.active[alert.id] = alert.severity
         if alert.rule_id is not None:
             key = (alert.rule_id, alert.machine_id)
-            old = self.states.get(key, IDLE)
+            old = self.states.of(key)
             self.states[key] = replace(old, open_alert_id=alert.id, flapping=alert.flapping)
 
     def reload(
@@ -141,9 +222,10 @@ class Fleet:
         for health in machines:
             self.health[health.machine_id] = health
             ids.add(health.machine_id)
-        for key in [key for key in self.states if key[1] in ids]:
-            del self.states[key]
-        self.states.update(states)
+        for machine_id in ids:
+            for key in self.states.machine_keys(machine_id):
+                del self.states[key]
+        self.load_states(states)
         for alert_id in [a.id for a in self.open_alerts.values() if a.machine_id in ids]:
             del self.open_alerts[alert_id]
         for alert in open_alerts:
@@ -190,7 +272,7 @@ class Fleet:
         """A deleted machine: its states, open alerts and the rules bound to it go with it (as in the database)."""
         self.health.pop(machine_id, None)
         self._applicable.clear()
-        for key in [key for key in self.states if key[1] == machine_id]:
+        for key in self.states.machine_keys(machine_id):
             del self.states[key]
         for key in [key for key in self.detectors if key[1] == machine_id]:
             del self.detectors[key]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -227,6 +228,53 @@ def evaluate_quiet(rule: Rule, state: RuleState, lowest: float, highest: float) 
     if not state.flapping and state.calm_since is None:
         return state
     return RuleState(flap_fires=state.flap_fires) if state.flap_fires else IDLE
+
+
+class SeriesRules:
+    """The rules one (machine, metric) series meets, arranged so that a batch finds the threshold rules its values
+    can move without visiting the others.
+
+    A threshold rule with nothing pending (no state kept, `IDLE`) changes only when a value breaches it
+    (`evaluate_quiet`); grouped by condition and sorted by threshold, the breached ones of a batch are a slice
+    of each group, and a quiet batch costs one comparison per group. Hot path (bench planning, 1,000 rules on
+    every machine): visiting each (rule, machine) of each series made planning ~10x M4's three rules.
+    """
+
+    __slots__ = ("_ge", "_gt", "_le", "_lt", "others", "position", "rules", "threshold")
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+        self.position = {rule.id: index for index, rule in enumerate(self.rules)}
+        # Threshold rules (no_data aside), by id; the rest (no_data, anomaly, forecast) see every batch.
+        self.threshold = {
+            r.id: r for r in self.rules if r.kind is RuleKind.THRESHOLD and r.condition is not Condition.NO_DATA
+        }
+        self.others = tuple(r for r in self.rules if r.id not in self.threshold)
+        self._gt = self._group(Condition.GT)
+        self._ge = self._group(Condition.GE)
+        self._lt = self._group(Condition.LT)
+        self._le = self._group(Condition.LE)
+
+    def _group(self, condition: Condition) -> tuple[list[float], list[Rule]]:
+        members = sorted((r for r in self.threshold.values() if r.condition is condition), key=lambda r: r.threshold)
+        return [r.threshold for r in members], members
+
+    def breached(self, lowest: float, highest: float) -> list[Rule]:
+        """The threshold rules some value in [lowest, highest] breaches (in no particular order)."""
+        found: list[Rule] = []
+        thresholds, rules = self._gt
+        if thresholds and thresholds[0] < highest:
+            found += rules[: bisect_left(thresholds, highest)]
+        thresholds, rules = self._ge
+        if thresholds and thresholds[0] <= highest:
+            found += rules[: bisect_right(thresholds, highest)]
+        thresholds, rules = self._lt
+        if thresholds and thresholds[-1] > lowest:
+            found += rules[bisect_right(thresholds, lowest) :]
+        thresholds, rules = self._le
+        if thresholds and thresholds[-1] >= lowest:
+            found += rules[bisect_left(thresholds, lowest) :]
+        return found
 
 
 def resolved_by_user(state: RuleState) -> RuleState:

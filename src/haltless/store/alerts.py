@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from haltless.core.alerts import OPEN_STATES
 from haltless.core.alerts import AlertState as AlertState  # re-exported: its home is core.alerts
 from haltless.core.alerts import StoredAlert as StoredAlert
-from haltless.core.rules import Condition, Rule, RuleKind, RuleState, Severity
+from haltless.core.rules import IDLE, Condition, Rule, RuleKind, RuleState, Severity
 from haltless.store.tables import alert_rules, alerts, machines, readings, rule_states, tenants
 
 
@@ -326,7 +326,16 @@ async def newest_per_series(
 
 
 async def save_rule_states(conn: AsyncConnection, states: dict[tuple[str, str], RuleState]) -> None:
-    """Upsert the given (rule, machine) states in one statement."""
+    """Upsert the given (rule, machine) states in one statement; an IDLE one (nothing pending) is deleted instead:
+    no row means idle, so only the pairs with something to remember have one."""
+    idle = [key for key, state in states.items() if state == IDLE]
+    if idle:
+        for start in range(0, len(idle), 400):
+            chunk = idle[start : start + 400]
+            await conn.execute(
+                delete(rule_states).where(tuple_(rule_states.c.rule_id, rule_states.c.machine_id).in_(chunk))
+            )
+        states = {key: state for key, state in states.items() if state != IDLE}
     if not states:
         return
     rows = [

@@ -84,15 +84,16 @@ def _settle_quiet(
     reading by reading.
 
     Hot path (bench M4): most batches breach nothing, and replaying each reading through each rule
-    was the largest part of planning. An idle threshold rule settles to its own state: nothing is made or
-    written for it (bench planning, 1,000 rules on every machine).
+    was the largest part of planning. A threshold rule with no state kept (idle) is not visited unless a value
+    breaches it (core.rules.SeriesRules): nothing is made or written for it (bench planning, 1,000 rules on
+    every machine).
     """
     series: dict[tuple[str, str], list[Reading]] = defaultdict(list)
     for reading in ordered:
         series[(reading.machine_id, reading.metric_name)].append(reading)
     replay: dict[tuple[str, str], list[Rule]] = {}
     fleet = draft.fleet
-    rules_for, series_ts = fleet.rules_for, fleet.series_ts
+    series_rules, series_ts, with_state = fleet.series_rules, fleet.series_ts, fleet.states.rules_on
     plan = draft.plan
     for series_key, members in series.items():
         machine_id, metric_name = series_key
@@ -103,8 +104,8 @@ def _settle_quiet(
         health = healths[machine_id]
         if health is None or health.maintenance:
             continue
-        applicable = rules_for(machine_id, metric_name)
-        if not applicable:
+        bank = series_rules(machine_id, metric_name)
+        if not bank.rules:
             continue
         values = [reading.value for reading in members]
         current = values
@@ -112,11 +113,10 @@ def _settle_quiet(
         if since is not None and members[0].ts < since:
             # Late readings, older than the series' newest before this batch: threshold rules are past them.
             current = [reading.value for reading in members if reading.ts >= since]
-        lowest, highest = (min(current), max(current)) if current else (0.0, 0.0)
         settled = {}
-        waiting = []
+        waiting: list[Rule] = []
         stamps: list[int] | None = None
-        for rule in applicable:
+        for rule in bank.others:
             key = (rule.id, machine_id)
             state = draft.state(key)
             if rule.condition is Condition.NO_DATA:
@@ -126,25 +126,38 @@ def _settle_quiet(
                 else:
                     waiting.append(rule)
                 continue
-            if rule.kind is RuleKind.THRESHOLD:
-                if not current:
-                    continue  # every reading is late
-                after = evaluate_quiet(rule, state, lowest, highest)
-                if after is not None:
-                    if after is not state:
-                        settled[key] = after
-                    continue
-            else:  # a predictive rule's detector takes the series' batch here, once
-                detector = draft.detector(rule, key)
-                if stamps is None:
-                    stamps = [reading.ts for reading in members]
-                after = predictive.settle(rule, detector, state, stamps, values)
-                if after is not None:
+            # A predictive rule's detector takes the series' batch here, once; a settled one has seen them.
+            detector = draft.detector(rule, key)
+            if stamps is None:
+                stamps = [reading.ts for reading in members]
+            after = predictive.settle(rule, detector, state, stamps, values)
+            if after is None:
+                waiting.append(rule)
+            else:
+                settled[key] = after
+        if current:  # else every reading is late: threshold rules have nothing to see
+            lowest, highest = min(current), max(current)
+            threshold = bank.threshold
+            # Threshold rules with a state (something pending, or flap memory) settle one by one...
+            visited: set[str] = set()
+            for rule_id in with_state(machine_id) or ():
+                kept = threshold.get(rule_id)
+                if kept is None:
+                    continue  # a rule of another metric, or not a threshold rule
+                visited.add(rule_id)
+                key = (rule_id, machine_id)
+                state = draft.state(key)
+                after = evaluate_quiet(kept, state, lowest, highest)
+                if after is None:
+                    waiting.append(kept)
+                elif after is not state:
                     settled[key] = after
-                    continue
-            # Not settled: it sees the readings one by one (a settled predictive rule's detector has seen them).
-            waiting.append(rule)
+            # ... and of the others (idle, no state kept) only those a value breaches see the readings.
+            waiting += [rule for rule in bank.breached(lowest, highest) if rule.id not in visited]
         if waiting:
+            if len(waiting) > 1:
+                position = bank.position
+                waiting.sort(key=lambda rule: position[rule.id])  # the series' order, as events are published
             replay[series_key] = waiting
         if settled:
             plan.states.update(settled)

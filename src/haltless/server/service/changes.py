@@ -34,7 +34,7 @@ from haltless.core.health import MachineHealth
 from haltless.core.models import MachineStatus
 from haltless.core.plan import SYSTEM, Plan, TransitionKind
 from haltless.core.readings import Reading
-from haltless.core.rules import RuleKind
+from haltless.core.rules import RuleKind, RuleState
 from haltless.server.service import predictive as predictive_detectors
 from haltless.server.service.units import UnitBook
 from haltless.store import alert_history, machines, readings
@@ -142,11 +142,13 @@ class Changes:
                 owner = tenant_of.get(machine_id)
                 if owner is not None:
                     self.fleet(owner).series_ts[(machine_id, metric)] = newest
-            states = await alert_store.load_rule_states(conn)
-            for key, state in states.items():
+            by_tenant: dict[str, dict[tuple[str, str], RuleState]] = defaultdict(dict)
+            for key, state in (await alert_store.load_rule_states(conn)).items():
                 owner = tenant_of.get(key[1])
                 if owner is not None:
-                    self.fleet(owner).states[key] = state
+                    by_tenant[owner][key] = state
+            for tenant_id, states in by_tenant.items():
+                self.fleet(tenant_id).load_states(states)
             for fleet in self._fleets.values():
                 _catch_up_predictive(fleet)
             for alert in await alert_store.open_alerts(conn):
