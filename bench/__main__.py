@@ -32,6 +32,7 @@ OPT_IN: dict[str, str] = {
     "large": "bench.large",  # 10M readings: about a minute and 2.6 GB of temp disk (`make bench-large`)
     "agent": "bench.agent",  # OPC UA latency and Modbus polling through the edge agent, about 3 minutes
     "planning": "bench.planning",  # the pure planner as a tenant's rules grow, in-process, seconds
+    "shared": "bench.shared",  # an ingest batch in shared mode (PostgreSQL) as rules grow, in-process, ~30 s
 }
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 import asyncpg
-from sqlalchemy import Integer, func, literal, select, union_all
+from sqlalchemy import Integer, func, literal, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -264,6 +264,16 @@ async def latest_per_machine_metric(
 # SQLite allows 500 terms in a compound SELECT; well below it, a statement stays short to compile and send.
 _SERIES_PER_STATEMENT = 200
 
+# PostgreSQL (shared mode: every ingest batch's refresh): one statement of fixed text for any number of series, so
+# SQLAlchemy compiles it once and asyncpg prepares it once per connection. Built per batch as a UNION ALL of one
+# SELECT per series (the SQLite shape below) it cost more than the per-pair state upserts it replaced: 3 rules on
+# 10 machines, ~1.8 ms of CPU and ~6 ms of wall time a batch.
+_POSTGRESQL_NEWEST = text(
+    "SELECT s.machine_id, s.metric_name,"
+    " (SELECT max(r.ts) FROM readings AS r WHERE r.machine_id = s.machine_id AND r.metric_name = s.metric_name)"
+    " FROM unnest(CAST(:machine_ids AS varchar[]), CAST(:metric_names AS varchar[])) AS s (machine_id, metric_name)"
+)
+
 
 async def newest_of_series(conn: AsyncConnection, *, series: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The measurement time of the newest stored reading of each (machine, metric) series that has one.
@@ -272,6 +282,13 @@ async def newest_of_series(conn: AsyncConnection, *, series: Iterable[tuple[str,
     GROUP BY over the series would read their whole history."""
     wanted = sorted(set(series))
     found: dict[tuple[str, str], int] = {}
+    if not wanted:
+        return found
+    if conn.dialect.name == "postgresql":
+        rows = await conn.execute(
+            _POSTGRESQL_NEWEST, {"machine_ids": [m for m, _ in wanted], "metric_names": [n for _, n in wanted]}
+        )
+        return {(machine_id, metric): ts for machine_id, metric, ts in rows if ts is not None}
     for start in range(0, len(wanted), _SERIES_PER_STATEMENT):
         chunk = wanted[start : start + _SERIES_PER_STATEMENT]
         parts = [
