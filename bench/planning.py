@@ -38,30 +38,33 @@ ROUNDS = 3
 START_US = 1_800_000_000_000_000
 
 
+def quiet_rule(rule_id: str, tenant_id: str, n: int, machine_id: str | None = None) -> Rule:
+    """The n-th of a tenant's rules that never fire, on the metrics in turn: even n `>` 1e9 + n, odd n `<` -1e9 - n
+    (all thresholds different, none ever breached). Shared with `bench shared`."""
+    above = n % 2 == 0
+    return Rule(
+        id=rule_id,
+        tenant_id=tenant_id,
+        name=f"rule {n}",
+        metric_name=METRICS[n % len(METRICS)],
+        machine_id=machine_id,
+        condition=Condition.GT if above else Condition.LT,
+        threshold=1e9 + n if above else -1e9 - n,
+        severity=Severity.WARNING,
+        for_seconds=0.0,
+        hysteresis=0.0,
+        enabled=True,
+        message=None,
+    )
+
+
 def _fleet(rules: int, bound: bool) -> Fleet:
     fleet = Fleet(TENANT, 10**15)
     for machine_id in MACHINES:
         fleet.health[machine_id] = MachineHealth(machine_id, TENANT, MachineStatus.HEALTHY)
     for n in range(rules):
         bound_to = MACHINES[(n // len(METRICS)) % len(MACHINES)] if bound else None
-        metric = METRICS[n % len(METRICS)]
-        above = n % 2 == 0
-        fleet.add_rule(
-            Rule(
-                id=f"rule-{n}",
-                tenant_id=TENANT,
-                name=f"rule {n}",
-                metric_name=metric,
-                machine_id=bound_to,
-                condition=Condition.GT if above else Condition.LT,
-                threshold=1e9 + n if above else -1e9 - n,
-                severity=Severity.WARNING,
-                for_seconds=0.0,
-                hysteresis=0.0,
-                enabled=True,
-                message=None,
-            )
-        )
+        fleet.add_rule(quiet_rule(f"rule-{n}", TENANT, n, bound_to))
     return fleet
 
 

@@ -21,16 +21,15 @@ from datetime import UTC, datetime
 import orjson
 
 from bench import postgres
+from bench.planning import METRICS, quiet_rule
 from haltless.bus.memory import MemoryBus
 from haltless.core.clock import ManualClock
-from haltless.core.rules import Condition, Rule, Severity
 from haltless.server.service.changes import Changes
 from haltless.server.service.ingest import IngestPipeline
 from haltless.settings import Settings
 from haltless.store import accounts, database, machines
 from haltless.store import alerts as alert_store
 
-METRICS = ("temperature", "vibration", "current")
 MACHINES = 10
 BATCH = 500
 BATCHES = 60
@@ -38,24 +37,6 @@ WARMUP = 5
 ROUNDS = 3
 RULE_COUNTS = (3, 100, 1000)
 START_S = 1_767_607_200  # 2026-01-05 10:00:00Z
-
-
-def _rule(tenant_id: str, n: int) -> Rule:
-    above = n % 2 == 0
-    return Rule(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant_id,
-        name=f"rule {n}",
-        metric_name=METRICS[n % len(METRICS)],
-        machine_id=None,
-        condition=Condition.GT if above else Condition.LT,
-        threshold=1e9 + n if above else -1e9 - n,
-        severity=Severity.WARNING,
-        for_seconds=0.0,
-        hysteresis=0.0,
-        enabled=True,
-        message=None,
-    )
 
 
 def _body(machine_ids: list[str], second: int) -> bytes:
@@ -86,7 +67,7 @@ async def _ms_a_batch(url: str, rules: int) -> tuple[float, float]:
                 for i in range(MACHINES)
             ]
             for n in range(rules):
-                await alert_store.insert_rule(conn, _rule(tenant_id, n), 1)
+                await alert_store.insert_rule(conn, quiet_rule(str(uuid.uuid4()), tenant_id, n), 1)
             await alert_store.raise_rules_revision(conn, tenant_id)
         changes = Changes(engine, MemoryBus(10), ManualClock(1), offline_after=3600, shared=True)
         await changes.load()

@@ -13,7 +13,7 @@ from haltless.core.alerts import StoredAlert
 from haltless.core.health import MachineHealth
 from haltless.core.plan import Plan, TransitionKind
 from haltless.core.predictive import SeriesDetector
-from haltless.core.rules import IDLE, Condition, Rule, RuleKind, RuleState, SeriesRules
+from haltless.core.rules import IDLE, Rule, RuleKind, RuleState, SeriesRules
 
 _NO_RULES = SeriesRules(())
 
@@ -179,12 +179,7 @@ class Fleet:
         rules = self.rules
         for key, state in states.items():
             rule = rules.get(key[0])
-            if (
-                rule is not None
-                and rule.kind is RuleKind.THRESHOLD
-                and rule.condition is not Condition.NO_DATA
-                and replace(state, last_ts=None) == IDLE
-            ):
+            if rule is not None and rule.compares_values and replace(state, last_ts=None) == IDLE:
                 continue
             self.states[key] = state
 

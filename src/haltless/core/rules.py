@@ -96,6 +96,12 @@ class Rule:
     flap_threshold: int | None = None
     flap_window_seconds: float = 600.0
 
+    @property
+    def compares_values(self) -> bool:
+        """A threshold rule that compares each value with its threshold (no_data aside): it skips late readings
+        by its series' clock, and an idle state of it remembers nothing worth keeping."""
+        return self.kind is RuleKind.THRESHOLD and self.condition is not Condition.NO_DATA
+
     def breaches(self, value: float) -> bool:
         return _COMPARE[self.condition](value, self.threshold)
 
@@ -246,9 +252,7 @@ class SeriesRules:
         self.rules = tuple(rules)
         self.position = {rule.id: index for index, rule in enumerate(self.rules)}
         # Threshold rules (no_data aside), by id; the rest (no_data, anomaly, forecast) see every batch.
-        self.threshold = {
-            r.id: r for r in self.rules if r.kind is RuleKind.THRESHOLD and r.condition is not Condition.NO_DATA
-        }
+        self.threshold = {r.id: r for r in self.rules if r.compares_values}
         self.others = tuple(r for r in self.rules if r.id not in self.threshold)
         self._gt = self._group(Condition.GT)
         self._ge = self._group(Condition.GE)

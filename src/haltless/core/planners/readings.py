@@ -58,6 +58,7 @@ def plan_readings(
         events.extend(wire.sensor_updates(ordered))
         return plan
     sensor_update = wire.sensor_update
+    series_ts = fleet.series_ts
     for reading in ordered:
         machine_id = reading.machine_id
         events.append(sensor_update(machine_id, reading.metric_name, reading.value, reading.unit, reading.ts))
@@ -67,10 +68,14 @@ def plan_readings(
         # A reading can change the status only by ending `offline` or by opening or closing an alert;
         # deriving it for every other reading would be wasted work on the ingest hot path.
         changed = health.status is MachineStatus.OFFLINE
-        rules = replay.get((machine_id, reading.metric_name))
+        series_key = (machine_id, reading.metric_name)
+        rules = replay.get(series_key)
         if rules:
+            # Late: older than the series' newest before this batch (see _settle_quiet); threshold rules skip it.
+            since = series_ts.get(series_key)
+            late = since is not None and reading.ts < since
             for rule in rules:
-                changed = _evaluate(draft, rule, health, reading, new_id) or changed
+                changed = _evaluate(draft, rule, health, reading, late, new_id) or changed
         if changed:
             draft.restatus(health, received_at)
     return plan
@@ -166,16 +171,18 @@ def _settle_quiet(
     return replay
 
 
-def _evaluate(draft: Draft, rule: Rule, health: MachineHealth, reading: Reading, new_id: Callable[[], str]) -> bool:
-    """Apply one reading to one rule; True when an alert opened or cleared."""
+def _evaluate(
+    draft: Draft, rule: Rule, health: MachineHealth, reading: Reading, late: bool, new_id: Callable[[], str]
+) -> bool:
+    """Apply one reading to one rule; True when an alert opened or cleared. `late`: the reading is older than
+    its series' newest before the batch, which a threshold rule is past."""
     if rule.kind is not RuleKind.THRESHOLD:
         return _evaluate_predictive(draft, rule, health, reading, new_id)
     key = (rule.id, reading.machine_id)
     if rule.condition is Condition.NO_DATA:
         return no_data.resolve_seen(draft, rule, key, draft.plan.at, reading.ts)
-    since = draft.fleet.series_ts.get((reading.machine_id, reading.metric_name))
-    if since is not None and reading.ts < since:
-        return False  # late: older than the series' newest before this batch (see _settle_quiet)
+    if late:
+        return False
     before = draft.state(key)
     state, transition = evaluate(rule, before, reading.value, reading.ts, new_id)
     flapping = False
