@@ -169,6 +169,17 @@ def test_bad_state_is_refused_with_a_reason() -> None:
         AnomalyDetector.from_state(warm)
     with pytest.raises(DetectorStateError, match="2 grids"):
         AnomalyDetector.from_state({**warm, "grids": warm["grids"][:2]})
+    # Paths and moves must agree: each path runs along a move, each move along some path.
+    whole = json.loads(json.dumps(detector.state()))
+    source, target, _ = whole["grids"][0]["moves"][0]
+    orphan = json.loads(json.dumps(whole))
+    orphan["grids"][0]["paths"] = [p for p in orphan["grids"][0]["paths"] if p[1:] != [source, target]]
+    with pytest.raises(DetectorStateError, match="along no path"):
+        AnomalyDetector.from_state(orphan)
+    stray = json.loads(json.dumps(whole))
+    stray["grids"][0]["paths"].append([source, 10**6, 10**6 + 1])
+    with pytest.raises(DetectorStateError, match="along a move never made"):
+        AnomalyDetector.from_state(stray)
 
 
 def test_rebuild_replays_a_bounded_window_and_may_fire_at_once() -> None:
