@@ -30,6 +30,7 @@ import httpx
 import orjson
 
 from bench import fanout, postgres, profile_ingest
+from bench.nab import detector_build
 from haltless.store.database import SQLITE_PRAGMAS, create_engine, migrate
 
 BATCH = 500
@@ -261,7 +262,8 @@ def run(rounds: int = ROUNDS) -> str:
         f"| the same, in-process and paired: CPU a batch, plain ÷ with anomaly rules | {anomaly_cpu * 1000:.2f} ms "
         f"| plain batch | {plain_cpu * 1000:.2f} ms | {plain_cpu / anomaly_cpu:.2f} | ≥ 0.9 (a cross-check) "
         "| bench.profile_ingest --paired: one pipeline, two tenants' batches in turn, process CPU (event loop and "
-        "SQLite's thread) without HTTP or sockets, whose cost both sides share; steadier than the rates above |"
+        "SQLite's thread) without HTTP or sockets, whose cost both sides share; steadier than the rates above; "
+        f"the anomaly detector {detector_build()} |"
     )
     reason = postgres.unreachable()
     if reason is not None:

@@ -13,10 +13,15 @@ import time
 import numpy as np
 
 from bench.nab import dataset, scoring
-from haltless.core.anomaly import AnomalyDetector, Sensitivity
+from haltless.core.anomaly import AnomalyDetector, Sensitivity, compiled
 
 # The server sees ~500 readings per request spread over ~40 series: about a dozen per series per call.
 BATCH = 12
+
+
+def detector_build() -> str:
+    """How the anomaly detector measured runs: compiled by `make install` (mypyc), or as pure Python."""
+    return "compiled with mypyc" if compiled() else "run as pure Python (not compiled: see .venv/mypyc.log)"
 
 
 def detector_scores(series: dataset.Series, sensitivity: Sensitivity) -> tuple[dataset.FloatArray, float]:
@@ -68,6 +73,7 @@ def run() -> str:
     lines.append("")
     lines.append(
         f"Cost per reading per series (CPU time on one core), {BATCH} readings per `score_batch` call, "
-        f"{readings} readings: " + ", ".join(f"{s.value} {cost[s] * 1e6:.2f} µs" for s in Sensitivity) + "."
+        f"{readings} readings: " + ", ".join(f"{s.value} {cost[s] * 1e6:.2f} µs" for s in Sensitivity) + "; "
+        f"the detector {detector_build()}."
     )
     return "\n".join(lines)

@@ -41,40 +41,46 @@ import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
-WARMUP_READINGS = 300
-GRID_CELLS = 16
-STEP_CELLS = 1.0  # and no finer than the median step between consecutive warm-up values
+WARMUP_READINGS: Final = 300
+GRID_CELLS: Final = 16
+STEP_CELLS: Final = 1.0  # and no finer than the median step between consecutive warm-up values
 # Readings per value of each grid: each resolution divides the next, the first is the readings themselves.
 RESOLUTIONS = (1, 4, 16)
-PATH_EVIDENCE = 0.25
+PATH_EVIDENCE: Final = 0.25
 # A value one cell past every cell visited; one more for each doubling of that distance.
-NEW_LEVEL_EVIDENCE = 2.0
-DWELL_EVIDENCE = 3.0
-DWELL_FACTOR = 2
+NEW_LEVEL_EVIDENCE: Final = 2.0
+DWELL_EVIDENCE: Final = 3.0
+DWELL_FACTOR: Final = 2
 # A stay must also be this many steps of its grid (32 readings on the readings' own grid) to count as too long.
-DWELL_MIN_STEPS = 32
-EVIDENCE_READINGS = 12
-FULL_EVIDENCE = 4.0
+DWELL_MIN_STEPS: Final = 32
+EVIDENCE_READINGS: Final = 12
+FULL_EVIDENCE: Final = 4.0
 # Background: exponential average of the evidence per reading, new readings weighing BACKGROUND_RATE.
-BACKGROUND_RATE = 0.001
+BACKGROUND_RATE: Final = 0.001
 # How much each unit of background evidence in a window raises the evidence that scores 1.
-BACKGROUND_WEIGHT = 10.0
-REST_READINGS = 80
-COARSEN_WITHIN_READINGS = 250
+BACKGROUND_WEIGHT: Final = 10.0
+REST_READINGS: Final = 80
+COARSEN_WITHIN_READINGS: Final = 250
 # Memory bounds per grid: past these many remembered moves or paths the grid coarsens, which merges them.
-MAX_MOVES = 128
-MAX_PATHS = 512
+MAX_MOVES: Final = 128
+MAX_PATHS: Final = 512
 # Cell indices are clamped so that absurd values (1e300) stay ordinary integers.
-MAX_CELL = 2**62
-STATE_VERSION = 2
+MAX_CELL: Final = 2**62
+STATE_VERSION: Final = 2
 # Rebuilding after a restart without stored state: replay at most this many most recent readings.
-REBUILD_READINGS = 2000
-NEVER = -(10**12)
+REBUILD_READINGS: Final = 2000
+NEVER: Final = -(10**12)
 
 if RESOLUTIONS[0] != 1 or any(b % a for a, b in pairwise(RESOLUTIONS)):
     raise AssertionError("each resolution must divide the next, starting from 1")
+
+
+def compiled() -> bool:
+    """True when this module runs compiled with mypyc (as `make install` and release wheels build it), False when it
+    runs as pure Python (docs/anomaly-detection.md, "Cost")."""
+    return not __file__.endswith(".py")
 
 
 class Sensitivity(StrEnum):
@@ -639,9 +645,8 @@ class AnomalyDetector:
         expected = low = high = 0.0  # (worked out per reading unless lean)
         evidence = self._evidence
         number, last_fire, previous, background = self._readings, self._last_fire, self._previous, self._background
-        # Module constants as locals: a local is cheaper than a global on every reading.
-        floor = math.floor
-        max_cell, min_cell = MAX_CELL, -MAX_CELL
+        # Module constants as locals: a local is cheaper than a global on every reading (uncompiled).
+        top, bottom = MAX_CELL, -MAX_CELL
         rate, min_steps = BACKGROUND_RATE, DWELL_MIN_STEPS
         successors_get = successors.get
         new_scored = tuple.__new__
@@ -649,7 +654,7 @@ class AnomalyDetector:
         for stamp, item in zip(stamps, values, strict=True):
             value = float(item)
             position = (value - origin) / width
-            target = floor(position) if min_cell < position < max_cell else (max_cell if position > 0 else min_cell)
+            target = math.floor(position) if bottom < position < top else (top if position > 0 else bottom)
             move = outs.get(target) if outs is not None else None
             if move is not None:
                 count = move.count
