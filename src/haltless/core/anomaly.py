@@ -528,7 +528,9 @@ class AnomalyDetector:
             out.append(self._learn_warmup(timestamps_us[start], float(values[start])))
             start += 1
         if start < len(values):
-            self._score_warm(timestamps_us[start:], values[start:], out, None)
+            if start:  # (past the warm-up, the usual call: no copies)
+                timestamps_us, values = timestamps_us[start:], values[start:]
+            self._score_warm(timestamps_us, values, out, None)
         return out
 
     def scan_batch(self, timestamps_us: Sequence[int], values: Sequence[float]) -> Scan:
@@ -547,7 +549,9 @@ class AnomalyDetector:
             start += 1
         scan = Scan([], [])
         if start < len(values):
-            self._score_warm(timestamps_us[start:], values[start:], scan.anomalous_on, scan.loud)
+            if start:  # (past the warm-up, the usual call: no copies)
+                timestamps_us, values = timestamps_us[start:], values[start:]
+            self._score_warm(timestamps_us, values, scan.anomalous_on, scan.loud)
             if start:
                 scan.loud[:] = [(index + start, score) for index, score in scan.loud]
         return scan

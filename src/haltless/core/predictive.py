@@ -200,7 +200,7 @@ def settle(
             start += 1
     if start == len(timestamps_us):
         return state
-    stamps, readings = timestamps_us[start:], values[start:]
+    stamps, readings = (timestamps_us[start:], values[start:]) if start else (timestamps_us, values)
     idle = state.breach_since is None and state.open_alert_id is None and state.armed
     anomaly = detector.anomaly
     if anomaly is not None:
