@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The anomaly detector's module compiled in place with mypyc (docs/development.md, "The compiled detector"): the
-# extension sits beside core/anomaly.py and is imported in its stead. Rebuilt whenever the module changes; where
-# it cannot be built (no C compiler), the stale extension is removed and the same module runs as pure Python.
+# The anomaly detector's module compiled in place with mypyc (docs/anomaly-detection.md, "The compiled
+# detector"): the extension sits beside core/anomaly.py and is imported in its stead. Rebuilt whenever the module
+# changes; where it cannot be built (no C compiler), the stale extension is removed and the module runs as pure
+# Python.
 $(NATIVE): $(NATIVE_MODULE) $(STAMP)
 	rm -f src/haltless/core/anomaly.*.so src/haltless/core/anomaly__mypyc.*.so
 	if (cd src && ../$(BIN)/mypyc haltless/core/anomaly.py) > $(VENV)/mypyc.log 2>&1; then \

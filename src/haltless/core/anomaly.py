@@ -32,6 +32,10 @@ series has moved to from the previous reading's cell, the expected value is thei
 
 Everything counts readings, not seconds: gaps and irregular sampling do not change what is novel.
 The state is a small JSON-able dict (`state()` / `from_state()`); it round-trips exactly.
+
+This module is compiled with mypyc (`make install`, release wheels) and runs unchanged as pure Python where it is
+not (docs/anomaly-detection.md, "The compiled detector"): keep it typed, keep its constants `Final`, and call
+functions by their module (`math.floor`), since an alias in a local is a generic call once compiled.
 """
 
 from __future__ import annotations
