@@ -184,14 +184,13 @@ def _band(origin: float, width: float, low_cell: int, high_cell: int) -> tuple[f
     return origin + low_cell * width, origin + (high_cell + 1) * width
 
 
-def _band_before(raw: _Grid, source: int, target: int, previous: float) -> tuple[float, float, float]:
-    """The expected value and band of a reading that moved from `source` to `target`, as they stood before it:
-    from the moves out of `source` without this one. The same numbers as the kept successors give (`_score_warm`),
-    for a reading a scan did not keep them for."""
+def _successors(outs: dict[int, _Move], source: int, less: int | None = None) -> tuple[int, int, int, int]:
+    """The moves out of `source` (`outs`, with one move to `less` taken away): how many, the sum of the cells they
+    went to, and the lowest and highest of those cells (`source` when there is none)."""
     seen = total = 0
     lowest = highest = source
-    for end, move in raw.moves.get(source, {}).items():
-        count = move.count - 1 if end == target else move.count
+    for end, move in outs.items():
+        count = move.count - 1 if end == less else move.count
         if count:
             if not seen:
                 lowest = highest = end
@@ -201,6 +200,14 @@ def _band_before(raw: _Grid, source: int, target: int, previous: float) -> tuple
                 highest = end
             seen += count
             total += count * end
+    return seen, total, lowest, highest
+
+
+def _band_before(raw: _Grid, source: int, target: int, previous: float) -> tuple[float, float, float]:
+    """The expected value and band of a reading that moved from `source` to `target`, as they stood before it:
+    from the moves out of `source` without this one. The same numbers as the kept successors give (`_score_warm`),
+    for a reading a scan did not keep them for."""
+    seen, total, lowest, highest = _successors(raw.moves.get(source, {}), source, target)
     origin, width = raw.origin, raw.width
     if not seen:
         return previous, origin + (source - 1) * width, origin + (source + 2) * width
@@ -830,17 +837,7 @@ class AnomalyDetector:
         raw = self._grids[0]
         successors: dict[int, list[Any]] = {}
         for source, outs in raw.moves.items():
-            seen = total = 0
-            lowest = highest = source
-            for target, move in outs.items():
-                if not seen:
-                    lowest = highest = target
-                elif target < lowest:
-                    lowest = target
-                elif target > highest:
-                    highest = target
-                seen += move.count
-                total += move.count * target
+            seen, total, lowest, highest = _successors(outs, source)
             if seen:
                 successors[source] = [seen, total, lowest, highest, *_band(raw.origin, raw.width, lowest, highest)]
         self._successors = successors
