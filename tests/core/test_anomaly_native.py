@@ -2,9 +2,9 @@
 
 `make install` compiles `src/haltless/core/anomaly.py` in place (where a C compiler is found) and Python imports
 the extension in its stead, so the rest of the suite tests whichever is installed; release wheels ship it
-compiled, a source install runs it as pure Python (docs/anomaly-detection.md, "Cost"). This file loads the
-source a second time as a pure module and checks that both say the same of the seeded series whose scores
-`test_anomaly_fast` pins, and that CI (`HALTLESS_TEST_REQUIRE_COMPILED=1`) really runs the compiled one.
+compiled, a source install runs it as pure Python (docs/anomaly-detection.md, "The compiled detector"). This
+file loads the source a second time as a pure module and checks that both say the same of the seeded series
+whose scores `test_anomaly_fast` pins, and that CI (`HALTLESS_TEST_REQUIRE_COMPILED=1`) runs the compiled one.
 """
 
 from __future__ import annotations

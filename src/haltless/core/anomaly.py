@@ -83,7 +83,7 @@ if RESOLUTIONS[0] != 1 or any(b % a for a, b in pairwise(RESOLUTIONS)):
 
 def compiled() -> bool:
     """True when this module runs compiled with mypyc (as `make install` and release wheels build it), False when it
-    runs as pure Python (docs/anomaly-detection.md, "Cost")."""
+    runs as pure Python (docs/anomaly-detection.md, "The compiled detector")."""
     return not __file__.endswith(".py")
 
 
