@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 NATIVE_MODULE := src/haltless/core/anomaly.py
+NATIVE_BUILT := src/haltless/core/anomaly.*.so src/haltless/core/anomaly__mypyc.*.so
 
 .PHONY: install demo run test lint format typecheck check bench bench-growth bench-large bench-agent clean
 
@@ -21,11 +22,11 @@ $(STAMP): pyproject.toml
 # changes; where it cannot be built (no C compiler), the stale extension is removed and the module runs as pure
 # Python.
 $(NATIVE): $(NATIVE_MODULE) $(STAMP)
-	rm -f src/haltless/core/anomaly.*.so src/haltless/core/anomaly__mypyc.*.so
+	rm -f $(NATIVE_BUILT)
 	if (cd src && ../$(BIN)/mypyc haltless/core/anomaly.py) > $(VENV)/mypyc.log 2>&1; then \
 		echo "compiled $(NATIVE_MODULE) with mypyc"; \
 	else \
-		rm -f src/haltless/core/anomaly.*.so src/haltless/core/anomaly__mypyc.*.so; \
+		rm -f $(NATIVE_BUILT); \
 		echo "warning: $(NATIVE_MODULE) not compiled (see $(VENV)/mypyc.log); it runs as pure Python" >&2; \
 	fi
 	rm -rf src/build src/.mypy_cache
@@ -70,4 +71,4 @@ bench-agent: $(NATIVE)  ## OPC UA latency and Modbus polling through the edge ag
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
-	rm -f src/haltless/core/anomaly.*.so src/haltless/core/anomaly__mypyc.*.so
+	rm -f $(NATIVE_BUILT)

@@ -311,8 +311,9 @@ class _Grid:
         self.enforce_bounds()
         return found
 
-    def remember(self, older: int, source: int, target: int, count: int = 1) -> None:
-        """Count `count` more of the move from `source` to `target`, along the path from `older`."""
+    def remember(self, older: int, source: int, target: int, count: int = 1) -> tuple[int, bool]:
+        """Count `count` more of the move from `source` to `target`, along the path from `older`; returns how often
+        the move was made before, and whether the path is new."""
         outs = self.moves.get(source)
         if outs is None:
             outs = self.moves[source] = {}
@@ -321,11 +322,14 @@ class _Grid:
             outs[target] = _Move(count, {older})
             self.move_count += 1
             self.path_count += 1
-            return
-        move.count += count
-        if older not in move.olders:
-            move.olders.add(older)
-            self.path_count += 1
+            return 0, True
+        before = move.count
+        move.count = before + count
+        if older in move.olders:
+            return before, False
+        move.olders.add(older)
+        self.path_count += 1
+        return before, True
 
     def paths(self) -> list[tuple[int, int, int]]:
         """Every three-cell path seen, sorted."""
@@ -340,24 +344,8 @@ class _Grid:
         """Take the next value of this view; return its evidence of novelty."""
         position = (value - self.origin) / self.width
         target = math.floor(position) if -MAX_CELL < position < MAX_CELL else (MAX_CELL if position > 0 else -MAX_CELL)
-        source, older = self.source, self.older
-        outs = self.moves.get(source)
-        if outs is None:
-            outs = self.moves[source] = {}
-        move = outs.get(target)
-        if move is None:
-            outs[target] = _Move(1, {older})
-            self.move_count += 1
-            self.path_count += 1
-            count, new_path = 0, True
-        else:
-            # Hot path (`_feed`): a move seen before along a known path.
-            count = move.count
-            move.count = count + 1
-            new_path = older not in move.olders
-            if new_path:
-                move.olders.add(older)
-                self.path_count += 1
+        source = self.source
+        count, new_path = self.remember(self.older, source, target)
         evidence = 0.0
         if new_path:
             if target > self.high_cell:
